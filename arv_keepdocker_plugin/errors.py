@@ -1,0 +1,41 @@
+"""Errors a user can cause and fix.
+
+A :class:`KeepdockerError` is reported as one line on stderr and exit status 1,
+never as a traceback. Anything else escaping the command is a bug and keeps its
+traceback.
+"""
+
+
+class KeepdockerError(Exception):
+    """A user-facing error: bad input, missing image, refused format..."""
+
+    exit_code = 1
+
+
+class BadReference(KeepdockerError):
+    """The image reference cannot be parsed."""
+
+
+class SourceError(KeepdockerError):
+    """A source could not produce the image.
+
+    The upload pipeline falls back to an image already stored in Arvados
+    (as arv-keepdocker 3.2.1 does when ``docker inspect`` fails) when a source
+    raises this error while resolving an image.
+    """
+
+
+class EngineUnavailable(SourceError):
+    """The container engine behind a source is missing or not answering."""
+
+
+class ImageNotFound(SourceError):
+    """The source answers but has no such image."""
+
+
+class BadArchive(KeepdockerError):
+    """An image archive or layout is unreadable, truncated or unsafe."""
+
+
+class FormatRefused(KeepdockerError):
+    """The cluster does not accept this image format."""

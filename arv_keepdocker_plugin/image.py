@@ -1,0 +1,157 @@
+"""What flows between the command line, the sources and the upload pipeline.
+
+* :class:`Reference` is what the user asked for, already split by its source.
+* :class:`Image` is what a source hands over: identity, metadata and a way to
+  export the image as a docker-archive stream (what ``docker load`` and
+  crunch-run accept).
+* :class:`ImageSource` is the base class for sources; third parties subclass
+  it and return instances from the ``keepdocker_image_sources`` hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+from typing import IO, Callable, ContextManager, Iterator, Optional
+
+
+@dataclasses.dataclass
+class Reference:
+    """A parsed image reference.
+
+    ``transport`` is the source name the user typed (``docker-archive`` ...) or
+    ``None`` for a bare ``NAME[:TAG]``. ``name`` and ``tag`` are the repository
+    and tag exactly as they will be linked (``tag`` defaults to ``latest`` when a
+    name is given). ``path`` is a file or directory for archive sources;
+    ``index`` selects an image in a multi-image archive (``@INDEX``); ``ref``
+    is an OCI ``org.opencontainers.image.ref.name``. ``image_id`` is set
+    instead of ``name`` when the user gave an image id (``sha256:<hex>`` or a
+    hex prefix). ``raw`` is what the user typed, for messages.
+    """
+
+    raw: str
+    transport: Optional[str] = None
+    image_id: Optional[str] = None
+    name: Optional[str] = None
+    tag: Optional[str] = None
+    path: Optional[str] = None
+    index: Optional[int] = None
+    ref: Optional[str] = None
+
+    @property
+    def repo_tag(self) -> Optional[str]:
+        if self.name is None:
+            return None
+        return "{}:{}".format(self.name, self.tag or "latest")
+
+
+@dataclasses.dataclass
+class Layer:
+    """One layer of an image, in the order of the image's ``manifest.json``.
+
+    ``digest`` is the sha256 of the layer as stored in the archive (the diff id
+    for an uncompressed layer); ``size`` its length in bytes when known.
+    """
+
+    digest: Optional[str]
+    size: Optional[int] = None
+
+
+@dataclasses.dataclass
+class Image:
+    """An image a source can export.
+
+    ``image_id`` is the config digest, ``sha256:<64 hex>`` (or 64 bare hex for a
+    v1 image): the stored tar is ``<image_id>.tar`` and the ``docker_image_hash``
+    link is named after it. ``repo_tag`` is what the user typed
+    (``repo:tag``) or ``None`` when the image was given by id. ``config`` is the
+    parsed image configuration (``created``, ``config.Labels``...), possibly
+    empty when the source cannot read it cheaply before export.
+    ``manifest_digest`` is the registry/OCI manifest digest when known.
+    ``export`` opens a docker-archive byte stream of the image; call it as a
+    context manager. Sources that cannot export (for instance an image only
+    known from Arvados) leave it ``None``.
+    """
+
+    image_id: str
+    source: str
+    repo_tag: Optional[str] = None
+    config: dict = dataclasses.field(default_factory=dict)
+    manifest_digest: Optional[str] = None
+    layers: list = dataclasses.field(default_factory=list)
+    export: Optional[Callable[[], ContextManager[IO[bytes]]]] = None
+
+    @property
+    def created(self) -> Optional[str]:
+        """The config's ``created`` string, as arv-keepdocker links it."""
+        return self.config.get("created")
+
+    @property
+    def labels(self) -> dict:
+        """The image's labels (``config.Labels``), possibly empty."""
+        return (self.config.get("config") or {}).get("Labels") or {}
+
+    @property
+    def format(self) -> str:
+        """``v2`` for ``sha256:`` ids, ``v1`` for bare ids, else ``unknown``.
+
+        The same rule as arv-keepdocker 3.2.1's ``docker_image_format``.
+        """
+        if self.image_id.startswith("sha256:"):
+            return "v2"
+        if ":" not in self.image_id:
+            return "v1"
+        return "unknown"
+
+
+class ImageSource:
+    """Base class for image sources.
+
+    Subclasses set :attr:`name` (a containers-transports word such as
+    ``docker-daemon``) and implement :meth:`parse` and :meth:`resolve`.
+    Sources never talk to Arvados.
+    """
+
+    #: Transport name, typed by users as ``NAME:DETAILS``; also ``--source NAME``.
+    name: str = ""
+    #: One line for ``--list-plugins``.
+    description: str = ""
+    #: True when the source can serve a bare ``NAME[:TAG]`` (an engine store).
+    serves_bare_names: bool = False
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this source's own command-line options (optional)."""
+
+    def available(self, options: argparse.Namespace) -> bool:
+        """Whether the source can answer now (engine present and running)."""
+        return True
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        """Split ``details`` (the text after ``NAME:``) into a :class:`Reference`.
+
+        ``tag`` is the separate tag argument, if given. Raise
+        :class:`~arv_keepdocker_plugin.errors.BadReference` on malformed input.
+        """
+        raise NotImplementedError
+
+    def pull(self, reference: Reference, options: argparse.Namespace) -> None:
+        """Fetch the image into the source's store (``--pull``). Optional."""
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        """Find the image and return it, ready to export.
+
+        Raise :class:`~arv_keepdocker_plugin.errors.ImageNotFound` or
+        :class:`~arv_keepdocker_plugin.errors.EngineUnavailable` when the image
+        cannot be had (the pipeline may then fall back to a copy already in
+        Arvados), :class:`~arv_keepdocker_plugin.errors.BadArchive` for a
+        broken archive.
+        """
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def open_file(path: str) -> Iterator[IO[bytes]]:
+    """An ``export`` helper for sources whose archive is already a file."""
+    with open(path, "rb") as f:
+        yield f

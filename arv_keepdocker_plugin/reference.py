@@ -1,0 +1,82 @@
+"""Image reference parsing: arv-keepdocker 3.2.1's rules plus transports.
+
+``TRANSPORT:DETAILS`` is split at the first ``:`` when ``TRANSPORT`` is the
+name of a loaded source (``docker-archive:/tmp/x.tar``); anything else is a
+bare ``NAME[:TAG]`` handled exactly as arv-keepdocker 3.2.1 does. A registry
+host that happens to share a source's name would need an explicit
+``docker-daemon:`` prefix: transports win, as in skopeo and podman.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional, Tuple
+
+from .errors import BadReference
+
+#: arv-keepdocker 3.2.1: "image ends with :valid-tag".
+_TAG_SUFFIX = re.compile(r":\w[-.\w]{0,127}$")
+#: An image id: ``sha256:<hex>`` (full or prefix) or a bare hex prefix of 12+.
+_IMAGE_ID = re.compile(r"^(sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64})$")
+#: Docker's reference grammar, loosely: lowercase path components, optional
+#: registry host[:port] or [ipv6]:port in front.
+_NAME = re.compile(
+    r"^(?:(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+
+
+def looks_like_image_id(text: str) -> bool:
+    return bool(_IMAGE_ID.match(text))
+
+
+def split_transport(raw: str, transports: Iterable[str]) -> Tuple[Optional[str], str]:
+    """Return ``(transport, details)``; ``transport`` is ``None`` for bare names."""
+    head, sep, rest = raw.partition(":")
+    if sep and head in set(transports):
+        return head, rest
+    return None, raw
+
+
+def split_name_tag(image: str, tag: Optional[str]) -> Tuple[str, str]:
+    """Split ``repo[:tag]`` (plus a separate tag argument) as 3.2.1 does.
+
+    Raises :class:`BadReference` for a tag given twice and for a name Docker
+    would reject.
+    """
+    if _TAG_SUFFIX.search(image):
+        if tag is not None:
+            raise BadReference(
+                "image %r already includes a tag, cannot add tag argument %r"
+                % (image, tag))
+        # rsplit() accommodates "myrepo.example:8888/repo/image:tag"
+        image, tag = image.rsplit(":", 1)
+    elif tag is None:
+        tag = "latest"
+    if "/" in image:
+        hostport, path = image.split("/", 1)
+        if hostport.endswith(":443"):
+            # "docker pull host:443/x" lists the image as "host/x" afterwards.
+            image = "/".join([hostport[:-4], path])
+    if not image or not _NAME.match(image):
+        raise BadReference("invalid image reference %r" % (image,))
+    return image, tag
+
+
+def parse_engine_reference(raw: str, details: str, tag: Optional[str],
+                           transport: Optional[str] = None):
+    """Parse ``NAME[:TAG]`` or an image id for an engine store source.
+
+    Used by the ``docker-daemon`` and ``containers-storage`` sources (and the
+    bare form). An image id (``sha256:<hex>`` or a hex prefix of 12 or more
+    digits) becomes ``Reference.image_id`` with no name: arv-keepdocker 3.2.1
+    split ``sha256:<hex>`` into name ``sha256`` and tag ``<hex>`` and then
+    failed at upload; we keep it whole.
+    """
+    from .image import Reference
+
+    if looks_like_image_id(details) and tag is None:
+        return Reference(raw=raw, transport=transport, image_id=details)
+    name, tag = split_name_tag(details, tag)
+    return Reference(raw=raw, transport=transport, name=name, tag=tag)

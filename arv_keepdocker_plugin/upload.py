@@ -1,0 +1,276 @@
+"""The upload pipeline: reference -> source -> format check -> Keep -> links.
+
+Mirrors arv-keepdocker 3.2.1's ``main`` step by step (FACTS 6.5), with the
+engine-specific parts behind the source hooks and the Arvados records behind
+the linking hooks. Nothing half-written is left in Arvados: the collection is
+created only after every byte is in Keep, and if adding properties or links
+fails, the links made so far and the collection are removed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import List, Optional, Tuple
+
+from . import reference as refs
+from .archive.tap import TarTap
+from .errors import BadReference, FormatRefused, KeepdockerError, SourceError
+from .image import Image, ImageSource, Reference
+from .keepwriter import KeepImageWriter
+from .listing import HASH, REPO_TAG, docker_links, list_images_in_arv
+from .locking import image_lock
+from .progress import Progress, mode_from_options
+
+logger = logging.getLogger("arvados.keepdocker")
+
+
+def choose_source(pm, options) -> Tuple[ImageSource, Reference]:
+    """Pick the source for ``options.image`` and parse the reference with it."""
+    sources = pm.sources()
+    raw = options.image
+    if getattr(options, "source", None):
+        name, details = options.source, raw
+        prefix = name + ":"
+        if raw.startswith(prefix):
+            details = raw[len(prefix):]
+    else:
+        name, details = refs.split_transport(raw, sources)
+        if name is None:
+            name = pm.hook.keepdocker_default_source(
+                reference=raw, sources=sources, options=options)
+    if name not in sources:
+        raise BadReference("unknown image source {!r} (available: {})".format(
+            name, ", ".join(sorted(sources)) or "none"))
+    source = sources[name]
+    reference = source.parse(details, options.tag)
+    reference.raw = raw
+    reference.transport = name
+    return source, reference
+
+
+class Upload:
+    """One ``arv keepdocker IMAGE`` run."""
+
+    def __init__(self, api, pm, options: argparse.Namespace, stdout):
+        self.api = api
+        self.pm = pm
+        self.options = options
+        self.stdout = stdout
+        self.retries = options.retries
+
+    # -- steps ------------------------------------------------------------
+
+    def run(self) -> str:
+        """Upload or reuse; print the collection UUID; return the outcome."""
+        source, reference = choose_source(self.pm, self.options)
+        if self.options.project_uuid:
+            self._check_project(self.options.project_uuid)
+        lookup_name = reference.name or reference.image_id
+        in_arvados = []
+        if source.serves_bare_names and lookup_name:
+            in_arvados = list_images_in_arv(self.api, self.retries, lookup_name, reference.tag)
+        image = self._resolve(source, reference, in_arvados)
+        repo_tag = image.repo_tag
+        if repo_tag and reference.name and image.image_id.startswith(reference.name.lower()):
+            repo_tag = None  # the user typed an id, as 3.2.1 decides it
+        name = self.options.name or default_collection_name(image.image_id, repo_tag)
+        with image_lock(image.image_id):
+            if not self.options.force:
+                uuid = self._reuse(image, repo_tag, name)
+                if uuid:
+                    self.stdout.write(uuid + "\n")
+                    return "reused"
+            if image.export is None:
+                raise KeepdockerError(
+                    "image {} is only available from Arvados, so it cannot be "
+                    "uploaded again with --force".format(image.image_id))
+            collection = self._write(image, repo_tag, name)
+        self.stdout.write(collection["uuid"] + "\n")
+        return "uploaded"
+
+    def _check_project(self, uuid: str) -> None:
+        import arvados.util
+        if arvados.util.user_uuid_pattern.match(uuid):
+            self.api.users().get(uuid=uuid).execute(num_retries=self.retries)
+        elif arvados.util.group_uuid_pattern.match(uuid):
+            self.api.groups().get(uuid=uuid).execute(num_retries=self.retries)
+        else:
+            raise KeepdockerError("Not a valid project UUID: {}".format(uuid))
+
+    def _resolve(self, source, reference, in_arvados) -> Image:
+        try:
+            if self.options.pull:
+                try:
+                    source.resolve(reference, self.options)
+                except SourceError:
+                    source.pull(reference, self.options)
+            image = source.resolve(reference, self.options)
+        except SourceError as error:
+            if not in_arvados:
+                raise
+            # No engine, or the engine lacks the image: use the copy in Arvados.
+            logger.debug("%s; using the image already in Arvados", error)
+            info = in_arvados[0][1]
+            return Image(image_id=info["dockerhash"], source="arvados",
+                         repo_tag=reference.repo_tag)
+        self._check_format(image)
+        return image
+
+    def _check_format(self, image: Image) -> None:
+        formats = self.api._rootDesc.get("dockerImageFormats")
+        verdict = self.pm.hook.keepdocker_check_format(
+            image=image, supported_formats=formats, options=self.options)
+        if verdict is None:
+            return
+        ok, message = verdict
+        if ok:
+            return
+        if message:
+            (logger.warning if not formats else logger.error)(message)
+        if self.options.force_image_format:
+            logger.warning("forcing incompatible image")
+            return
+        raise FormatRefused(
+            "refusing to store incompatible format (use --force-image-format to override)")
+
+    def _reuse(self, image: Image, repo_tag: Optional[str], name: str) -> Optional[str]:
+        """3.2.1's "already in Arvados" path: copy into the project, add its links."""
+        parent = self.options.project_uuid or self.api.users().current().execute(
+            num_retries=self.retries)["uuid"]
+        hash_links = docker_links(self.api, self.retries, [
+            ["link_class", "=", HASH], ["name", "=", image.image_id]])
+        if not hash_links:
+            return None
+        collections = self.api.collections().list(
+            filters=[["uuid", "in", [link["head_uuid"] for link in hash_links]]],
+            select=["uuid", "owner_uuid", "name", "manifest_text"],
+        ).execute(num_retries=self.retries)["items"]
+        if not collections:
+            return None
+        tag_links = []
+        if repo_tag:
+            tag_links = docker_links(self.api, self.retries, [
+                ["link_class", "=", REPO_TAG], ["name", "=", repo_tag],
+                ["head_uuid", "in", [c["uuid"] for c in collections]]])
+        with Rollback(self.api, self.retries) as rollback:
+            owned = [c for c in collections if c["owner_uuid"] == parent]
+            if owned:
+                uuid = owned[0]["uuid"]
+            else:
+                properties = self._properties(image, repo_tag)
+                uuid = rollback.created_collection(self.api.collections().create(
+                    body={"manifest_text": collections[0]["manifest_text"],
+                          "name": name, "owner_uuid": parent,
+                          "properties": properties},
+                    ensure_unique_name=True).execute(num_retries=self.retries))["uuid"]
+            base = {"owner_uuid": parent, "head_uuid": uuid,
+                    "properties": hash_links[0]["properties"]}
+            if not any(link["owner_uuid"] == parent for link in hash_links):
+                rollback.link(dict(base, link_class=HASH, name=image.image_id))
+            if repo_tag and not any(link["owner_uuid"] == parent for link in tag_links):
+                rollback.link(dict(base, link_class=REPO_TAG, name=repo_tag))
+        return uuid
+
+    def _properties(self, image: Image, repo_tag: Optional[str]) -> dict:
+        merged: dict = {}
+        # pluggy calls the newest plugin first; apply defaults first so that
+        # third-party plugins can override them.
+        for result in reversed(self.pm.hook.keepdocker_collection_properties(
+                image=image, repo_tag=repo_tag, options=self.options)):
+            if result:
+                merged.update(result)
+        return merged
+
+    def _link_specs(self, image: Image, repo_tag: Optional[str]) -> List[dict]:
+        specs: List[dict] = []
+        for result in reversed(self.pm.hook.keepdocker_links(
+                image=image, repo_tag=repo_tag, options=self.options)):
+            specs.extend(result or ())
+        return specs
+
+    def _write(self, image: Image, repo_tag: Optional[str], name: str) -> dict:
+        progress = Progress(mode_from_options(self.options))
+        writer = KeepImageWriter(self.api, self.retries, progress)
+        filename = "{}.tar".format(image.image_id)
+        with image.export() as stream:
+            tap = TarTap(stream)
+            collection = writer.write(tap, filename)
+        # The archive's own config is the truth: its digest is the image id
+        # (whatever the engine printed) and its "created" is the timestamp.
+        image.config = tap.config
+        if tap.config_digest != image.image_id and image.format == "v2":
+            if not image.manifest_digest:
+                image.manifest_digest = image.image_id
+            image.image_id = tap.config_digest
+            collection.rename(filename, "{}.tar".format(image.image_id))
+            if not self.options.name:
+                name = default_collection_name(image.image_id, repo_tag)
+        properties = self._properties(image, repo_tag)
+        owner = self.options.project_uuid
+        with Rollback(self.api, self.retries) as rollback:
+            collection.save_new(name=name, owner_uuid=owner, ensure_unique_name=True,
+                                num_retries=self.retries)
+            record = rollback.created_collection(collection.api_response())
+            # Managed properties may have been set by the server: merge, never drop.
+            current = self.api.collections().get(uuid=record["uuid"]).execute(
+                num_retries=self.retries).get("properties") or {}
+            current.update(properties)
+            record = self.api.collections().update(
+                uuid=record["uuid"], body={"properties": current}).execute(
+                    num_retries=self.retries)
+            links = []
+            for spec in self._link_specs(image, repo_tag):
+                body = dict(spec, head_uuid=record["uuid"])
+                if owner is not None:
+                    body["owner_uuid"] = owner
+                links.append(rollback.link(body))
+        try:
+            self.pm.hook.keepdocker_after_upload(
+                image=image, collection=record, links=links, api=self.api)
+        except Exception as error:  # a notification must not undo the upload
+            logger.warning("after-upload hook failed: %s", error)
+        return record
+
+
+def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
+    if repo_tag:
+        return "Docker image {} {}".format(repo_tag.replace("/", " "), image_id[0:12])
+    return "Docker image {}".format(image_id[0:12])
+
+
+class Rollback:
+    """Creates records and deletes them all again if the block fails."""
+
+    def __init__(self, api, retries: int):
+        self.api = api
+        self.retries = retries
+        self.links: List[str] = []
+        self.collection: Optional[str] = None
+
+    def created_collection(self, record: dict) -> dict:
+        self.collection = record["uuid"]
+        return record
+
+    def link(self, body: dict) -> dict:
+        record = self.api.links().create(body=body).execute(num_retries=self.retries)
+        self.links.append(record["uuid"])
+        return record
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return False
+        for uuid in reversed(self.links):
+            self._quietly(self.api.links().delete(uuid=uuid))
+        if self.collection:
+            self._quietly(self.api.collections().delete(uuid=self.collection))
+        return False
+
+    def _quietly(self, request) -> None:
+        try:
+            request.execute(num_retries=self.retries)
+        except Exception as error:
+            logger.warning("could not undo a partial upload: %s", error)
