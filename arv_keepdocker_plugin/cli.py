@@ -110,15 +110,17 @@ def _install_signal_handlers() -> None:
 
 def execute(arguments: Optional[List[str]] = None, stdout=None,
             install_sig_handlers: bool = True, api=None,
-            prog: Optional[str] = None) -> Tuple[int, str]:
+            prog: Optional[str] = None, pm=None) -> Tuple[int, str]:
     """Parse ``arguments`` and run; return ``(exit status, outcome)``.
 
     ``outcome`` is ``"listed"``, ``"plugins"``, ``"uploaded"``, ``"reused"``
     or ``"failed"``. User errors are logged as one line and give status 1;
-    argparse errors raise ``SystemExit(2)`` as usual.
+    argparse errors raise ``SystemExit(2)`` as usual. ``pm`` is a prepared
+    plugin manager (tests register plugins on it); by default the installed
+    plugins are loaded.
     """
     stdout = stdout or sys.stdout
-    pm = get_plugin_manager()
+    pm = pm or get_plugin_manager()
     options = build_parser(pm, prog).parse_args(arguments)
     if options.list_plugins:
         print_plugins(pm, options.json, stdout)

@@ -37,8 +37,9 @@ def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
         plugin's name or purpose, so that they cannot shadow an
         arv-keepdocker 3.2.1 flag.
 
-    Called once for every plugin (results ignored). Options appear in the
-    ``options`` namespace passed to sources and to the other hooks.
+    Called once for every plugin (not firstresult); results are ignored.
+    Options appear in the ``options`` namespace passed to sources and to the
+    other hooks.
     """
 
 
@@ -50,7 +51,7 @@ def keepdocker_image_sources() -> Sequence[ImageSource]:
         instances. Each source's ``name`` is the transport users type
         (``NAME:DETAILS``) and the value of ``--source``.
 
-    All results are collected. When two plugins offer the same name, the one
+    All results are collected (not firstresult). When two plugins offer the same name, the one
     registered later (a third-party plugin rather than a default) wins, and
     ``--list-plugins`` shows which.
     """
@@ -102,13 +103,15 @@ def keepdocker_collection_properties(
 ) -> Optional[dict]:
     """Return properties to merge into the image collection's properties.
 
-    :param image: the image being stored.
+    :param image: the image being stored (``image.labels``, ``image.config``).
     :param repo_tag: ``repo:tag`` as typed, or ``None`` when given by id.
-    :returns: a dict (or ``None``). Results are merged in call order, later
-        plugins first (pluggy calls the most recently registered first), so
-        the defaults are applied last... and may be overridden only by keys
-        they do not set. Existing properties on the collection (for instance
-        managed properties set by the server) are never dropped.
+    :param options: the parsed command line.
+    :returns: a dict (or ``None``). Every result is merged into one dict, the
+        defaults first and third-party plugins after them, so a plugin can
+        override a default key. Properties already on the collection (for
+        instance managed properties set by the server) are never dropped.
+
+    Every implementation is called (not firstresult).
 
     The default sets ``docker-image-repo-tag`` to ``repo_tag`` (null when
     given by id), as arv-keepdocker 3.2.1 does.
@@ -123,11 +126,13 @@ def keepdocker_links(
 
     :param image: the image being stored.
     :param repo_tag: ``repo:tag`` as typed, or ``None`` when given by id.
+    :param options: the parsed command line.
     :returns: a list of ``{"link_class": str, "name": str, "properties": dict}``
         dicts (or ``None``). The pipeline fills in ``head_uuid`` (the image
         collection) and ``owner_uuid`` (``--project-uuid`` when given). All
-        results are collected; when a link fails to be created, every link
-        and the collection created by this run are removed again.
+        results are collected (not firstresult), defaults first; when a link
+        fails to be created, every link and the collection created by this
+        run are removed again.
 
     The defaults return a ``docker_image_hash`` link named ``image.image_id``
     and, when ``repo_tag`` is set, a ``docker_image_repo+tag`` link, both with
@@ -147,6 +152,6 @@ def keepdocker_after_upload(
         existing collection was reused).
     :param api: the Arvados API client, for plugins that record more.
 
-    Results are ignored; an exception here is reported but does not undo the
-    upload.
+    Every implementation is called (not firstresult); results are ignored.
+    An exception here is reported but does not undo the upload.
     """

@@ -18,13 +18,21 @@ from .errors import BadReference
 _TAG_SUFFIX = re.compile(r":\w[-.\w]{0,127}$")
 #: An image id: ``sha256:<hex>`` (full or prefix) or a bare hex prefix of 12+.
 _IMAGE_ID = re.compile(r"^(sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64})$")
-#: Docker's reference grammar, loosely: lowercase path components, optional
-#: registry host[:port] or [ipv6]:port in front.
-_NAME = re.compile(
-    r"^(?:(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
+#: Docker's reference grammar: a registry host[:port] or [ipv6]:port ...
+_DOMAIN = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]+)?$")
+#: ... then lowercase path components.
+_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                   r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def _valid_name(name: str) -> bool:
+    first, slash, rest = name.partition("/")
+    # Docker's rule: the first component is a registry when it has a dot, a
+    # colon or an upper-case letter, or is "localhost".
+    if slash and (any(c in first for c in ".:[") or first == "localhost"
+                  or first.lower() != first):
+        return bool(_DOMAIN.match(first)) and bool(_PATH.match(rest))
+    return bool(_PATH.match(name))
 
 
 def looks_like_image_id(text: str) -> bool:
@@ -59,7 +67,7 @@ def split_name_tag(image: str, tag: Optional[str]) -> Tuple[str, str]:
         if hostport.endswith(":443"):
             # "docker pull host:443/x" lists the image as "host/x" afterwards.
             image = "/".join([hostport[:-4], path])
-    if not image or not _NAME.match(image):
+    if not _valid_name(image):
         raise BadReference("invalid image reference %r" % (image,))
     return image, tag
 

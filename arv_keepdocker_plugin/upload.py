@@ -23,6 +23,7 @@ from .locking import image_lock
 from .progress import Progress, mode_from_options
 
 logger = logging.getLogger("arvados.keepdocker")
+put_logger = logging.getLogger("arvados.arv_put")
 
 
 def choose_source(pm, options) -> Tuple[ImageSource, Reference]:
@@ -53,6 +54,7 @@ class Upload:
     """One ``arv keepdocker IMAGE`` run."""
 
     def __init__(self, api, pm, options: argparse.Namespace, stdout):
+        put_logger.setLevel(logging.WARNING if options.silent else logging.INFO)
         self.api = api
         self.pm = pm
         self.options = options
@@ -86,7 +88,10 @@ class Upload:
                     "image {} is only available from Arvados, so it cannot be "
                     "uploaded again with --force".format(image.image_id))
             collection = self._write(image, repo_tag, name)
-        self.stdout.write(collection["uuid"] + "\n")
+        # What arv-put says and prints at the end of a 3.2.1 upload.
+        put_logger.info("Collection saved as '%s'", collection["name"])
+        if not self.options.silent:
+            self.stdout.write(collection["uuid"] + "\n")
         return "uploaded"
 
     def _check_project(self, uuid: str) -> None:
@@ -156,21 +161,29 @@ class Upload:
         with Rollback(self.api, self.retries) as rollback:
             owned = [c for c in collections if c["owner_uuid"] == parent]
             if owned:
-                uuid = owned[0]["uuid"]
+                record = owned[0]
             else:
                 properties = self._properties(image, repo_tag)
-                uuid = rollback.created_collection(self.api.collections().create(
+                record = rollback.created_collection(self.api.collections().create(
                     body={"manifest_text": collections[0]["manifest_text"],
                           "name": name, "owner_uuid": parent,
                           "properties": properties},
-                    ensure_unique_name=True).execute(num_retries=self.retries))["uuid"]
-            base = {"owner_uuid": parent, "head_uuid": uuid,
+                    ensure_unique_name=True).execute(num_retries=self.retries))
+            base = {"owner_uuid": parent, "head_uuid": record["uuid"],
                     "properties": hash_links[0]["properties"]}
             if not any(link["owner_uuid"] == parent for link in hash_links):
                 rollback.link(dict(base, link_class=HASH, name=image.image_id))
             if repo_tag and not any(link["owner_uuid"] == parent for link in tag_links):
                 rollback.link(dict(base, link_class=REPO_TAG, name=repo_tag))
-        return uuid
+        self._notify(image, record, rollback.records)
+        return record["uuid"]
+
+    def _notify(self, image: Image, record: dict, links: List[dict]) -> None:
+        try:
+            self.pm.hook.keepdocker_after_upload(
+                image=image, collection=record, links=links, api=self.api)
+        except Exception as error:  # a notification must not undo the upload
+            logger.warning("after-upload hook failed: %s", error)
 
     def _properties(self, image: Image, repo_tag: Optional[str]) -> dict:
         merged: dict = {}
@@ -219,17 +232,12 @@ class Upload:
             record = self.api.collections().update(
                 uuid=record["uuid"], body={"properties": current}).execute(
                     num_retries=self.retries)
-            links = []
             for spec in self._link_specs(image, repo_tag):
                 body = dict(spec, head_uuid=record["uuid"])
                 if owner is not None:
                     body["owner_uuid"] = owner
-                links.append(rollback.link(body))
-        try:
-            self.pm.hook.keepdocker_after_upload(
-                image=image, collection=record, links=links, api=self.api)
-        except Exception as error:  # a notification must not undo the upload
-            logger.warning("after-upload hook failed: %s", error)
+                rollback.link(body)
+        self._notify(image, record, rollback.records)
         return record
 
 
@@ -245,7 +253,7 @@ class Rollback:
     def __init__(self, api, retries: int):
         self.api = api
         self.retries = retries
-        self.links: List[str] = []
+        self.records: List[dict] = []
         self.collection: Optional[str] = None
 
     def created_collection(self, record: dict) -> dict:
@@ -254,7 +262,7 @@ class Rollback:
 
     def link(self, body: dict) -> dict:
         record = self.api.links().create(body=body).execute(num_retries=self.retries)
-        self.links.append(record["uuid"])
+        self.records.append(record)
         return record
 
     def __enter__(self):
@@ -263,8 +271,8 @@ class Rollback:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             return False
-        for uuid in reversed(self.links):
-            self._quietly(self.api.links().delete(uuid=uuid))
+        for record in reversed(self.records):
+            self._quietly(self.api.links().delete(uuid=record["uuid"]))
         if self.collection:
             self._quietly(self.api.collections().delete(uuid=self.collection))
         return False
