@@ -1,0 +1,296 @@
+"""Reading a docker-archive (``docker save`` / ``podman save`` output) on disk.
+
+Both layouts are understood: the classic one (``<config hex>.json``,
+``<v1 id>/layer.tar``) and Docker 25's (``blobs/sha256/<hex>`` plus
+``index.json``); both carry ``manifest.json``, which is what we read. Opening
+reads only tar headers and ``manifest.json``; nothing is extracted.
+
+Export:
+
+* an archive holding one image is the image's docker-archive already: it
+  streams through byte for byte (checked on the way by
+  :class:`~.tap.TarTap`);
+* one image out of several is written on the fly as a new docker-archive
+  holding only that image's members and a one-entry ``manifest.json``
+  (and ``repositories``), never as a temporary copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+from typing import IO, Iterator, List, Optional
+
+from ..errors import BadReference, ImageNotFound
+from ..image import Layer
+from . import safety, tarwrite
+from .members import TarMembers, verified
+from .safety import bad
+from .tap import TarTap
+
+_BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_HEX_JSON = re.compile(r"^([0-9a-f]{64})\.json$")
+_FAMILIAR_PREFIXES = ("docker.io/library/", "index.docker.io/library/",
+                      "docker.io/", "index.docker.io/")
+
+
+def familiar(repo_tag: str) -> str:
+    """``docker.io/library/x:1`` -> ``x:1``: the form ``docker save`` writes."""
+    for prefix in _FAMILIAR_PREFIXES:
+        if repo_tag.startswith(prefix):
+            return repo_tag[len(prefix):]
+    return repo_tag
+
+
+@dataclasses.dataclass
+class ArchiveEntry:
+    """One image of the archive: an entry of its ``manifest.json``."""
+
+    index: int
+    config_name: str
+    repo_tags: List[str]
+    layer_names: List[str]
+    layer_sources: dict
+
+    def label(self) -> str:
+        return "@{} ({})".format(self.index, ", ".join(self.repo_tags) or "untagged")
+
+
+class DockerArchive:
+    """A docker-archive file. Use as a context manager (or call :meth:`close`).
+
+    :param path: the archive on disk.
+    :raises BadArchive: missing, unreadable, truncated, unsafe, not a tar, no
+        or malformed ``manifest.json``, a member it names is missing.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.members = TarMembers(path, allow_symlinks=True)
+        try:
+            self.entries = self._read_manifest()
+        except BaseException:
+            self.members.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.members.close()
+
+    def _read_manifest(self) -> List[ArchiveEntry]:
+        if self.members.find("manifest.json") is None:
+            if self.members.find("index.json") is not None:
+                raise bad(self.path, "no manifest.json: this is an OCI layout, use "
+                          "oci-archive:{}".format(self.path))
+            raise bad(self.path, "no manifest.json: not a docker-archive")
+        data = self.members.read_json("manifest.json")
+        if not isinstance(data, list) or not data:
+            raise bad(self.path, "manifest.json lists no images")
+        entries = []
+        for n, item in enumerate(data):
+            if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
+                raise bad(self.path, "manifest.json entry {} has no Config".format(n))
+            layers = item.get("Layers")
+            if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+                raise bad(self.path, "manifest.json entry {} has no valid Layers".format(n))
+            tags = item.get("RepoTags") or []
+            if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
+                raise bad(self.path, "manifest.json entry {} has invalid RepoTags".format(n))
+            sources = item.get("LayerSources") or {}
+            if not isinstance(sources, dict):
+                raise bad(self.path, "manifest.json entry {} has invalid LayerSources"
+                          .format(n))
+            self.members.get(item["Config"], "config")
+            for layer in layers:
+                self.members.get(layer, "layer")
+            entries.append(ArchiveEntry(n, item["Config"], list(tags), list(layers), sources))
+        return entries
+
+    # -- selection -----------------------------------------------------------
+
+    def describe(self) -> str:
+        """What the archive holds, for messages: ``@0 (a:1), @1 (untagged)``."""
+        return ", ".join(e.label() for e in self.entries)
+
+    def select(self, index: Optional[int] = None, repo_tag: Optional[str] = None,
+               transport: str = "docker-archive") -> ArchiveEntry:
+        """The entry at ``@index``, the one tagged ``repo_tag``, or the only one."""
+        if index is not None:
+            if not 0 <= index < len(self.entries):
+                raise ImageNotFound("{}: no image @{}; it holds {}".format(
+                    self.path, index, self.describe()))
+            return self.entries[index]
+        if repo_tag is not None:
+            found = self._by_tag(repo_tag)
+            if not found:
+                raise ImageNotFound("{}: no image tagged {}; it holds {}".format(
+                    self.path, repo_tag, self.describe()))
+            if len(found) > 1:
+                raise BadReference("{}: several images are tagged {}; choose one with "
+                                   "{}:{}:@INDEX ({})".format(
+                                       self.path, repo_tag, transport, self.path,
+                                       ", ".join(e.label() for e in found)))
+            return found[0]
+        if len(self.entries) > 1:
+            raise BadReference("{} holds {} images; choose one with {}:{}:NAME:TAG or "
+                               ":@INDEX ({})".format(self.path, len(self.entries),
+                                                     transport, self.path, self.describe()))
+        return self.entries[0]
+
+    def _by_tag(self, repo_tag: str) -> List[ArchiveEntry]:
+        want = familiar(repo_tag)
+        exact = [e for e in self.entries if any(familiar(t) == want for t in e.repo_tags)]
+        if exact:
+            return exact
+        # podman writes local images as localhost/NAME:TAG
+        return [e for e in self.entries
+                if any(familiar(t) == "localhost/" + want for t in e.repo_tags)]
+
+    # -- metadata ------------------------------------------------------------
+
+    def config_bytes(self, entry: ArchiveEntry) -> bytes:
+        """The config's bytes, checked against its name when the name is a digest."""
+        member = self.members.get(entry.config_name, "config")
+        data = self.members.read(member, "image config")
+        digest = hashlib.sha256(data).hexdigest()
+        named = _BLOB.match(member.name) or _HEX_JSON.match(member.name)
+        if named and named.group(1) != digest:
+            raise bad(self.path, "config {!r} has sha256:{}, not the digest its name "
+                      "says".format(entry.config_name, digest))
+        return data
+
+    def config(self, entry: ArchiveEntry) -> dict:
+        """The parsed image config of ``entry``."""
+        data = safety.parse_json(self.path, "image config", self.config_bytes(entry))
+        if not isinstance(data, dict):
+            raise bad(self.path, "image config is not a JSON object")
+        return data
+
+    def image_id(self, entry: ArchiveEntry) -> str:
+        """``sha256:`` of the config bytes: the id ``docker load`` reports."""
+        return "sha256:" + hashlib.sha256(self.config_bytes(entry)).hexdigest()
+
+    def layers(self, entry: ArchiveEntry, config: Optional[dict] = None) -> List[Layer]:
+        """:class:`Layer` records: digest from the blob name, else the diff id."""
+        diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
+        out = []
+        for i, name in enumerate(entry.layer_names):
+            member = self.members.get(name, "layer")
+            blob = _BLOB.match(member.name)
+            if blob:
+                digest = "sha256:" + blob.group(1)
+            elif len(diff_ids) == len(entry.layer_names):
+                digest = diff_ids[i]
+            else:
+                digest = None
+            out.append(Layer(digest, member.size))
+        return out
+
+    # -- export --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def export(self, entry: ArchiveEntry, expected_id: Optional[str] = None
+               ) -> Iterator[IO[bytes]]:
+        """A docker-archive stream of ``entry`` (see the module docstring).
+
+        Reopens the file, so it works after :meth:`close`. With
+        ``expected_id``, a single-image archive that changed since it was
+        read is refused when the stream ends.
+        """
+        if len(self.entries) == 1:
+            with open_single(self.path, expected_id) as stream:
+                yield stream
+            return
+        members = TarMembers(self.path, allow_symlinks=True)
+        reader = tarwrite.ChunkReader(_selected(members, self.path, entry))
+        try:
+            yield reader
+        finally:
+            reader.close()
+            members.close()
+
+
+@contextlib.contextmanager
+def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[IO[bytes]]:
+    """The file itself, through a :class:`TarTap` that checks it as it passes."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
+    with f:
+        yield _CheckedTap(f, path, expected_id)
+
+
+class _CheckedTap(TarTap):
+    def __init__(self, stream, archive, expected_id):
+        super().__init__(stream, archive)
+        self._expected_id = expected_id
+
+    def _finish(self) -> None:
+        super()._finish()
+        if self._expected_id and self.config_digest != self._expected_id:
+            raise bad(self.archive, "changed while being read: image id is now {}, "
+                      "was {}".format(self.config_digest, self._expected_id))
+
+
+def _selected(members: TarMembers, path: str, entry: ArchiveEntry) -> Iterator[bytes]:
+    """The tar bytes of a docker-archive holding only ``entry``."""
+    written = set()
+
+    def member(name: str, what: str, digest: Optional[str] = None,
+               size: Optional[int] = None) -> Iterator[bytes]:
+        norm = safety.normalize_member_name(path, name)
+        if norm in written:
+            return
+        written.add(norm)
+        parent = norm.rpartition("/")[0]
+        parts = parent.split("/") if parent else []
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in written:
+                written.add(d)
+                yield tarwrite.header(d, directory=True)
+        m = members.get(name, what)
+        blob = _BLOB.match(m.name)
+        if blob and digest is None:
+            digest = "sha256:" + blob.group(1)
+        if size is not None and size != m.size:
+            raise bad(path, "{} {!r} is {} bytes, its descriptor says {}".format(
+                what, name, m.size, size))
+        chunks = verified(path, "{} {!r}".format(what, name), members.chunks(m), digest, size)
+        yield from tarwrite.streamed_member(norm, m.size, chunks)
+
+    tops = []
+    for name in entry.layer_names:
+        src = entry.layer_sources
+        blob = _BLOB.match(safety.normalize_member_name(path, name) or "")
+        desc = src.get("sha256:" + blob.group(1)) if blob else None
+        size = desc.get("size") if isinstance(desc, dict) else None
+        layer_dir = name.rpartition("/")[0]
+        if not blob and layer_dir:
+            for extra in ("VERSION", "json"):
+                if members.find(layer_dir + "/" + extra) is not None:
+                    yield from member(layer_dir + "/" + extra, "layer metadata")
+        yield from member(name, "layer", size=size if isinstance(size, int) else None)
+        tops.append(blob.group(1) if blob else layer_dir)
+    yield from member(entry.config_name, "config")
+    manifest = [{"Config": entry.config_name, "RepoTags": entry.repo_tags or None,
+                 "Layers": entry.layer_names}]
+    if entry.layer_sources:
+        manifest[0]["LayerSources"] = entry.layer_sources
+    yield from tarwrite.file_member("manifest.json", json.dumps(manifest).encode())
+    repos = {}
+    for tag in entry.repo_tags:
+        name, _, t = tag.rpartition(":")
+        repos.setdefault(name, {})[t] = tops[-1] if tops else ""
+    if repos:
+        yield from tarwrite.file_member("repositories", json.dumps(repos).encode())
+    yield tarwrite.END_OF_ARCHIVE

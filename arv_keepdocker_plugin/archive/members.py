@@ -1,0 +1,232 @@
+"""Listing and reading the members of an image archive on disk, without extracting.
+
+A first pass reads only tar headers (seeking over data), checks each member
+with :class:`~.safety.MemberChecker` and remembers where its data lives. Data is
+then read by offset, in chunks, and can be checked against a sha256 digest
+and size as it passes. An OCI layout directory is served by the same
+interface (:class:`DirectoryMembers`) so that readers need not care.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+import tarfile
+from typing import IO, Dict, Iterator, Optional
+
+from . import safety
+from .safety import bad
+
+CHUNK = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Member:
+    """One member: normalized ``name``, ``kind`` (see :mod:`.safety`), data
+    ``offset`` in the archive and ``size`` in bytes."""
+
+    name: str
+    kind: str
+    size: int
+    offset: int
+    linkname: str = ""
+
+
+def kind_of(info: tarfile.TarInfo) -> str:
+    if info.isreg():
+        return safety.FILE
+    if info.isdir():
+        return safety.DIR
+    if info.issym():
+        return safety.SYMLINK
+    if info.islnk():
+        return safety.HARDLINK
+    return safety.OTHER
+
+
+class TarMembers:
+    """The members of a tar file on disk (``docker save`` output, an OCI tar).
+
+    :param path: the archive file.
+    :param allow_symlinks: see :class:`~.safety.MemberChecker`.
+
+    Opening lists every header; a missing, unreadable, truncated or non-tar
+    file raises :class:`BadArchive`. Use as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(self, path: str, allow_symlinks: bool = False) -> None:
+        self.path = path
+        self.archive = path
+        if os.path.isdir(path):
+            raise bad(path, "is a directory, not a tar archive (an OCI layout directory "
+                      "is read with oci:{})".format(path))
+        try:
+            self.file: IO[bytes] = open(path, "rb")
+        except OSError as e:
+            raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
+        try:
+            self.size = os.fstat(self.file.fileno()).st_size
+            self.checker = safety.MemberChecker(path, allow_symlinks)
+            self.members: Dict[str, Member] = {}
+            self._list()
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _list(self) -> None:
+        try:
+            tar = tarfile.open(fileobj=self.file, mode="r:")
+            for info in tar:
+                norm = self.checker.check(info.name, kind_of(info), info.linkname)
+                if norm is None:
+                    continue
+                size = info.size if info.isreg() else 0
+                if info.offset_data + size > self.size:
+                    raise bad(self.path, "truncated archive (member {!r} ends past "
+                              "the end of the file)".format(norm))
+                self.members[norm] = Member(norm, kind_of(info), size,
+                                            info.offset_data, info.linkname)
+        except tarfile.ReadError as e:
+            text = str(e)
+            if "empty file" in text:
+                raise bad(self.path, "empty file, not a tar archive") from None
+            if not self.members:
+                raise bad(self.path, "not a tar archive ({})".format(text)) from None
+            raise bad(self.path, "truncated or corrupt tar archive "
+                      "({})".format(text)) from None
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise bad(self.path, "unreadable tar archive ({})".format(e)) from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def find(self, name: str) -> Optional[Member]:
+        """The regular-file member called ``name`` (symlinks followed), or None."""
+        norm = safety.normalize_member_name(self.archive, name)
+        if norm is None:
+            return None
+        member = self.members.get(self.checker.resolve(norm))
+        if member is None or member.kind != safety.FILE:
+            return None
+        return member
+
+    def get(self, name: str, what: Optional[str] = None) -> Member:
+        """Like :meth:`find` but a missing member is a :class:`BadArchive`."""
+        member = self.find(name)
+        if member is None:
+            raise bad(self.archive, "{} {!r} is missing from the archive".format(
+                what or "member", name))
+        return member
+
+    def chunks(self, member: Member) -> Iterator[bytes]:
+        """The data of ``member``, in chunks of at most 1 MiB."""
+        self.file.seek(member.offset)
+        left = member.size
+        while left:
+            data = self.file.read(min(left, CHUNK))
+            if not data:
+                raise bad(self.archive, "truncated archive (in {!r})".format(member.name))
+            left -= len(data)
+            yield data
+
+    def read(self, member: Member, what: str) -> bytes:
+        """All of a small member's data (capped like a JSON document)."""
+        safety.check_size(self.archive, what, member.size)
+        return b"".join(self.chunks(member))
+
+    def read_json(self, name: str, what: Optional[str] = None):
+        """Parse the JSON member ``name``."""
+        what = what or name
+        return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
+
+
+class DirectoryMembers(TarMembers):
+    """An OCI image layout directory, read through the :class:`TarMembers` interface.
+
+    Only names the reader asks for are looked up; each must be a regular file
+    that stays inside the directory once symlinks are resolved.
+    """
+
+    def __init__(self, path: str) -> None:  # noqa: D401 - no tar to list
+        self.path = path
+        self.archive = path
+        if not os.path.isdir(path):
+            if os.path.exists(path):
+                raise bad(path, "is not a directory (an OCI layout directory was "
+                          "expected)")
+            raise bad(path, "no such directory")
+        self.root = os.path.realpath(path)
+        self.checker = safety.MemberChecker(path)
+        self.members = {}
+        self.file = None
+        self._open_name = None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def find(self, name: str) -> Optional[Member]:
+        norm = safety.normalize_member_name(self.archive, name)
+        if norm is None:
+            return None
+        full = os.path.join(self.path, *norm.split("/"))
+        real = os.path.realpath(full)
+        if os.path.commonpath([real, self.root]) != self.root:
+            raise bad(self.archive, "{!r} points outside the layout directory".format(norm))
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return Member(norm, safety.FILE, st.st_size, 0, real)
+
+    def chunks(self, member: Member) -> Iterator[bytes]:
+        try:
+            f = open(member.linkname, "rb")
+        except OSError as e:
+            raise bad(self.archive, "cannot read {!r} ({})".format(
+                member.name, e.strerror or e)) from None
+        with f:
+            left = member.size
+            while left:
+                data = f.read(min(left, CHUNK))
+                if not data:
+                    raise bad(self.archive, "{!r} shrank while being read".format(member.name))
+                left -= len(data)
+                yield data
+
+
+def verified(archive: str, what: str, chunks: Iterator[bytes],
+             digest: Optional[str], size: Optional[int]) -> Iterator[bytes]:
+    """Pass ``chunks`` through, checking their sha256 ``digest`` and ``size``.
+
+    The check happens when the last chunk has gone by: a mismatch raises
+    :class:`BadArchive` before the stream ends, so a consumer never sees a
+    complete, wrong archive. ``digest`` (``sha256:<hex>``) or ``size`` may be
+    ``None`` to skip that check; digests of another algorithm are refused.
+    """
+    algo, _, want = (digest or "").partition(":")
+    if digest is not None and algo != "sha256":
+        raise bad(archive, "{} has digest {!r}; only sha256 is supported".format(what, digest))
+    h = hashlib.sha256()
+    n = 0
+    for data in chunks:
+        h.update(data)
+        n += len(data)
+        yield data
+    if size is not None and n != size:
+        raise bad(archive, "{} is {} bytes, its descriptor says {}".format(what, n, size))
+    if digest is not None and h.hexdigest() != want:
+        raise bad(archive, "{} has sha256:{}, its descriptor says {}".format(
+            what, h.hexdigest(), digest))

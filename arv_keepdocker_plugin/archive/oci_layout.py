@@ -1,0 +1,343 @@
+"""Reading an OCI image layout (a tar or a directory) and converting it on the fly.
+
+An OCI layout has ``oci-layout``, ``index.json`` (which may point at nested
+image indexes, one manifest per platform) and ``blobs/sha256/*``. It has no
+``manifest.json``, which ``docker load`` and crunch-run need, so the selected
+image is turned into a docker-archive stream that Docker 25 would write:
+
+* the layer, config and manifest blobs byte for byte (so the image id, the
+  config digest, and the manifest digest do not change);
+* ``manifest.json`` (``Config``/``Layers`` as ``blobs/sha256/<hex>``, and
+  ``RepoTags``) for every ``docker load``;
+* ``index.json`` and ``oci-layout`` for loaders that read the OCI side.
+
+Every blob is checked against its descriptor's sha256 and size as it passes;
+the stream fails before its end on a mismatch. zstd layers are refused up
+front: Docker 20.10's ``docker load`` cannot read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+from typing import IO, Iterator, List, Optional
+
+from ..errors import BadReference, ImageNotFound
+from ..image import Layer
+from . import safety, tarwrite
+from .members import DirectoryMembers, TarMembers, verified
+from .platforms import Platform, host_platform
+from .safety import bad
+
+REF_NAME = "org.opencontainers.image.ref.name"
+IMAGE_NAME = "io.containerd.image.name"
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+#: Layer media types ``docker load`` reads (it decompresses gzip itself).
+LOADABLE_LAYERS = (
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_INDEX_DEPTH = 4
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+def _blob_name(archive: str, desc: dict, what: str) -> str:
+    digest = desc.get("digest") if isinstance(desc, dict) else None
+    m = _DIGEST.match(digest or "")
+    if not m:
+        raise bad(archive, "{} has an unsupported or malformed digest {!r}".format(what, digest))
+    return "blobs/sha256/" + m.group(1)
+
+
+@dataclasses.dataclass
+class Candidate:
+    """An image manifest reachable from ``index.json``."""
+
+    ref: Optional[str]
+    descriptor: dict
+    platform: Optional[Platform]
+    annotations: dict
+
+    def label(self) -> str:
+        bits = [self.ref or "no ref"]
+        if self.platform:
+            bits.append(str(self.platform))
+        return " ".join(bits)
+
+
+@dataclasses.dataclass
+class OciImage:
+    """The selected image: its manifest and config (read and verified)."""
+
+    path: str
+    directory: bool
+    ref: Optional[str]
+    annotations: dict
+    manifest: dict
+    manifest_bytes: bytes
+    manifest_media_type: str
+    config: dict
+    config_bytes: bytes
+    layer_descriptors: List[dict]
+
+    @property
+    def image_id(self) -> str:
+        """The config digest: the id ``docker load`` gives the converted image."""
+        return "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
+
+    @property
+    def manifest_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.manifest_bytes).hexdigest()
+
+    @property
+    def layers(self) -> List[Layer]:
+        return [Layer(d.get("digest"), d.get("size")) for d in self.layer_descriptors]
+
+    @contextlib.contextmanager
+    def export(self, repo_tag: Optional[str] = None) -> Iterator[IO[bytes]]:
+        """A docker-archive stream of this image (reopens the layout)."""
+        members = open_members(self.path, self.directory)
+        reader = tarwrite.ChunkReader(to_docker_archive(members, self, repo_tag))
+        try:
+            yield reader
+        finally:
+            reader.close()
+            members.close()
+
+
+def open_members(path: str, directory: bool) -> TarMembers:
+    """The layout's files: a :class:`TarMembers` (no links allowed) or a directory."""
+    return DirectoryMembers(path) if directory else TarMembers(path, allow_symlinks=False)
+
+
+class OciLayout:
+    """An OCI image layout: ``directory=False`` for a tar (``oci-archive``).
+
+    :raises BadArchive: unreadable, unsafe, no or malformed ``index.json``.
+    """
+
+    def __init__(self, path: str, directory: bool = False) -> None:
+        self.path = path
+        self.directory = directory
+        self.members = open_members(path, directory)
+        try:
+            if self.members.find("index.json") is None:
+                hint = ""
+                if self.members.find("manifest.json") is not None:
+                    hint = " (this is a docker-archive: use docker-archive:{})".format(path)
+                raise bad(path, "no index.json: not an OCI image layout" + hint)
+            self.index = self.members.read_json("index.json")
+            if not isinstance(self.index, dict) or not isinstance(
+                    self.index.get("manifests"), list):
+                raise bad(path, "index.json has no manifests list")
+            self.candidates = self._walk(self.index, None, {}, 0)
+        except BaseException:
+            self.members.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.members.close()
+
+    # -- reading blobs -------------------------------------------------------
+
+    def read_blob(self, desc: dict, what: str) -> bytes:
+        """A small blob (manifest, index, config), checked against ``desc``."""
+        name = _blob_name(self.path, desc, what)
+        member = self.members.find(name)
+        if member is None:
+            raise bad(self.path, "{} blob {} is missing".format(what, desc.get("digest")))
+        safety.check_size(self.path, what, member.size)
+        size = desc.get("size")
+        if isinstance(size, int) and size != member.size:
+            raise bad(self.path, "{} blob {} is {} bytes, its descriptor says {}".format(
+                what, desc["digest"], member.size, size))
+        return b"".join(verified(self.path, "{} blob".format(what), self.members.chunks(member),
+                                 desc["digest"], None))
+
+    def _walk(self, index: dict, ref: Optional[str], annotations: dict,
+              depth: int) -> List[Candidate]:
+        if depth > MAX_INDEX_DEPTH:
+            raise bad(self.path, "image indexes nested too deeply")
+        out = []
+        for desc in index.get("manifests") or []:
+            if not isinstance(desc, dict):
+                raise bad(self.path, "index has a malformed descriptor")
+            ann = dict(annotations)
+            ann.update(desc.get("annotations") or {})
+            dref = (desc.get("annotations") or {}).get(REF_NAME) or ref
+            media = desc.get("mediaType")
+            if media in INDEX_TYPES:
+                nested = safety.parse_json(self.path, "image index",
+                                           self.read_blob(desc, "image index"))
+                if not isinstance(nested, dict):
+                    raise bad(self.path, "image index is not a JSON object")
+                out.extend(self._walk(nested, dref, ann, depth + 1))
+            elif media in MANIFEST_TYPES or media is None:
+                plat = Platform.from_descriptor(desc.get("platform"))
+                if ann.get("vnd.docker.reference.type") or (plat and plat.os == "unknown"):
+                    continue  # build attestations, not images
+                out.append(Candidate(dref, desc, plat, ann))
+        return out
+
+    def platform_of(self, cand: Candidate) -> Optional[Platform]:
+        """The candidate's platform, from its descriptor or else its config."""
+        if cand.platform is None:
+            image = self.load(cand)
+            cand.platform = Platform.from_descriptor(image.config)
+        return cand.platform
+
+    # -- selection -----------------------------------------------------------
+
+    def refs(self) -> str:
+        return ", ".join(c.label() for c in self.candidates) or "nothing"
+
+    def select(self, ref: Optional[str] = None, platform: Optional[str] = None,
+               transport: str = "oci-archive") -> OciImage:
+        """Choose one image by ``ref`` and/or platform (``os/arch[/variant]``).
+
+        With no platform given and several images left, this machine's
+        platform decides. Unknown choices raise :class:`ImageNotFound`,
+        ambiguous ones :class:`BadReference`, listing what the layout holds.
+        """
+        cands = self.candidates
+        if not cands:
+            raise ImageNotFound("{}: the layout holds no image".format(self.path))
+        if ref is not None:
+            cands = [c for c in cands if c.ref == ref]
+            if not cands:
+                raise ImageNotFound("{}: no image with reference {!r}; it holds: {}".format(
+                    self.path, ref, self.refs()))
+        wanted = Platform.parse(platform) if platform else None
+        if wanted is None and len(cands) == 1:
+            return self.load(cands[0])
+        want = wanted or host_platform()
+        matching = [c for c in cands if self.platform_of(c) and want.matches(c.platform)]
+        if not matching:
+            what = "for platform {}".format(want) if wanted else \
+                "for this machine's platform {}; choose one with --platform".format(want)
+            raise ImageNotFound("{}: no image {}; it holds: {}".format(
+                self.path, what, ", ".join(c.label() for c in cands)))
+        if len(matching) > 1:
+            raise BadReference("{}: several images match{}; choose one with {}{} ({})".format(
+                self.path, " {}".format(want),
+                "--platform OS/ARCH/VARIANT or " if len({c.platform for c in matching}) > 1
+                else "", "{}:{}:REF".format(transport, self.path),
+                ", ".join(c.label() for c in matching)))
+        return self.load(matching[0])
+
+    def load(self, cand: Candidate) -> OciImage:
+        """Read and check a candidate's manifest, config and layer descriptors."""
+        data = self.read_blob(cand.descriptor, "manifest")
+        manifest = safety.parse_json(self.path, "manifest", data)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict) \
+                or not isinstance(manifest.get("layers"), list):
+            raise bad(self.path, "manifest {} is not an image manifest".format(
+                cand.descriptor.get("digest")))
+        config_bytes = self.read_blob(manifest["config"], "config")
+        config = safety.parse_json(self.path, "image config", config_bytes)
+        if not isinstance(config, dict):
+            raise bad(self.path, "image config is not a JSON object")
+        layers = manifest["layers"]
+        for desc in layers:
+            self._check_layer(desc)
+        media = manifest.get("mediaType") or cand.descriptor.get("mediaType") or MANIFEST_TYPES[0]
+        return OciImage(self.path, self.directory, cand.ref, cand.annotations, manifest,
+                        data, media, config, config_bytes, layers)
+
+    def _check_layer(self, desc: dict) -> None:
+        name = _blob_name(self.path, desc, "layer")
+        media = desc.get("mediaType") or ""
+        member = self.members.find(name)
+        if member is None:
+            raise bad(self.path, "layer blob {} is missing".format(desc.get("digest")))
+        if "zstd" in media or _starts_with(self.members, member, ZSTD_MAGIC):
+            raise bad(self.path, "layer {} is zstd-compressed; zstd-compressed layers cannot "
+                      "be loaded by docker load; convert the image first, e.g. with "
+                      "skopeo copy --dest-compress-format gzip".format(desc.get("digest")))
+        if media not in LOADABLE_LAYERS:
+            raise bad(self.path, "layer {} has media type {!r}, which docker load cannot "
+                      "read".format(desc.get("digest"), media))
+        if desc.get("size") != member.size:
+            raise bad(self.path, "layer blob {} is {} bytes, its descriptor says {}".format(
+                desc.get("digest"), member.size, desc.get("size")))
+
+
+def _starts_with(members: TarMembers, member, magic: bytes) -> bool:
+    if member.size < len(magic):
+        return False
+    chunks = members.chunks(member)
+    try:
+        return next(chunks)[:len(magic)] == magic
+    finally:
+        chunks.close()
+
+
+def to_docker_archive(members: TarMembers, image: OciImage,
+                      repo_tag: Optional[str] = None) -> Iterator[bytes]:
+    """The tar bytes of a Docker 25-style docker-archive of ``image``."""
+    archive = image.path
+    yield tarwrite.header("blobs", directory=True)
+    yield tarwrite.header("blobs/sha256", directory=True)
+    written = set()
+    layer_names = []
+    for desc in image.layer_descriptors:
+        name = _blob_name(archive, desc, "layer")
+        layer_names.append(name)
+        if name in written:
+            continue
+        written.add(name)
+        member = members.find(name)
+        if member is None:
+            raise bad(archive, "layer blob {} is missing".format(desc.get("digest")))
+        if member.size != desc.get("size"):
+            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
+                desc.get("digest"), member.size, desc.get("size")))
+        chunks = verified(archive, "layer blob {}".format(desc["digest"]),
+                          members.chunks(member), desc["digest"], desc["size"])
+        yield from tarwrite.streamed_member(name, member.size, chunks)
+    config_name = "blobs/sha256/" + image.image_id.split(":", 1)[1]
+    if config_name not in written:
+        written.add(config_name)
+        yield from tarwrite.file_member(config_name, image.config_bytes)
+    manifest_name = "blobs/sha256/" + image.manifest_digest.split(":", 1)[1]
+    if manifest_name not in written:
+        yield from tarwrite.file_member(manifest_name, image.manifest_bytes)
+    descriptor = {"mediaType": image.manifest_media_type, "digest": image.manifest_digest,
+                  "size": len(image.manifest_bytes)}
+    plat = Platform.from_descriptor(image.config)
+    if plat:
+        descriptor["platform"] = {k: v for k, v in (("architecture", plat.architecture),
+                                                    ("os", plat.os),
+                                                    ("variant", plat.variant)) if v}
+    if repo_tag:
+        descriptor["annotations"] = {IMAGE_NAME: repo_tag,
+                                     REF_NAME: repo_tag.rpartition(":")[2]}
+    index = {"schemaVersion": 2, "mediaType": INDEX_TYPES[0], "manifests": [descriptor]}
+    yield from tarwrite.file_member("index.json", json.dumps(index).encode())
+    entry = {"Config": config_name, "RepoTags": [repo_tag] if repo_tag else None,
+             "Layers": layer_names}
+    yield from tarwrite.file_member("manifest.json", json.dumps([entry]).encode())
+    yield from tarwrite.file_member("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    if repo_tag and layer_names:
+        name, _, tag = repo_tag.rpartition(":")
+        repos = {name: {tag: layer_names[-1].rpartition("/")[2]}}
+        yield from tarwrite.file_member("repositories", json.dumps(repos).encode())
+    yield tarwrite.END_OF_ARCHIVE

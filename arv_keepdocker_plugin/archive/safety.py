@@ -1,0 +1,146 @@
+"""Safety rules for the members of an image archive, and capped JSON reading.
+
+An image archive (``docker save`` output, an OCI layout tar) is a tar whose
+*members* are image metadata and layer blobs. We never extract it, but we name
+members to the user, look them up by name and pass the archive on to
+``docker load``, so an archive whose member names could point outside it, or
+that holds the same name twice (which copy would a loader use?), or device
+files, is refused rather than interpreted.
+
+Every refusal is a :class:`~arv_keepdocker_plugin.errors.BadArchive` with a
+one-line message ``"<archive>: <what>"``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Dict, Optional
+
+from ..errors import BadArchive
+
+#: Largest manifest.json / index.json / image config / OCI manifest we parse.
+JSON_SIZE_LIMIT = 4 * 1024 * 1024
+
+FILE = "file"
+DIR = "dir"
+SYMLINK = "symlink"
+HARDLINK = "hardlink"
+OTHER = "other"
+
+
+def bad(archive: str, what: str) -> BadArchive:
+    """A :class:`BadArchive` whose message is ``"<archive>: <what>"`` on one line."""
+    text = "{}: {}".format(archive, what)
+    return BadArchive(" ".join(text.split("\n")))
+
+
+def normalize_member_name(archive: str, name: str) -> Optional[str]:
+    """Return ``name`` without leading ``./`` and trailing ``/``, or refuse it.
+
+    Returns ``None`` for the archive root itself (``.`` or ``./``), which some
+    tools write and which names nothing. Absolute names and names with a
+    ``..`` component are refused.
+    """
+    if not name:
+        raise bad(archive, "member with an empty name")
+    if "\x00" in name:
+        raise bad(archive, "member name {!r} contains a NUL byte".format(name))
+    if name.startswith("/"):
+        raise bad(archive, "member {!r} has an absolute path".format(name))
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise bad(archive, "member {!r} has a '..' path component".format(name))
+    if not parts:
+        return None
+    return "/".join(parts)
+
+
+class MemberChecker:
+    """Check members one by one as an archive is listed.
+
+    :param archive: the archive's name, for messages.
+    :param allow_symlinks: ``docker save`` writes a layer shared by two images
+        of one archive once and the second ``layer.tar`` as a relative symlink
+        to it; OCI layouts have no links. Symlinks are only accepted when they
+        resolve to another name inside the archive.
+
+    Hard links, device files, FIFOs, sparse files and duplicate names are
+    always refused (duplicate directory entries are harmless and accepted).
+    """
+
+    def __init__(self, archive: str, allow_symlinks: bool = False) -> None:
+        self.archive = archive
+        self.allow_symlinks = allow_symlinks
+        self.kinds: Dict[str, str] = {}
+        self.symlinks: Dict[str, str] = {}
+
+    def check(self, name: str, kind: str, linkname: str = "") -> Optional[str]:
+        """Check one member; return its normalized name (``None`` for the root)."""
+        norm = normalize_member_name(self.archive, name)
+        if kind == OTHER:
+            raise bad(self.archive, "member {!r} is a device, FIFO or other special "
+                      "file, which an image archive never holds".format(name))
+        if kind == HARDLINK:
+            raise bad(self.archive, "member {!r} is a hard link, which an image "
+                      "archive must not hold".format(name))
+        if norm is None:
+            if kind != DIR:
+                raise bad(self.archive, "member {!r} is not a directory".format(name))
+            return None
+        previous = self.kinds.get(norm)
+        if previous is not None and not (previous == DIR and kind == DIR):
+            raise bad(self.archive, "duplicate member {!r}".format(norm))
+        if kind == SYMLINK:
+            if not self.allow_symlinks:
+                raise bad(self.archive, "member {!r} is a symbolic link, which this "
+                          "kind of archive must not hold".format(norm))
+            self.symlinks[norm] = self.link_target(norm, linkname)
+        self.kinds[norm] = kind
+        return norm
+
+    def link_target(self, norm: str, linkname: str) -> str:
+        """The normalized name a symlink member points to, refusing escapes."""
+        if not linkname or linkname.startswith("/"):
+            raise bad(self.archive, "symbolic link {!r} -> {!r} points outside the "
+                      "archive".format(norm, linkname))
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(norm), linkname))
+        if target == ".." or target.startswith("../") or target == ".":
+            raise bad(self.archive, "symbolic link {!r} -> {!r} points outside the "
+                      "archive".format(norm, linkname))
+        return target
+
+    def resolve(self, norm: str) -> str:
+        """Follow symlinks (within the archive) to a regular member's name."""
+        seen = set()
+        while norm in self.symlinks:
+            if norm in seen:
+                raise bad(self.archive, "symbolic link loop at {!r}".format(norm))
+            seen.add(norm)
+            norm = self.symlinks[norm]
+        return norm
+
+
+def parse_json(archive: str, what: str, data: bytes,
+               limit: int = JSON_SIZE_LIMIT):
+    """Parse a small JSON document from an archive, with one-line errors.
+
+    :param what: names the document in messages (``"manifest.json"``...).
+    """
+    if len(data) > limit:
+        raise bad(archive, "{} is larger than {} bytes; refusing to parse "
+                  "it".format(what, limit))
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise bad(archive, "{} is not UTF-8 text".format(what)) from None
+    except ValueError as e:
+        raise bad(archive, "{} is not valid JSON ({})".format(what, e)) from None
+
+
+def check_size(archive: str, what: str, size: int,
+               limit: int = JSON_SIZE_LIMIT) -> None:
+    """Refuse a JSON member before reading it when its size is over the cap."""
+    if size > limit:
+        raise bad(archive, "{} is larger than {} bytes; refusing to parse "
+                  "it".format(what, limit))

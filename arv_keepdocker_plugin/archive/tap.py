@@ -1,0 +1,389 @@
+"""TarTap: read a docker-archive stream unchanged while learning what is in it.
+
+The upload pipeline reads an image's docker-archive stream once, to store it.
+Wrapping that stream in :class:`TarTap` gives, when the stream ends, the
+image's ``manifest.json`` entry, its config (for ``image_timestamp``), the
+config digest (the true image id) and where each member's data sits in the
+stream (to align layers on Keep blocks) -- without a second read, without
+seeking and with bounded memory.
+
+The tar format in brief: each member is a 512-byte header (name, size, type,
+checksum), then its data padded to 512 bytes. Long names come from a
+preceding GNU ``L``/``K`` member or a PAX ``x`` member. Two zero blocks end
+the archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tarfile
+from typing import IO, Dict, List, Optional, Tuple
+
+from . import safety
+from .safety import bad
+
+BLOCK = 512
+#: Largest PAX / GNU long-name extension we accept.
+EXTENSION_LIMIT = 1024 * 1024
+#: Members smaller than this that start with ``{`` are kept until manifest.json
+#: says which one is the config (``<hex>.json`` members: up to the JSON cap).
+BLOB_KEEP_LIMIT = 1024 * 1024
+#: Bound on all bytes kept at once (JSON candidates waiting for manifest.json).
+KEEP_TOTAL_LIMIT = 32 * 1024 * 1024
+
+_BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_HEX_JSON = re.compile(r"^([0-9a-f]{64})\.json$")
+
+_HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
+
+
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
+        return safety.FILE
+    if info.type == tarfile.DIRTYPE:
+        return safety.DIR
+    if info.type == tarfile.SYMTYPE:
+        return safety.SYMLINK
+    if info.type == tarfile.LNKTYPE:
+        return safety.HARDLINK
+    return safety.OTHER
+
+
+def _pax_records(archive: str, data: bytes) -> Dict[str, str]:
+    """Parse PAX extended header records ``"<len> <key>=<value>\\n"``."""
+    records = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos:pos + 1] == b"\0":
+            break
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise bad(archive, "malformed PAX header") from None
+        record = data[space + 1:pos + length]
+        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
+            raise bad(archive, "malformed PAX header")
+        key, _, value = record[:-1].partition(b"=")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
+class TarTap:
+    """A read-only file object passing a docker-archive tar stream through unchanged.
+
+    :param stream: any object with ``read(n)`` (``readinto`` is used when present).
+    :param archive: a name for messages.
+
+    Read it to the end (``read`` returning ``b""``); then these are set:
+
+    * ``manifest``: the single ``manifest.json`` entry (a dict);
+    * ``config``: the parsed image config; ``config_bytes`` its bytes;
+    * ``config_digest``: ``sha256:<hex>`` of the config bytes (the image id);
+    * ``members``: ``[(name, data_offset, size), ...]`` in stream order, every
+      member (directories and links with size 0), ``data_offset`` being where
+      the member's data starts in the stream.
+
+    :class:`BadArchive` is raised from ``read`` for an unsafe member, a
+    ``blobs/sha256/<hex>`` member whose sha256 is not ``<hex>`` (as soon as it
+    has passed), and at the end for a truncated stream, a missing or
+    ambiguous ``manifest.json`` or a member it names that is absent.
+    """
+
+    def __init__(self, stream: IO[bytes], archive: str = "<image stream>") -> None:
+        self._stream = stream
+        self.archive = archive
+        self._checker = safety.MemberChecker(archive, allow_symlinks=True)
+        self._pos = 0
+        self._state = _HEADER
+        self._block = bytearray()
+        self._left = 0            # bytes left in the current data/extension/padding
+        self._padding_after = 0
+        self._ext = bytearray()
+        self._ext_type = b""
+        self._pending: Dict[str, str] = {}
+        self._current: Optional[str] = None
+        self._hash = None
+        self._hash_hex: Optional[str] = None
+        self._keep: Optional[bytearray] = None
+        self._keep_limit = 0
+        self._kept: Dict[str, bytes] = {}
+        self._kept_total = 0
+        self._sizes: Dict[str, int] = {}
+        self.members: List[Tuple[str, int, int]] = []
+        self.finished = False
+        self.manifest: Optional[dict] = None
+        self.config: Optional[dict] = None
+        self.config_bytes: Optional[bytes] = None
+        self.config_digest: Optional[str] = None
+        self.closed = False
+
+    # -- file object -------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if data:
+            self._feed(memoryview(data))
+        if (not data and n != 0) or n is None or n < 0:
+            self._finish()  # read() with no size reads to the end
+        return data
+
+    def readinto(self, b) -> int:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is None:
+            data = self.read(len(b))
+            b[:len(data)] = data
+            return len(data)
+        n = readinto(b)
+        if n:
+            self._feed(memoryview(b)[:n])
+        elif len(b):
+            self._finish()
+        return n or 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def consume(self, chunk_size: int = 1024 * 1024) -> "TarTap":
+        """Read the stream to its end (discarding the bytes); return self."""
+        while self.read(chunk_size):
+            pass
+        return self
+
+    # -- the tar parser ----------------------------------------------------
+
+    def _feed(self, view: memoryview) -> None:
+        i = 0
+        end = len(view)
+        while i < end:
+            state = self._state
+            if state == _END:
+                self._pos += end - i
+                return
+            if state == _HEADER:
+                take = min(BLOCK - len(self._block), end - i)
+                self._block += view[i:i + take]
+                i += take
+                self._pos += take
+                if len(self._block) == BLOCK:
+                    block = bytes(self._block)
+                    self._block.clear()
+                    self._header(block)
+                continue
+            take = min(self._left, end - i)
+            chunk = view[i:i + take]
+            i += take
+            self._pos += take
+            self._left -= take
+            if state == _EXTENSION:
+                self._ext += chunk
+                if self._left == 0:
+                    self._extension_done()
+            elif state == _DATA:
+                self._data(chunk)
+                if self._left == 0:
+                    self._member_done()
+            elif self._left == 0:  # _PADDING
+                self._state = _HEADER
+
+    def _header(self, block: bytes) -> None:
+        if block == b"\0" * BLOCK:
+            if not self.members and not self._pending:
+                raise bad(self.archive, "not a tar archive (starts with a zero block)")
+            self._state = _END
+            return
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as e:
+            if self._pos == BLOCK:
+                raise bad(self.archive, "not a tar archive ({})".format(e)) from None
+            raise bad(self.archive, "corrupt tar header at offset {} ({})".format(
+                self._pos - BLOCK, e)) from None
+        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+            if info.size > EXTENSION_LIMIT:
+                raise bad(self.archive, "tar extension header of {} bytes is too "
+                          "large".format(info.size))
+            self._ext_type = info.type
+            self._ext.clear()
+            self._start(_EXTENSION, info.size)
+            return
+        pending, self._pending = self._pending, {}
+        name = pending.get("path", info.name)
+        linkname = pending.get("linkpath", info.linkname)
+        size = int(pending["size"]) if "size" in pending else info.size
+        kind = _kind(info)
+        norm = self._checker.check(name, kind, linkname)
+        data_size = size if kind == safety.FILE else 0
+        self.members.append((norm or ".", self._pos, data_size))
+        if norm is not None and kind == safety.FILE:
+            self._sizes[norm] = data_size
+        self._begin_data(norm if kind == safety.FILE else None, data_size)
+        self._padding_after = -data_size % BLOCK
+        self._start(_DATA, data_size)
+
+    def _start(self, state: int, size: int) -> None:
+        self._left = size
+        self._state = state
+        if size == 0:
+            if state == _EXTENSION:
+                self._extension_done()
+            else:
+                self._member_done()
+
+    def _extension_done(self) -> None:
+        data = bytes(self._ext)
+        self._ext.clear()
+        kind = self._ext_type
+        if kind in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+            records = _pax_records(self.archive, data)
+            for key in ("path", "linkpath", "size"):
+                if key in records:
+                    self._pending[key] = records[key]
+        elif kind == tarfile.GNUTYPE_LONGNAME:
+            self._pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif kind == tarfile.GNUTYPE_LONGLINK:
+            self._pending["linkpath"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        size = len(data)
+        self._left = -size % BLOCK
+        self._state = _PADDING if self._left else _HEADER
+
+    def _begin_data(self, name: Optional[str], size: int) -> None:
+        self._current = name
+        self._hash = None
+        self._keep = None
+        if name is None:
+            return
+        blob = _BLOB.match(name)
+        if blob:
+            self._hash = hashlib.sha256()
+            self._hash_hex = blob.group(1)
+        if name in ("manifest.json", "index.json"):
+            safety.check_size(self.archive, name, size)
+            self._keep_limit = safety.JSON_SIZE_LIMIT
+        elif self.manifest is not None:
+            wanted = self.manifest.get("Config") if isinstance(self.manifest, dict) else None
+            if name != wanted:
+                return
+            safety.check_size(self.archive, "image config {!r}".format(name), size)
+            self._keep_limit = safety.JSON_SIZE_LIMIT
+        elif name.endswith(".json") and "/" not in name:
+            self._keep_limit = safety.JSON_SIZE_LIMIT
+        else:
+            self._keep_limit = BLOB_KEEP_LIMIT
+        if size <= self._keep_limit:
+            self._keep = bytearray()
+
+    def _data(self, chunk: memoryview) -> None:
+        if self._hash is not None:
+            self._hash.update(chunk)
+        if self._keep is not None:
+            if not self._keep and self._current != "manifest.json" and chunk[:1] != b"{":
+                self._keep = None  # a layer, not a JSON document
+            else:
+                self._keep += chunk
+
+    def _member_done(self) -> None:
+        name = self._current
+        if self._hash is not None:
+            digest = self._hash.hexdigest()
+            if digest != self._hash_hex:
+                raise bad(self.archive, "member {!r} has sha256:{}, not the digest "
+                          "its name says".format(name, digest))
+        if self._keep is not None:
+            self._remember(name, bytes(self._keep))
+        self._keep = None
+        self._hash = None
+        self._current = None
+        self._left = self._padding_after
+        self._state = _PADDING if self._left else _HEADER
+
+    def _remember(self, name: str, data: bytes) -> None:
+        if name == "manifest.json":
+            self._set_manifest(data)
+            return
+        self._kept[name] = data
+        self._kept_total += len(data)
+        if self._kept_total > KEEP_TOTAL_LIMIT:
+            raise bad(self.archive, "too many JSON documents before manifest.json "
+                      "(more than {} bytes)".format(KEEP_TOTAL_LIMIT))
+
+    def _set_manifest(self, data: bytes) -> None:
+        if self.manifest is not None:
+            raise bad(self.archive, "duplicate manifest.json")
+        entries = safety.parse_json(self.archive, "manifest.json", data)
+        if not isinstance(entries, list) or len(entries) != 1:
+            raise bad(self.archive, "manifest.json must list exactly one image, "
+                      "it lists {}".format(len(entries) if isinstance(entries, list)
+                                            else "none (not a list)"))
+        entry = entries[0]
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+            raise bad(self.archive, "manifest.json entry has no Config")
+        layers = entry.get("Layers")
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise bad(self.archive, "manifest.json entry has no valid Layers list")
+        self.manifest = entry
+        wanted = self._norm(entry["Config"])
+        keep = self._kept.get(wanted)
+        self._kept = {wanted: keep} if keep is not None else {}
+        self._kept_total = len(keep) if keep is not None else 0
+
+    def _norm(self, name: str) -> str:
+        norm = safety.normalize_member_name(self.archive, name)
+        if norm is None:
+            raise bad(self.archive, "manifest.json names the archive root as a member")
+        return self._checker.resolve(norm)
+
+    # -- end of stream -----------------------------------------------------
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        if self._state not in (_HEADER, _END) or self._block:
+            raise bad(self.archive, "truncated tar stream (ended inside {})".format(
+                repr(self._current) if self._current else "a header"))
+        if not self.members:
+            raise bad(self.archive, "empty stream, not a tar archive")
+        if self.manifest is None:
+            raise bad(self.archive, "no manifest.json: not a docker-archive (an OCI "
+                      "layout must be converted first)")
+        for layer in self.manifest["Layers"]:
+            if self._norm(layer) not in self._sizes:
+                raise bad(self.archive, "layer {!r} named by manifest.json is missing"
+                          .format(layer))
+        config_name = self._norm(self.manifest["Config"])
+        if config_name not in self._sizes:
+            raise bad(self.archive, "config {!r} named by manifest.json is missing"
+                      .format(self.manifest["Config"]))
+        data = self._kept.get(config_name)
+        if data is None:
+            raise bad(self.archive, "config {!r} is not a JSON document of at most "
+                      "{} bytes".format(config_name, BLOB_KEEP_LIMIT))
+        self.config = safety.parse_json(self.archive, "image config", data)
+        if not isinstance(self.config, dict):
+            raise bad(self.archive, "image config is not a JSON object")
+        self.config_bytes = data
+        self.config_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        named = _HEX_JSON.match(config_name)
+        if named and "sha256:" + named.group(1) != self.config_digest:
+            raise bad(self.archive, "config {!r} has {}, not the digest its name "
+                      "says".format(config_name, self.config_digest))
+        self._kept = {}
+        self.finished = True

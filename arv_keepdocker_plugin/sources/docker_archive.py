@@ -1,0 +1,115 @@
+"""``docker-archive:PATH[:NAME[:TAG]]`` or ``docker-archive:PATH:@INDEX`` - a ``docker save`` tar.
+
+As in skopeo, ``DETAILS`` is split at its first ``:``: the path cannot
+contain one. Which image and which name:
+
+* ``PATH`` alone: the archive's only image (an archive of several is
+  refused, listing them); its name is the image's ``RepoTags`` entry when it
+  has exactly one (in Docker's short form, ``docker.io/library/`` dropped),
+  else none;
+* ``PATH:NAME[:TAG]``: the image tagged so (``TAG`` defaults to ``latest``;
+  ``docker.io/library/`` and podman's ``localhost/`` prefixes are matched
+  too); it is linked under the name typed, as arv-keepdocker does;
+* ``PATH:@INDEX``: the ``INDEX``-th image of ``manifest.json`` (from 0), with
+  no name (like an image given by id).
+
+The image id is the config digest. A single-image archive is stored byte for
+byte; one image of several becomes a new docker-archive streamed on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from typing import Optional
+
+from .. import hookimpl
+from ..archive import safety
+from ..archive.docker_archive import DockerArchive, familiar
+from ..errors import BadReference
+from ..image import Image, ImageSource, Reference
+from ..reference import split_name_tag
+
+
+def split_path(details: str, transport: str):
+    """``PATH[:REST]`` -> ``(path, rest or None)``; an empty path is refused."""
+    path, sep, rest = details.partition(":")
+    if not path:
+        raise BadReference("{}:{}: missing PATH".format(transport, details))
+    return path, (rest if sep else None)
+
+
+class DockerArchiveSource(ImageSource):
+    name = "docker-archive"
+    description = "a docker save tar: docker-archive:PATH[:NAME[:TAG]] or PATH:@INDEX"
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        raw = "{}:{}".format(self.name, details)
+        path, rest = split_path(details, self.name)
+        ref = Reference(raw=raw, transport=self.name, path=path)
+        if rest is None or rest == "":
+            if tag is not None:
+                raise BadReference("{}: a tag needs a name: {}:{}:NAME:{}".format(
+                    raw, self.name, path, tag))
+            return ref
+        if rest.startswith("@"):
+            if tag is not None:
+                raise BadReference("{}: an image chosen by @INDEX takes no tag".format(raw))
+            if not rest[1:].isdigit():
+                raise BadReference("{}: @INDEX must be a number from 0".format(raw))
+            ref.index = int(rest[1:])
+            return ref
+        ref.name, ref.tag = split_name_tag(rest, tag)
+        return ref
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        with DockerArchive(reference.path) as archive:
+            entry = archive.select(index=reference.index, repo_tag=reference.repo_tag,
+                                   transport=self.name)
+            config_bytes = archive.config_bytes(entry)
+            config = safety.parse_json(archive.path, "image config", config_bytes)
+            if not isinstance(config, dict):
+                raise safety.bad(archive.path, "image config is not a JSON object")
+            image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+            layers = archive.layers(entry, config)
+            manifest_digest = _manifest_digest(archive, image_id)
+        if reference.name is not None:
+            repo_tag = reference.repo_tag
+        elif reference.index is None and len(entry.repo_tags) == 1:
+            repo_tag = familiar(entry.repo_tags[0])
+        else:
+            repo_tag = None
+        return Image(image_id=image_id, source=self.name, repo_tag=repo_tag, config=config,
+                     manifest_digest=manifest_digest, layers=layers,
+                     export=lambda: archive.export(entry, expected_id=image_id))
+
+
+def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:
+    """The manifest digest from a Docker 25 archive's ``index.json``, if any."""
+    if archive.members.find("index.json") is None:
+        return None
+    index = archive.members.read_json("index.json")
+    for desc in (index.get("manifests") or []) if isinstance(index, dict) else []:
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            continue
+        member = archive.members.find("blobs/sha256/" + digest[7:])
+        if member is None or member.size > safety.JSON_SIZE_LIMIT:
+            continue
+        data = archive.members.read(member, "manifest")
+        if hashlib.sha256(data).hexdigest() != digest[7:]:
+            raise safety.bad(archive.path, "manifest blob {} does not match its digest"
+                             .format(digest))
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(manifest, dict) and (manifest.get("config") or {}).get("digest") == image_id:
+            return digest
+    return None
+
+
+@hookimpl
+def keepdocker_image_sources():
+    return [DockerArchiveSource()]

@@ -1,0 +1,102 @@
+"""``oci-archive:PATH[:REF]`` and ``oci:DIR[:REF]`` - OCI image layouts.
+
+``REF`` selects the manifest whose ``org.opencontainers.image.ref.name``
+annotation equals it (as skopeo does). When a layout (or the manifest a REF
+names) is an index of several platforms, ``--platform OS/ARCH[/VARIANT]``
+chooses one; by default this machine's platform is used.
+
+The image is stored as a docker-archive (what ``docker load`` and crunch-run
+need) converted on the fly, keeping the config blob byte for byte, so the
+image id is the config digest.
+
+Name linked (``repo_tag``):
+
+* ``REF`` when it has the form ``NAME:TAG`` (``oci-archive:x.tar:foo:1`` is
+  linked as ``foo:1``);
+* a bare tag (``oci-archive:x.tar:latest``) or no REF: the selected
+  manifest's ``io.containerd.image.name`` annotation (what Docker 25 and
+  containerd write, in Docker's short form) when there is one, else the
+  ``ref.name`` annotation when it has the ``NAME:TAG`` form, else none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Optional
+
+from .. import hookimpl
+from ..archive.docker_archive import familiar
+from ..archive.oci_layout import IMAGE_NAME, OciLayout
+from ..errors import BadReference, KeepdockerError
+from ..image import Image, ImageSource, Reference
+from ..reference import split_name_tag
+from .docker_archive import split_path
+
+_HAS_TAG = re.compile(r":\w[-.\w]{0,127}$")
+
+
+def as_repo_tag(text: Optional[str]) -> Optional[str]:
+    """``text`` as ``NAME:TAG`` when it has that form and a valid name, else None."""
+    if not text or not _HAS_TAG.search(text):
+        return None
+    try:
+        name, tag = split_name_tag(text, None)
+    except KeepdockerError:
+        return None
+    return "{}:{}".format(name, tag)
+
+
+class _LayoutSource(ImageSource):
+    directory = False
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        try:
+            parser.add_argument(
+                "--platform", dest="platform", metavar="OS/ARCH[/VARIANT]", default=None,
+                help="for oci-archive/oci layouts holding several platforms: which one "
+                     "(default: this machine's)")
+        except argparse.ArgumentError:
+            pass  # the other layout source (or another plugin) added it already
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        raw = "{}:{}".format(self.name, details)
+        path, ref_name = split_path(details, self.name)
+        if tag is not None:
+            raise BadReference("{}: {} takes no separate tag; select with {}:{}:REF".format(
+                raw, self.name, self.name, path))
+        ref = Reference(raw=raw, transport=self.name, path=path, ref=ref_name or None)
+        repo_tag = as_repo_tag(ref.ref)
+        if repo_tag:
+            ref.name, _, ref.tag = repo_tag.rpartition(":")
+        return ref
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        platform = getattr(options, "platform", None)
+        with OciLayout(reference.path, directory=self.directory) as layout:
+            image = layout.select(ref=reference.ref, platform=platform, transport=self.name)
+        repo_tag = reference.repo_tag
+        if repo_tag is None:
+            full = image.annotations.get(IMAGE_NAME)
+            repo_tag = as_repo_tag(familiar(full)) if full else None
+        if repo_tag is None:
+            repo_tag = as_repo_tag(image.ref)
+        return Image(image_id=image.image_id, source=self.name, repo_tag=repo_tag,
+                     config=image.config, manifest_digest=image.manifest_digest,
+                     layers=image.layers, export=lambda: image.export(repo_tag))
+
+
+class OciArchiveSource(_LayoutSource):
+    name = "oci-archive"
+    description = "a tar of an OCI image layout: oci-archive:PATH[:REF]"
+
+
+class OciDirectorySource(_LayoutSource):
+    name = "oci"
+    description = "an OCI image layout directory: oci:DIR[:REF]"
+    directory = True
+
+
+@hookimpl
+def keepdocker_image_sources():
+    return [OciArchiveSource(), OciDirectorySource()]
