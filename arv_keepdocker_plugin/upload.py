@@ -26,10 +26,15 @@ logger = logging.getLogger("arvados.keepdocker")
 put_logger = logging.getLogger("arvados.arv_put")
 
 
-def choose_source(pm, options) -> Tuple[ImageSource, Reference]:
-    """Pick the source for ``options.image`` and parse the reference with it."""
+def choose_source(pm, options) -> Tuple[ImageSource, Reference, bool]:
+    """Pick the source for ``options.image`` and parse the reference with it.
+
+    Returns ``(source, reference, chosen_by_default)``; the last is true for a
+    bare name, where the ``keepdocker_default_source`` hook chose.
+    """
     sources = pm.sources()
     raw = options.image
+    by_default = False
     if getattr(options, "source", None):
         name, details = options.source, raw
         prefix = name + ":"
@@ -38,6 +43,7 @@ def choose_source(pm, options) -> Tuple[ImageSource, Reference]:
     else:
         name, details = refs.split_transport(raw, sources)
         if name is None:
+            by_default = True
             name = pm.hook.keepdocker_default_source(
                 reference=raw, sources=sources, options=options)
     if name not in sources:
@@ -47,7 +53,7 @@ def choose_source(pm, options) -> Tuple[ImageSource, Reference]:
     reference = source.parse(details, options.tag)
     reference.raw = raw
     reference.transport = name
-    return source, reference
+    return source, reference, by_default
 
 
 class Upload:
@@ -65,7 +71,7 @@ class Upload:
 
     def run(self) -> str:
         """Upload or reuse; print the collection UUID; return the outcome."""
-        source, reference = choose_source(self.pm, self.options)
+        source, reference, self.chosen_by_default = choose_source(self.pm, self.options)
         if self.options.project_uuid:
             self._check_project(self.options.project_uuid)
         lookup_name = reference.name or reference.image_id
@@ -113,6 +119,9 @@ class Upload:
             image = source.resolve(reference, self.options)
         except SourceError as error:
             if not in_arvados:
+                if self.chosen_by_default and source.name != "docker-daemon":
+                    raise type(error)("{} (looked in {} since no Docker engine "
+                                      "answers)".format(error, source.name)) from None
                 raise
             # No engine, or the engine lacks the image: use the copy in Arvados.
             logger.debug("%s; using the image already in Arvados", error)

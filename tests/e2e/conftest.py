@@ -144,3 +144,9 @@ def load_from_keep(api, collection_uuid, engine):
     assert proc.returncode == 0, err
     assert engine.image_id(image_id) == image_id
     return image_id
+
+
+@pytest.fixture
+def project(arv_project):
+    """The UUID of a fresh project owned by alice."""
+    return arv_project["uuid"]

@@ -33,10 +33,17 @@ def test_unknown_image(keepdocker, unique):
     assert unique + ":nope" in message and "no matching image" in message
 
 
-def test_no_engine_and_not_in_arvados(keepdocker, unique):
+def test_no_docker_engine_falls_to_podman_which_lacks_the_image(keepdocker, unique):
     message = one_error(keepdocker("--no-progress", unique,
                                    env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}))
-    assert "Docker engine" in message or "docker" in message.lower()
+    assert message == ("no matching image found for {}:latest (looked in containers-storage "
+                       "since no Docker engine answers)".format(unique))
+
+
+def test_no_engine_at_all_and_not_in_arvados(keepdocker, unique, tmp_path):
+    # No docker and no podman on PATH (the command itself runs by absolute path).
+    message = one_error(keepdocker("--no-progress", unique, env={"PATH": str(tmp_path)}))
+    assert "docker" in message.lower(), message
 
 
 @pytest.mark.parametrize("typed", ["Bad Name", "repo::tag", "x/-y", "a//b:c"])

@@ -18,8 +18,8 @@ def image_for_formats(docker_engine):
 
 @pytest.fixture(scope="module", params=["", "v1", "v2", "v1,v2"])
 def formats_cluster(request, tmp_path_factory):
-    cluster = Cluster(str(tmp_path_factory.mktemp("formats")),
-                      docker_image_formats=request.param)
+    formats = [f for f in request.param.split(",") if f]
+    cluster = Cluster(str(tmp_path_factory.mktemp("formats")), docker_image_formats=formats)
     cluster.start()
     yield request.param, cluster
     cluster.stop()

@@ -57,14 +57,14 @@ def test_image_stored_by_arv_keepdocker_is_listed_and_reused(
 
 
 def test_list_images_in_arv_agrees_with_the_sdk(keepdocker, arv_keepdocker_321, two_images,
-                                                arv_api, arv_project):
+                                                arv_api, project):
     name, ids = two_images
     uploaded_uuid(keepdocker("--no-progress", name + ":v1"))
-    uploaded_uuid(arv_keepdocker_321("--no-progress", "--project-uuid", arv_project,
+    uploaded_uuid(arv_keepdocker_321("--no-progress", "--project-uuid", project,
                                      name + ":v2"))
     for kwargs in [{}, {"image_name": name, "image_tag": "v1"}, {"image_name": name},
-                   {"image_name": ids[1][:20]}, {"project_uuid": arv_project},
-                   {"image_name": name, "image_tag": "v2", "project_uuid": arv_project}]:
+                   {"image_name": ids[1][:20]}, {"project_uuid": project},
+                   {"image_name": name, "image_tag": "v2", "project_uuid": project}]:
         ours = compat.list_images_in_arv(arv_api, 0, **kwargs)
         theirs = sdk_keepdocker.list_images_in_arv(arv_api, 0, **kwargs)
         assert ours == theirs, kwargs

@@ -91,21 +91,21 @@ def test_name_latest_is_a_name_like_any_other(keepdocker, image, arv_api):
 
 
 def test_project_uuid_copies_into_the_project_with_project_owned_links(
-        keepdocker, image, arv_api, arv_project):
+        keepdocker, image, arv_api, project):
     name, image_id = image
     home = uploaded_uuid(keepdocker("--no-progress", name + ":v1"))
-    copy = uploaded_uuid(keepdocker("--no-progress", "--project-uuid", arv_project,
+    copy = uploaded_uuid(keepdocker("--no-progress", "--project-uuid", project,
                                     name + ":v1"))
     assert copy != home
     home_record = arv_api.collections().get(uuid=home).execute()
     copy_record = arv_api.collections().get(uuid=copy).execute()
-    assert copy_record["owner_uuid"] == arv_project
+    assert copy_record["owner_uuid"] == project
     assert copy_record["portable_data_hash"] == home_record["portable_data_hash"]
     assert {(l[0], l[1], l[2]) for l in image_links(arv_api, copy)} == {
-        ("docker_image_hash", image_id, arv_project),
-        ("docker_image_repo+tag", name + ":v1", arv_project)}
+        ("docker_image_hash", image_id, project),
+        ("docker_image_repo+tag", name + ":v1", project)}
     # Once more: the project copy is found and nothing is added.
-    assert uploaded_uuid(keepdocker("--no-progress", "--project-uuid", arv_project,
+    assert uploaded_uuid(keepdocker("--no-progress", "--project-uuid", project,
                                     name + ":v1")) == copy
 
 
