@@ -1,0 +1,156 @@
+"""``containers-storage:NAME[:TAG]`` - images in podman's local store.
+
+Uses the ``podman`` CLI with no daemon. The user's containers configuration
+(``CONTAINERS_STORAGE_CONF``, ``storage.conf``, rootless stores) applies by
+itself; ``--podman-root``, ``--podman-runroot`` and
+``--podman-storage-driver`` select another store for one run.
+
+podman prints ids as bare hex and tags fully qualified
+(``localhost/name:tag``); this source hands over ``sha256:<hex>`` ids and the
+``name:tag`` the user typed. The image is exported with
+``podman save --format docker-archive <id>`` streamed from podman's stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+from typing import List, Optional, Sequence
+
+from .. import hookimpl
+from ..errors import EngineUnavailable, ImageNotFound, SourceError
+from ..image import Image, ImageSource, Reference
+from ..reference import parse_engine_reference
+from .docker_daemon import exporting, first_line, image_from_inspect
+
+#: How long ``available()`` waits for ``podman version``.
+PROBE_TIMEOUT = 10
+#: How long an ``image inspect`` may take (podman may wait for a store lock).
+INSPECT_TIMEOUT = 120
+
+#: Registries pulled from without TLS verification: loopback only.
+_LOOPBACK_REGISTRY = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$")
+
+
+def podman_binary() -> Optional[str]:
+    return shutil.which("podman")
+
+
+def is_loopback_registry(name: str) -> bool:
+    """Whether ``name`` (``host[:port]/path``) lives in a loopback registry."""
+    head, sep, _rest = name.partition("/")
+    return bool(sep) and bool(_LOOPBACK_REGISTRY.match(head))
+
+
+class ContainersStorageSource(ImageSource):
+    """Images in podman's (containers-storage) local store."""
+
+    name = "containers-storage"
+    description = "images in podman's local store (podman CLI, no daemon)"
+    serves_bare_names = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("containers-storage (podman) source")
+        group.add_argument("--podman-root", metavar="DIR", dest="podman_root",
+                           help="podman store root (podman --root)")
+        group.add_argument("--podman-runroot", metavar="DIR", dest="podman_runroot",
+                           help="podman run root (podman --runroot)")
+        group.add_argument("--podman-storage-driver", metavar="NAME",
+                           dest="podman_storage_driver",
+                           help="podman storage driver (podman --storage-driver)")
+
+    # -- the CLI ----------------------------------------------------------
+
+    @staticmethod
+    def store_args(options: Optional[argparse.Namespace]) -> List[str]:
+        """podman's global options from ``--podman-*`` (unset ones omitted)."""
+        args: List[str] = []
+        for flag, dest in (("--root", "podman_root"), ("--runroot", "podman_runroot"),
+                           ("--storage-driver", "podman_storage_driver")):
+            value = getattr(options, dest, None)
+            if value:
+                args += [flag, value]
+        return args
+
+    def _command(self, options, *args: str) -> List[str]:
+        binary = podman_binary()
+        if binary is None:
+            raise EngineUnavailable("cannot find the podman command in PATH")
+        return [binary, *self.store_args(options), *args]
+
+    def _run(self, options, args: Sequence[str], timeout) -> subprocess.CompletedProcess:
+        argv = self._command(options, *args)
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable("podman did not answer `podman {}` within {}s"
+                                    .format(args[0], timeout))
+
+    # -- ImageSource ------------------------------------------------------
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        return parse_engine_reference(details, details, tag, transport=self.name)
+
+    def available(self, options: argparse.Namespace) -> bool:
+        if podman_binary() is None:
+            return False
+        try:
+            probe = self._run(options, ["version", "--format", "{{.Client.Version}}"],
+                              PROBE_TIMEOUT)
+        except EngineUnavailable:
+            return False
+        return probe.returncode == 0
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        if reference.image_id:
+            # podman takes full or short bare hex, but not "sha256:<short>".
+            target = reference.image_id
+            if target.startswith("sha256:"):
+                target = target[len("sha256:"):]
+        else:
+            target = reference.repo_tag
+        result = self._run(options, ["image", "inspect", target], INSPECT_TIMEOUT)
+        if result.returncode != 0:
+            message = first_line(result.stderr.decode("utf-8", "replace"))
+            if "image not known" in message or "no such image" in message.lower():
+                raise ImageNotFound("no matching image found for {}".format(
+                    reference.image_id or reference.repo_tag))
+            raise SourceError("podman image inspect failed: {}".format(message))
+        try:
+            matches = json.loads(result.stdout)
+        except ValueError:
+            raise SourceError("podman image inspect {} printed no JSON".format(target))
+        if not matches:
+            raise ImageNotFound("no matching image found for {}".format(target))
+        if len(matches) > 1:
+            raise ImageNotFound("{} images match {}".format(len(matches), target))
+        info = matches[0]
+        hex_id = info["Id"]
+        image_id = hex_id if hex_id.startswith("sha256:") else "sha256:" + hex_id
+        save = self._command(options, "save", "--format", "docker-archive", hex_id)
+        image = image_from_inspect(
+            info, self.name, reference, image_id,
+            lambda: exporting(save, "podman save " + hex_id))
+        image.manifest_digest = info.get("Digest") or None
+        return image
+
+    def pull(self, reference: Reference, options: argparse.Namespace) -> None:
+        if reference.repo_tag is None:
+            raise SourceError("cannot pull {}: an image id is not a pullable name"
+                              .format(reference.image_id))
+        args = ["pull", "--quiet"]
+        if is_loopback_registry(reference.name):
+            args.append("--tls-verify=false")
+        result = self._run(options, args + [reference.repo_tag], timeout=None)
+        if result.returncode != 0:
+            raise SourceError("podman pull {} failed: {}".format(
+                reference.repo_tag, first_line(result.stderr.decode("utf-8", "replace"))))
+
+
+@hookimpl
+def keepdocker_image_sources():
+    return [ContainersStorageSource()]

@@ -1,0 +1,221 @@
+"""``docker-daemon:NAME[:TAG]`` - images in the local Docker engine.
+
+Talks to the engine through the ``docker`` CLI (``docker.io`` when ``docker``
+is missing, as arv-keepdocker 3.2.1 does), so ``DOCKER_HOST``, contexts and
+the user's docker configuration apply unchanged. The image is exported with
+``docker save <id>`` streamed from the CLI's stdout, never through a temp file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import IO, Iterator, List, Optional, Sequence
+
+from .. import hookimpl
+from ..errors import EngineUnavailable, ImageNotFound, SourceError
+from ..image import Image, ImageSource, Layer, Reference
+from ..reference import parse_engine_reference
+
+#: How long ``available()`` waits for the engine to answer.
+PROBE_TIMEOUT = 5
+#: How long an ``inspect`` may take before the engine counts as hung.
+INSPECT_TIMEOUT = 120
+#: Pipe buffer for ``docker save`` (large reads keep the stream fast).
+EXPORT_BUFSIZE = 1 << 20
+#: How long a failing consumer waits for the command to report its own error.
+ERROR_GRACE = 1
+
+_UNREACHABLE = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+    "permission denied while trying to connect",
+    "connection refused",
+)
+
+
+def first_line(text: str) -> str:
+    """The first meaningful line of a CLI's stderr (skipping deprecation notes)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(("DEPRECATED", "WARNING", "BuildKit")):
+            return line
+    return lines[0] if lines else "(no message)"
+
+
+def docker_binary() -> Optional[str]:
+    """``docker``, else ``docker.io`` (Debian's name), else ``None``."""
+    for name in ("docker", "docker.io"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def docker_host() -> str:
+    """Where the CLI will look for the engine, for messages."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@contextlib.contextmanager
+def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
+    """Run ``argv`` and yield its stdout as a binary stream.
+
+    At exit the process is always reaped. A consumer that read to the end
+    gets :class:`SourceError` (with the CLI's stderr line) when the command
+    failed; a consumer that stops early has the command killed. When the
+    consumer raises and the command had already failed by itself, the
+    command's error is raised instead (it is the cause).
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=errors,
+                                   bufsize=EXPORT_BUFSIZE)
+
+        def failure() -> SourceError:
+            errors.seek(0)
+            message = first_line(errors.read().decode("utf-8", "replace"))
+            return SourceError("{} failed: {}".format(what, message))
+
+        try:
+            yield process.stdout
+        except BaseException as error:
+            # A consumer that hit the end of a failed stream races the exit.
+            try:
+                exited_by_itself = process.wait(timeout=ERROR_GRACE)
+            except subprocess.TimeoutExpired:
+                exited_by_itself = None
+            _kill(process)
+            if isinstance(error, Exception) and exited_by_itself not in (None, 0):
+                raise failure() from error
+            raise
+        else:
+            at_end = process.stdout.read(1) == b""
+            if not at_end:
+                _kill(process)  # the consumer chose to stop early
+                return
+            process.stdout.close()
+            if process.wait() != 0:
+                raise failure()
+        finally:
+            if process.poll() is None:
+                _kill(process)
+            if process.stdout and not process.stdout.closed:
+                process.stdout.close()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def image_from_inspect(info: dict, source: str, reference: Reference,
+                       image_id: str, export) -> Image:
+    """Build an :class:`Image` from one ``docker``/``podman image inspect`` record."""
+    config = {"created": info.get("Created"), "config": info.get("Config") or {},
+              "architecture": info.get("Architecture"), "os": info.get("Os")}
+    config = {key: value for key, value in config.items() if value is not None}
+    layers = [Layer(digest) for digest in ((info.get("RootFS") or {}).get("Layers") or [])]
+    return Image(image_id=image_id, source=source, repo_tag=reference.repo_tag,
+                 config=config, layers=layers, export=export)
+
+
+def pick_repo_digest(repo_digests: List[str], name: Optional[str]) -> Optional[str]:
+    """The manifest digest from ``RepoDigests``, preferring the typed repository."""
+    digests = [entry.split("@", 1) for entry in repo_digests or [] if "@" in entry]
+    for repo, digest in digests:
+        if name and repo == name:
+            return digest
+    return digests[0][1] if digests else None
+
+
+class DockerDaemonSource(ImageSource):
+    """Images in the local Docker engine, through the ``docker`` CLI."""
+
+    name = "docker-daemon"
+    description = "images in the local Docker engine (docker CLI, honours DOCKER_HOST)"
+    serves_bare_names = True
+
+    # -- the CLI ----------------------------------------------------------
+
+    def _binary(self) -> str:
+        binary = docker_binary()
+        if binary is None:
+            raise EngineUnavailable(
+                "cannot find the docker command ('docker' or 'docker.io') in PATH")
+        return binary
+
+    def _run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run([self._binary(), *args], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable("the Docker engine at {} did not answer `docker {}` "
+                                    "within {}s".format(docker_host(), args[0], timeout))
+
+    def _error(self, what: str, stderr: bytes, target: str) -> SourceError:
+        message = first_line(stderr.decode("utf-8", "replace"))
+        lowered = message.lower()
+        if "no such image" in lowered or "no such object" in lowered:
+            return ImageNotFound("no matching image found for {}".format(target))
+        if any(marker in lowered for marker in _UNREACHABLE):
+            return EngineUnavailable("cannot reach the Docker engine at {}: {}".format(
+                docker_host(), message))
+        return SourceError("docker {} failed: {}".format(what, message))
+
+    # -- ImageSource ------------------------------------------------------
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        return parse_engine_reference(details, details, tag, transport=self.name)
+
+    def available(self, options: argparse.Namespace) -> bool:
+        if docker_binary() is None:
+            return False
+        try:
+            probe = self._run(["version", "--format", "{{.Server.Version}}"], PROBE_TIMEOUT)
+        except EngineUnavailable:
+            return False
+        return probe.returncode == 0 and bool(probe.stdout.strip())
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        target = reference.image_id or reference.repo_tag
+        result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
+        if result.returncode != 0:
+            raise self._error("image inspect", result.stderr, target)
+        try:
+            matches = json.loads(result.stdout)
+        except ValueError:
+            raise SourceError("docker image inspect {} printed no JSON".format(target))
+        if not matches:
+            raise ImageNotFound("no matching image found for {}".format(target))
+        if len(matches) > 1:
+            raise ImageNotFound("{} images match {}".format(len(matches), target))
+        info = matches[0]
+        image_id = info["Id"]
+        binary = self._binary()
+        image = image_from_inspect(
+            info, self.name, reference, image_id,
+            lambda: exporting([binary, "save", image_id], "docker save " + image_id))
+        image.manifest_digest = pick_repo_digest(info.get("RepoDigests"), reference.name)
+        return image
+
+    def pull(self, reference: Reference, options: argparse.Namespace) -> None:
+        if reference.repo_tag is None:
+            raise SourceError("cannot pull {}: an image id is not a pullable name"
+                              .format(reference.image_id))
+        result = self._run(["pull", reference.repo_tag], timeout=None)
+        if result.returncode != 0:
+            raise self._error("pull", result.stderr, reference.repo_tag)
+
+
+@hookimpl
+def keepdocker_image_sources():
+    return [DockerDaemonSource()]
