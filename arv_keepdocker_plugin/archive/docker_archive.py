@@ -45,6 +45,19 @@ def familiar(repo_tag: str) -> str:
     return repo_tag
 
 
+def matching(wanted: str, items, names_of) -> list:
+    """The items one of whose names is ``wanted``, as a user would type it.
+
+    ``docker.io/library/x:1`` matches ``x:1``; when nothing matches that way,
+    podman's ``localhost/x:1`` does too (podman names local images so).
+    """
+    want = familiar(wanted)
+    exact = [i for i in items if any(familiar(n) == want for n in names_of(i))]
+    if exact:
+        return exact
+    return [i for i in items if any(familiar(n) == "localhost/" + want for n in names_of(i))]
+
+
 @dataclasses.dataclass
 class ArchiveEntry:
     """One image of the archive: an entry of its ``manifest.json``."""
@@ -146,13 +159,7 @@ class DockerArchive:
         return self.entries[0]
 
     def _by_tag(self, repo_tag: str) -> List[ArchiveEntry]:
-        want = familiar(repo_tag)
-        exact = [e for e in self.entries if any(familiar(t) == want for t in e.repo_tags)]
-        if exact:
-            return exact
-        # podman writes local images as localhost/NAME:TAG
-        return [e for e in self.entries
-                if any(familiar(t) == "localhost/" + want for t in e.repo_tags)]
+        return matching(repo_tag, self.entries, lambda e: e.repo_tags)
 
     # -- metadata ------------------------------------------------------------
 

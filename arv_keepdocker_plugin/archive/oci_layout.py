@@ -28,6 +28,7 @@ from typing import IO, Iterator, List, Optional
 from ..errors import BadReference, ImageNotFound
 from ..image import Layer
 from . import safety, tarwrite
+from .docker_archive import matching as names_matching
 from .members import DirectoryMembers, TarMembers, verified
 from .platforms import Platform, host_platform
 from .safety import bad
@@ -221,7 +222,8 @@ class OciLayout:
         if not cands:
             raise ImageNotFound("{}: the layout holds no image".format(self.path))
         if ref is not None:
-            cands = [c for c in cands if c.ref == ref]
+            cands = ([c for c in cands if c.ref == ref]
+                     or names_matching(ref, cands, lambda c: [c.ref] if c.ref else []))
             if not cands:
                 raise ImageNotFound("{}: no image with reference {!r}; it holds: {}".format(
                     self.path, ref, self.refs()))

@@ -150,3 +150,17 @@ def load_from_keep(api, collection_uuid, engine):
 def project(arv_project):
     """The UUID of a fresh project owned by alice."""
     return arv_project["uuid"]
+
+
+@pytest.fixture
+def nothing_written_but_the_upload(arvados_state):
+    """Call with the uploaded collection's UUID: only it and its links were added."""
+    before = arvados_state.snapshot()
+
+    def check(uuid):
+        collections, links = arvados_state.snapshot()
+        assert collections - before[0] == {uuid}
+        heads = {l["head_uuid"] for l in arvados_state.admin.links().list(
+            filters=[["uuid", "in", sorted(links - before[1])]]).execute()["items"]}
+        assert heads <= {uuid}
+    return check
