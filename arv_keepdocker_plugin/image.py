@@ -58,6 +58,19 @@ class Layer:
     size: Optional[int] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredData:
+    """A placeholder in an export for layer data already stored in Keep.
+
+    Sources that can skip reading a layer (archives and layouts on disk)
+    yield this instead of the layer member's data bytes: the tar header and
+    the padding around it are still yielded as bytes.
+    """
+
+    digest: str
+    size: int
+
+
 @dataclasses.dataclass
 class Image:
     """An image a source can export.
@@ -72,6 +85,14 @@ class Image:
     ``export`` opens a docker-archive byte stream of the image; call it as a
     context manager. Sources that cannot export (for instance an image only
     known from Arvados) leave it ``None``.
+
+    ``export_pieces``, optional, is ``export`` for sources that can skip
+    reading layers: called with a set of layer digests (as in ``layers``), it
+    opens an iterator over the same stream as pieces, ``bytes`` or
+    :class:`StoredData` standing for the data of a layer member whose digest
+    is in the set (its header and padding still come as bytes). Joining the
+    pieces with each placeholder replaced by that layer's bytes gives exactly
+    the ``export`` stream.
     """
 
     image_id: str
@@ -81,6 +102,7 @@ class Image:
     manifest_digest: Optional[str] = None
     layers: list = dataclasses.field(default_factory=list)
     export: Optional[Callable[[], ContextManager[IO[bytes]]]] = None
+    export_pieces: Optional[Callable[[set], ContextManager[Iterator]]] = None
 
     @property
     def created(self) -> Optional[str]:
