@@ -51,11 +51,14 @@ class Layer:
     """One layer of an image, in the order of the image's ``manifest.json``.
 
     ``digest`` is the sha256 of the layer as stored in the archive (the diff id
-    for an uncompressed layer); ``size`` its length in bytes when known.
+    for an uncompressed layer); ``size`` its length in bytes when known;
+    ``offset`` is set by the upload when the layer starts a Keep block.
     """
 
     digest: Optional[str]
     size: Optional[int] = None
+    #: Where the layer's data starts in the stored tar, once stored block-aligned.
+    offset: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,54 +1,197 @@
-"""The Keep writer stage: an image stream into a new collection as one ``<id>.tar``.
+"""The Keep writer stage: an image stream into Keep blocks, layers block-aligned.
 
-The bytes go through the SDK (:class:`arvados.collection.Collection`), which
-packs them into 64 MiB Keep blocks and uploads them from its own writer
-threads while we keep reading. Nothing is visible in Arvados until the
-pipeline saves the collection, so an interrupted or failed stream leaves no
-record behind (only unreferenced blocks, which Keep collects).
+The docker-archive stream is cut into Keep blocks of at most 64 MiB, with a
+cut wherever a layer's data begins and ends. So a layer's bytes always map to
+the same blocks (the same locators) in every image that has it, and a new
+image version costs only its new layers: a block already in Keep (found
+through the layer index or the resume journal) is not uploaded again, and a
+layer the source can skip (:class:`~.image.StoredData`) is not even read.
+
+Blocks go to Keep through the SDK's ``KeepClient.put`` from two writer
+threads while the stream goes on; at most two blocks wait in memory. The
+result is a one-file manifest; the pipeline saves it as a collection only
+after every block is stored, so an interrupted upload leaves no record.
 """
 
 from __future__ import annotations
 
-from typing import IO, Optional
+import concurrent.futures
+import hashlib
+import threading
+from typing import Callable, Dict, Iterable, List, Optional, Union
 
-import arvados.collection
-
+from .image import StoredData
 from .progress import Progress
 
-#: How much to read from the source per call; the SDK buffers up to a block.
+#: Keep's block size.
+BLOCK_SIZE = 1 << 26
+#: Members at least this large get their own blocks (layers; never tiny JSON).
+ALIGN_MIN = 64 * 1024
+#: How much to read from a source stream per call.
 CHUNK = 8 << 20
+#: Blocks being uploaded at once (each holds up to 64 MiB of memory).
+IN_FLIGHT = 2
 
 
-class KeepImageWriter:
-    """Writes one image tar into a new, unsaved collection."""
+def is_layer_member(name: str, size: int) -> bool:
+    """Whether a tar member holds a layer, to be aligned on block boundaries."""
+    return size >= ALIGN_MIN and (name.endswith("/layer.tar") or name.startswith("blobs/sha256/")
+                                  or name.endswith(".tar") or size >= BLOCK_SIZE)
 
-    def __init__(self, api, num_retries: int, progress: Optional[Progress] = None):
-        self.api = api
+
+def escape_name(name: str) -> str:
+    """A file name as a manifest writes it (``\\``, ``:``, space, controls as ``\\ooo``)."""
+    return "".join("\\%03o" % ord(c) if c in "\\:" or ord(c) <= 32 else c for c in name)
+
+
+def block_key(locator: str) -> str:
+    """``<md5>+<size>`` of a (possibly signed) locator."""
+    return "+".join(locator.split("+")[:2])
+
+
+class BlockWriter:
+    """Cuts bytes into blocks and stores them, reusing blocks already in Keep.
+
+    :param keep: an ``arvados.keep.KeepClient``.
+    :param copies: replicas wanted per block (the cluster's default replication).
+    :param known: ``{"<md5>+<size>": signed locator}`` of blocks already
+        stored and readable; a block with the same content is not uploaded.
+    :param on_stored: called with each signed locator once its block is in
+        Keep (the resume journal records it).
+    """
+
+    def __init__(self, keep, copies: int, num_retries: int, progress: Progress,
+                 known: Optional[Dict[str, str]] = None,
+                 on_stored: Optional[Callable[[str], None]] = None):
+        self.keep = keep
+        self.copies = copies
         self.num_retries = num_retries
-        self.progress = progress or Progress(None)
+        self.progress = progress
+        self.known = dict(known or {})
+        self.on_stored = on_stored
+        self.position = 0
+        self._buffer = bytearray()
+        self._cuts: List[int] = []
+        self._locators: List[Union[str, concurrent.futures.Future]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT, "keep-put")
+        self._slots = threading.Semaphore(IN_FLIGHT)
 
-    def write(self, stream: IO[bytes], filename: str) -> arvados.collection.Collection:
-        """Copy ``stream`` to ``filename`` in a new collection and return it.
+    # -- input ---------------------------------------------------------------
 
-        Blocks are committed to Keep before this returns; the collection
-        record itself is not created (call ``save_new``).
-        """
-        collection = arvados.collection.Collection(
-            api_client=self.api, num_retries=self.num_retries)
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
-        with collection.open(filename, "wb") as out:
-            while True:
-                n = stream.readinto(view) if hasattr(stream, "readinto") else None
-                if n is None:
-                    data = stream.read(CHUNK)
-                    n = len(data)
-                    if n:
-                        out.write(data)
-                elif n:
-                    out.write(bytes(view[:n]))
-                if not n:
-                    break
-                self.progress.update(n)
-        self.progress.finish()
-        return collection
+    def cut_at(self, offset: int) -> None:
+        """Make a block end at stream ``offset`` (ahead of the current position)."""
+        if offset > self.position and offset not in self._cuts:
+            self._cuts.append(offset)
+            self._cuts.sort()
+
+    def write(self, data) -> None:
+        view = memoryview(data)
+        while view:
+            limit = BLOCK_SIZE - len(self._buffer)
+            if self._cuts:
+                limit = min(limit, self._cuts[0] - self.position)
+            take = min(limit, len(view))
+            self._buffer += view[:take]
+            view = view[take:]
+            self.position += take
+            while self._cuts and self._cuts[0] <= self.position:
+                self._cuts.pop(0)
+                self._flush()
+            if len(self._buffer) >= BLOCK_SIZE:
+                self._flush()
+
+    def stored(self, locators: Iterable[str], size: int) -> None:
+        """Append data already in Keep (whole, aligned blocks) without reading it."""
+        self._flush()
+        for locator in locators:
+            self._locators.append(locator)
+        self.position += size
+        self._cuts = [c for c in self._cuts if c > self.position]
+        self.progress.add(reused=size, written=size)
+
+    def close(self) -> List[str]:
+        """Store the last block, wait for every upload; return the locators in order."""
+        self._flush()
+        try:
+            return [loc if isinstance(loc, str) else loc.result() for loc in self._locators]
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        for loc in self._locators:
+            if not isinstance(loc, str):
+                loc.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- blocks --------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        block = bytes(self._buffer)
+        self._buffer = bytearray()
+        if self.known:
+            key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
+            locator = self.known.get(key)
+            if locator is not None:
+                self._locators.append(locator)
+                self.progress.add(reused=len(block), written=len(block))
+                return
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(self._put, block)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._locators.append(future)
+        # Fail fast: an earlier upload's error surfaces at the next block.
+        for done in [f for f in self._locators[-IN_FLIGHT - 1:-1]
+                     if not isinstance(f, str) and f.done()]:
+            done.result()
+
+    def _put(self, block: bytes) -> str:
+        try:
+            locator = self.keep.put(block, copies=self.copies, num_retries=self.num_retries)
+            self.progress.add(uploaded=len(block), written=len(block))
+            if self.on_stored is not None:
+                self.on_stored(locator)
+            return locator
+        finally:
+            self._slots.release()
+
+
+def manifest_text(locators: List[str], size: int, filename: str) -> str:
+    """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
+    blocks = locators or ["d41d8cd98f00b204e9800998ecf8427e+0"]
+    return ". {} 0:{}:{}\n".format(" ".join(blocks), size, escape_name(filename))
+
+
+def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
+                 stored_locators: Dict[str, List[str]]) -> None:
+    """Feed an export (bytes and StoredData pieces) through ``tap`` into ``writer``.
+
+    ``tap`` (a :class:`~.archive.tap.TarTap` without a stream) learns the
+    archive as it passes and announces each member's data, so layers are
+    cut on block boundaries; ``stored_locators`` maps a skipped layer's digest
+    to its blocks.
+    """
+    for piece in pieces:
+        if isinstance(piece, StoredData):
+            tap.skip(piece.size)
+            writer.stored(stored_locators[piece.digest], piece.size)
+            continue
+        if not piece:
+            continue
+        writer.progress.add(read=len(piece))
+        tap.feed(piece)
+        writer.write(piece)
+    tap.finish()
+
+
+def stream_pieces(stream, chunk: int = CHUNK):
+    """A source stream as an iterator of bytes pieces."""
+    while True:
+        data = stream.read(chunk)
+        if not data:
+            return
+        yield data

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = {
     "source_choice": "arv_keepdocker_plugin.defaults.source_choice",
     "format_check": "arv_keepdocker_plugin.defaults.format_check",
     "links": "arv_keepdocker_plugin.defaults.links",
+    "layer_index": "arv_keepdocker_plugin.defaults.layer_index",
 }
 
 

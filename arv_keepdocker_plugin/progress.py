@@ -1,60 +1,74 @@
-"""Upload progress on stderr, in arv-put's formats.
+"""Upload progress on stderr: bytes read, uploaded and reused.
 
-``--progress`` (default on a terminal): ``\\r<written>M / <total>M <pct> `` or,
-when the total is unknown (a streamed export), ``\\r<written>M``.
-``--batch-progress``: ``<argv0> <pid>: <written> written <total> total`` lines,
-with ``-1`` for an unknown total, as arv-put prints them.
+``--progress`` (default on a terminal) redraws one line:
+``\\r<stored>M stored: <read>M read, <uploaded>M uploaded, <reused>M reused ``.
+``--batch-progress`` prints lines that begin exactly as arv-put's
+(``<argv0> <pid>: <written> written <total> total``, ``-1`` for an unknown
+total) so existing parsers keep working, followed by
+``<read> read <uploaded> uploaded <reused> reused``. "written" counts bytes
+of the stored tar, whether uploaded or reused from blocks already in Keep;
+"read" counts bytes read from the source (stored layers of an archive on
+disk are not read at all).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Optional
 
 
 class Progress:
-    """Counts bytes and reports at most every ``interval`` seconds."""
+    """Counts bytes (from several threads) and reports at most every ``interval`` s."""
 
-    def __init__(self, mode: Optional[str], stream=None, interval: float = 0.5):
+    def __init__(self, mode: Optional[str], stream=None, interval: float = 0.5,
+                 expected: Optional[int] = None):
         self.mode = mode  # None, "human" or "machine"
         self.stream = stream or sys.stderr
         self.interval = interval
-        self.written = 0
-        self.expected: Optional[int] = None
+        self.expected = expected
+        self.read = self.uploaded = self.reused = self.written = 0
+        self._lock = threading.Lock()
         self._last = 0.0
 
-    def update(self, nbytes: int) -> None:
-        self.written += nbytes
-        now = time.monotonic()
-        if self.mode and now - self._last >= self.interval:
-            self._last = now
-            self._emit()
+    def add(self, read: int = 0, uploaded: int = 0, reused: int = 0, written: int = 0) -> None:
+        with self._lock:
+            self.read += read
+            self.uploaded += uploaded
+            self.reused += reused
+            self.written += written
+            now = time.monotonic()
+            if self.mode and now - self._last >= self.interval:
+                self._last = now
+                self._emit()
 
     def finish(self) -> None:
         if self.mode:
-            self._emit()
-            if self.mode == "human":
-                self.stream.write("\n")
-            self.stream.flush()
+            with self._lock:
+                self._emit()
+                if self.mode == "human":
+                    self.stream.write("\n")
+                self.stream.flush()
 
     def _emit(self) -> None:
         if self.mode == "machine":
-            self.stream.write("{} {}: {} written {} total\n".format(
+            self.stream.write("{} {}: {} written {} total {} read {} uploaded {} reused\n".format(
                 sys.argv[0], os.getpid(), self.written,
-                -1 if self.expected is None else self.expected))
-        elif self.expected:
-            self.stream.write("\r{}M / {}M {:.1%} ".format(
-                self.written >> 20, self.expected >> 20,
-                self.written / self.expected))
+                -1 if self.expected is None else self.expected,
+                self.read, self.uploaded, self.reused))
         else:
-            self.stream.write("\r{}M ".format(self.written >> 20))
+            total = " / {}M {:.1%}".format(self.expected >> 20, self.written / self.expected) \
+                if self.expected else ""
+            self.stream.write("\r{}M{} stored: {}M read, {}M uploaded, {}M reused ".format(
+                self.written >> 20, total, self.read >> 20, self.uploaded >> 20,
+                self.reused >> 20))
         self.stream.flush()
 
 
 def mode_from_options(options) -> Optional[str]:
-    """3.2.1's rule: --batch-progress, --progress, else a terminal gets human output."""
+    """arv-put 3.2.1's rule: --progress, else --batch-progress; a terminal gets --progress."""
     progress = getattr(options, "progress", False)
     if not (getattr(options, "batch_progress", False) or getattr(options, "no_progress", False)
             or getattr(options, "silent", False)) and sys.stderr.isatty():

@@ -10,14 +10,21 @@ fails, the links made so far and the collection are removed again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+
+import arvados.collection
+import arvados.keep
 from typing import List, Optional, Tuple
 
 from . import reference as refs
 from .archive.tap import TarTap
 from .errors import BadReference, FormatRefused, KeepdockerError, SourceError
-from .image import Image, ImageSource, Reference
-from .keepwriter import KeepImageWriter
+from .image import Image, ImageSource, Layer, Reference
+from .journal import Journal
+from .keepwriter import (BlockWriter, block_key, is_layer_member, manifest_text, stream_pieces,
+                         write_pieces)
+from .layerindex import find_stored_layers
 from .listing import HASH, REPO_TAG, docker_links, list_images_in_arv
 from .locking import image_lock
 from .progress import Progress, mode_from_options
@@ -212,22 +219,18 @@ class Upload:
         return specs
 
     def _write(self, image: Image, repo_tag: Optional[str], name: str) -> dict:
-        progress = Progress(mode_from_options(self.options))
-        writer = KeepImageWriter(self.api, self.retries, progress)
-        filename = "{}.tar".format(image.image_id)
-        with image.export() as stream:
-            tap = TarTap(stream)
-            collection = writer.write(tap, filename)
+        tar = self._store_tar(image)
         # The archive's own config is the truth: its digest is the image id
         # (whatever the engine printed) and its "created" is the timestamp.
-        image.config = tap.config
-        if tap.config_digest != image.image_id and image.format == "v2":
+        if tar.config_digest != image.image_id and image.format == "v2":
             if not image.manifest_digest:
                 image.manifest_digest = image.image_id
-            image.image_id = tap.config_digest
-            collection.rename(filename, "{}.tar".format(image.image_id))
+            image.image_id = tar.config_digest
             if not self.options.name:
                 name = default_collection_name(image.image_id, repo_tag)
+        collection = arvados.collection.Collection(
+            manifest_text(tar.locators, tar.size, "{}.tar".format(image.image_id)),
+            api_client=self.api, num_retries=self.retries)
         properties = self._properties(image, repo_tag)
         owner = self.options.project_uuid
         with Rollback(self.api, self.retries) as rollback:
@@ -247,7 +250,78 @@ class Upload:
                     body["owner_uuid"] = owner
                 rollback.link(body)
         self._notify(image, record, rollback.records)
+        tar.journal.discard()
         return record
+
+    def _store_tar(self, image: Image) -> "StoredTar":
+        """Stream the image into Keep blocks, layers aligned; reuse what is stored."""
+        journal = Journal(image.image_id, enabled=self.options.use_cache)
+        if not self.options.resume:
+            journal.discard()
+        keep = getattr(self.api, "keep", None) or arvados.keep.KeepClient(
+            api_client=self.api, num_retries=self.retries)
+        stored = {}
+        if self.pm.get_plugin("layer_index") is not None:
+            sizes = {l.digest: l.size for l in image.layers if l.digest}
+            stored = {digest: layer for digest, layer in find_stored_layers(
+                self.api, self.retries, list(sizes)).items()
+                if sizes[digest] in (None, layer.size)}
+        known = {block_key(loc): loc for layer in stored.values() for loc in layer.locators}
+        if self.options.resume:
+            known.update(journal.load(keep))
+        progress = Progress(mode_from_options(self.options))
+        copies = self.api._rootDesc.get("defaultCollectionReplication") or 2
+        writer = BlockWriter(keep, copies, self.retries, progress, known, journal.record)
+
+        def align(name, offset, size):
+            if is_layer_member(name, size):
+                writer.cut_at(offset)
+                writer.cut_at(offset + size)
+
+        tap = TarTap(None, archive=image.source, on_data=align)
+        try:
+            if image.export_pieces is not None and stored:
+                with image.export_pieces(set(stored)) as pieces:
+                    write_pieces(pieces, tap, writer,
+                                 {d: layer.locators for d, layer in stored.items()})
+            else:
+                with image.export() as stream:
+                    write_pieces(stream_pieces(stream), tap, writer, {})
+            locators = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            journal.close()
+        progress.finish()
+        image.config = tap.config
+        image.layers = aligned_layers(tap)
+        return StoredTar(locators, writer.position, tap.config_digest, journal)
+
+
+@dataclasses.dataclass
+class StoredTar:
+    locators: List[str]
+    size: int
+    config_digest: str
+    journal: Journal
+
+
+def aligned_layers(tap) -> List[Layer]:
+    """The image's layers as stored: digest, size and offset of each aligned one."""
+    diff_ids = ((tap.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    names = tap.manifest.get("Layers") or []
+    members = {name: (offset, size) for name, offset, size in tap.members}
+    layers = []
+    for index, name in enumerate(names):
+        member = tap.resolve(name)
+        offset, size = members.get(member, (None, 0))
+        blob = member.startswith("blobs/sha256/")
+        digest = "sha256:" + member.rsplit("/", 1)[1] if blob else (
+            diff_ids[index] if len(diff_ids) == len(names) else None)
+        aligned = offset is not None and is_layer_member(member, size)
+        layers.append(Layer(digest, size, offset if aligned else None))
+    return layers
 
 
 def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:

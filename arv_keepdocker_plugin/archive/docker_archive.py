@@ -13,6 +13,10 @@ Export:
 * one image out of several is written on the fly as a new docker-archive
   holding only that image's members and a one-entry ``manifest.json``
   (and ``repositories``), never as a temporary copy.
+
+:meth:`DockerArchive.export_pieces` gives the same stream as pieces, a
+:class:`~..image.StoredData` standing for the data of each layer already
+stored, which is then seeked over, never read.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import IO, Iterator, List, Optional
+from typing import IO, Iterator, List, Optional, Union
 
 from ..errors import BadReference, ImageNotFound
-from ..image import Layer
+from ..image import Layer, StoredData
 from . import safety, tarwrite
-from .members import TarMembers, verified
+from .members import Member, TarMembers, verified
 from .safety import bad
 from .tap import TarTap
 
@@ -185,12 +189,15 @@ class DockerArchive:
         """``sha256:`` of the config bytes: the id ``docker load`` reports."""
         return "sha256:" + hashlib.sha256(self.config_bytes(entry)).hexdigest()
 
+    def layer_members(self, entry: ArchiveEntry) -> List[Member]:
+        """The regular member holding each layer's data (symlinks followed)."""
+        return [self.members.get(name, "layer") for name in entry.layer_names]
+
     def layers(self, entry: ArchiveEntry, config: Optional[dict] = None) -> List[Layer]:
         """:class:`Layer` records: digest from the blob name, else the diff id."""
         diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
         out = []
-        for i, name in enumerate(entry.layer_names):
-            member = self.members.get(name, "layer")
+        for i, member in enumerate(self.layer_members(entry)):
             blob = _BLOB.match(member.name)
             if blob:
                 digest = "sha256:" + blob.group(1)
@@ -224,6 +231,38 @@ class DockerArchive:
             reader.close()
             members.close()
 
+    @contextlib.contextmanager
+    def export_pieces(self, entry: ArchiveEntry, skip: set,
+                      expected_id: Optional[str] = None
+                      ) -> Iterator[Iterator[Union[bytes, StoredData]]]:
+        """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
+        of each layer member whose digest (as in :meth:`layers`) is in ``skip``.
+
+        Reopens the archive and reads its headers and ``manifest.json`` again,
+        so the pieces describe the file as it is; with ``expected_id``, an
+        archive whose image changed is refused.
+        """
+        with DockerArchive(self.path) as archive:
+            if entry.index >= len(archive.entries):
+                raise bad(self.path, "changed while being read: no image @{} any "
+                          "more".format(entry.index))
+            now = archive.entries[entry.index]
+            image_id = archive.image_id(now)
+            if expected_id and image_id != expected_id:
+                raise bad(self.path, "changed while being read: image id is now {}, "
+                          "was {}".format(image_id, expected_id))
+            config = archive.config(now) if skip else None
+            stored = [layer.digest if layer.digest in skip else None
+                      for layer in archive.layers(now, config)]
+            if len(archive.entries) == 1:
+                pieces = _file_pieces(archive, now, image_id, stored)
+            else:
+                pieces = _selected(archive.members, archive.path, now, stored)
+            try:
+                yield pieces
+            finally:
+                pieces.close()
+
 
 @contextlib.contextmanager
 def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[IO[bytes]]:
@@ -248,12 +287,54 @@ class _CheckedTap(TarTap):
                       "was {}".format(self.config_digest, self._expected_id))
 
 
-def _selected(members: TarMembers, path: str, entry: ArchiveEntry) -> Iterator[bytes]:
-    """The tar bytes of a docker-archive holding only ``entry``."""
+def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
+                 stored: List[Optional[str]]) -> Iterator[Union[bytes, StoredData]]:
+    """The single-image archive file byte for byte, as :func:`open_single` gives it,
+    but a :class:`StoredData` for the data of each layer whose ``stored`` digest
+    is set (``stored`` runs along ``entry.layer_names``).
+
+    What :class:`TarTap` checks on the way is checked here too: every
+    ``blobs/sha256/<hex>`` member and the config against their digests, as
+    they pass; the file must not change while it is read.
+    """
+    members = archive.members
+    special = {}  # member name -> (member, StoredData, or digest to check)
+    for m in members.members.values():
+        blob = _BLOB.match(m.name)
+        if blob and m.kind == safety.FILE:
+            special[m.name] = (m, "sha256:" + blob.group(1))
+    config = members.get(entry.config_name, "config")
+    special[config.name] = (config, image_id)
+    for m, digest in zip(archive.layer_members(entry), stored):
+        if digest is not None:
+            special[m.name] = (m, StoredData(digest, m.size))
+    pos = 0
+    for m, what in sorted(special.values(), key=lambda s: s[0].offset):
+        yield from members.span(pos, m.offset - pos)
+        if isinstance(what, StoredData):
+            yield what
+        else:
+            yield from verified(archive.path, "member {!r}".format(m.name),
+                                members.chunks(m), what, m.size)
+        pos = m.offset + m.size
+    yield from members.span(pos, members.size - pos)
+    members.check_unchanged()
+
+
+def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
+              stored: Optional[List[Optional[str]]] = None
+              ) -> Iterator[Union[bytes, StoredData]]:
+    """The tar bytes of a docker-archive holding only ``entry``.
+
+    With ``stored`` (a digest or ``None`` along ``entry.layer_names``), the
+    data of each layer whose digest is set comes as a :class:`StoredData`,
+    unread.
+    """
     written = set()
 
     def member(name: str, what: str, digest: Optional[str] = None,
-               size: Optional[int] = None) -> Iterator[bytes]:
+               size: Optional[int] = None,
+               stored_as: Optional[str] = None) -> Iterator[Union[bytes, StoredData]]:
         norm = safety.normalize_member_name(path, name)
         if norm in written:
             return
@@ -272,11 +353,14 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry) -> Iterator[b
         if size is not None and size != m.size:
             raise bad(path, "{} {!r} is {} bytes, its descriptor says {}".format(
                 what, name, m.size, size))
+        if stored_as is not None:
+            yield from tarwrite.streamed_member(norm, m.size, [StoredData(stored_as, m.size)])
+            return
         chunks = verified(path, "{} {!r}".format(what, name), members.chunks(m), digest, size)
         yield from tarwrite.streamed_member(norm, m.size, chunks)
 
     tops = []
-    for name in entry.layer_names:
+    for i, name in enumerate(entry.layer_names):
         src = entry.layer_sources
         blob = _BLOB.match(safety.normalize_member_name(path, name) or "")
         desc = src.get("sha256:" + blob.group(1)) if blob else None
@@ -286,7 +370,8 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry) -> Iterator[b
             for extra in ("VERSION", "json"):
                 if members.find(layer_dir + "/" + extra) is not None:
                     yield from member(layer_dir + "/" + extra, "layer metadata")
-        yield from member(name, "layer", size=size if isinstance(size, int) else None)
+        yield from member(name, "layer", size=size if isinstance(size, int) else None,
+                          stored_as=stored[i] if stored else None)
         tops.append(blob.group(1) if blob else layer_dir)
     yield from member(entry.config_name, "config")
     manifest = [{"Config": entry.config_name, "RepoTags": entry.repo_tags or None,

@@ -3,8 +3,10 @@
 A first pass reads only tar headers (seeking over data), checks each member
 with :class:`~.safety.MemberChecker` and remembers where its data lives. Data is
 then read by offset, in chunks, and can be checked against a sha256 digest
-and size as it passes. An OCI layout directory is served by the same
-interface (:class:`DirectoryMembers`) so that readers need not care.
+and size as it passes; :meth:`TarMembers.span` reads any stretch of the
+file, headers included, for callers that pass the file through. An OCI
+layout directory is served by the same interface (:class:`DirectoryMembers`)
+so that readers need not care.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class TarMembers:
         except OSError as e:
             raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
         try:
-            self.size = os.fstat(self.file.fileno()).st_size
+            self.identity = _identity(self.file)
+            self.size = self.identity[1]
             self.checker = safety.MemberChecker(path, allow_symlinks)
             self.members: Dict[str, Member] = {}
             self._list()
@@ -129,14 +132,24 @@ class TarMembers:
 
     def chunks(self, member: Member) -> Iterator[bytes]:
         """The data of ``member``, in chunks of at most 1 MiB."""
-        self.file.seek(member.offset)
-        left = member.size
+        return self.span(member.offset, member.size, "in {!r}".format(member.name))
+
+    def span(self, offset: int, size: int, where: Optional[str] = None) -> Iterator[bytes]:
+        """``size`` bytes of the file from ``offset``, in chunks of at most 1 MiB."""
+        self.file.seek(offset)
+        left = size
         while left:
             data = self.file.read(min(left, CHUNK))
             if not data:
-                raise bad(self.archive, "truncated archive (in {!r})".format(member.name))
+                raise bad(self.archive, "truncated archive ({})".format(
+                    where or "at offset {}".format(offset + size - left)))
             left -= len(data)
             yield data
+
+    def check_unchanged(self) -> None:
+        """Refuse a file that was modified or resized since it was listed."""
+        if _identity(self.file) != self.identity:
+            raise bad(self.archive, "changed while being read")
 
     def read(self, member: Member, what: str) -> bytes:
         """All of a small member's data (capped like a JSON document)."""
@@ -147,6 +160,11 @@ class TarMembers:
         """Parse the JSON member ``name``."""
         what = what or name
         return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
+
+
+def _identity(f: IO[bytes]) -> tuple:
+    st = os.fstat(f.fileno())
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class DirectoryMembers(TarMembers):

@@ -14,6 +14,10 @@ image is turned into a docker-archive stream that Docker 25 would write:
 Every blob is checked against its descriptor's sha256 and size as it passes;
 the stream fails before its end on a mismatch. zstd layers are refused up
 front: Docker 20.10's ``docker load`` cannot read them.
+
+:meth:`OciImage.export_pieces` gives the same stream as pieces, a
+:class:`~..image.StoredData` standing for the data of each layer blob
+already stored: that blob is neither opened nor read.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import IO, Iterator, List, Optional
+from typing import IO, Iterator, List, Optional, Union
 
 from ..errors import BadReference, ImageNotFound
-from ..image import Layer
+from ..image import Layer, StoredData
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
 from .members import DirectoryMembers, TarMembers, verified
@@ -115,6 +119,19 @@ class OciImage:
             yield reader
         finally:
             reader.close()
+            members.close()
+
+    @contextlib.contextmanager
+    def export_pieces(self, skip: set, repo_tag: Optional[str] = None
+                      ) -> Iterator[Iterator[Union[bytes, StoredData]]]:
+        """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
+        of each layer blob whose digest is in ``skip``."""
+        members = open_members(self.path, self.directory)
+        pieces = to_docker_archive(members, self, repo_tag, skip)
+        try:
+            yield pieces
+        finally:
+            pieces.close()
             members.close()
 
 
@@ -292,9 +309,14 @@ def _starts_with(members: TarMembers, member, magic: bytes) -> bool:
         chunks.close()
 
 
-def to_docker_archive(members: TarMembers, image: OciImage,
-                      repo_tag: Optional[str] = None) -> Iterator[bytes]:
-    """The tar bytes of a Docker 25-style docker-archive of ``image``."""
+def to_docker_archive(members: TarMembers, image: OciImage, repo_tag: Optional[str] = None,
+                      skip: frozenset = frozenset()) -> Iterator[Union[bytes, StoredData]]:
+    """The tar bytes of a Docker 25-style docker-archive of ``image``.
+
+    The data of a layer blob whose digest is in ``skip`` is a
+    :class:`StoredData` of the descriptor's digest and size (checked against
+    the blob when the layout was read); the blob is not looked at again.
+    """
     archive = image.path
     yield tarwrite.header("blobs", directory=True)
     yield tarwrite.header("blobs/sha256", directory=True)
@@ -306,6 +328,10 @@ def to_docker_archive(members: TarMembers, image: OciImage,
         if name in written:
             continue
         written.add(name)
+        if desc["digest"] in skip:
+            yield from tarwrite.streamed_member(name, desc["size"],
+                                                [StoredData(desc["digest"], desc["size"])])
+            continue
         member = members.find(name)
         if member is None:
             raise bad(archive, "layer blob {} is missing".format(desc.get("digest")))

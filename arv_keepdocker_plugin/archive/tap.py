@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tarfile
-from typing import IO, Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from . import safety
 from .safety import bad
@@ -74,8 +74,13 @@ def _pax_records(archive: str, data: bytes) -> Dict[str, str]:
 class TarTap:
     """A read-only file object passing a docker-archive tar stream through unchanged.
 
-    :param stream: any object with ``read(n)`` (``readinto`` is used when present).
+    :param stream: any object with ``read(n)`` (``readinto`` is used when present);
+        or ``None`` to push the bytes in with :meth:`feed`, :meth:`skip` and
+        :meth:`finish` instead of reading.
     :param archive: a name for messages.
+    :param on_data: called as ``on_data(name, data_offset, size)`` when a
+        regular member's header has been parsed, before its data passes (the
+        Keep writer aligns layers on block boundaries with it).
 
     Read it to the end (``read`` returning ``b""``); then these are set:
 
@@ -92,9 +97,11 @@ class TarTap:
     ambiguous ``manifest.json`` or a member it names that is absent.
     """
 
-    def __init__(self, stream: IO[bytes], archive: str = "<image stream>") -> None:
+    def __init__(self, stream: Optional[IO[bytes]] = None, archive: str = "<image stream>",
+                 on_data: Optional[Callable[[str, int, int], None]] = None) -> None:
         self._stream = stream
         self.archive = archive
+        self._on_data = on_data
         self._checker = safety.MemberChecker(archive, allow_symlinks=True)
         self._pos = 0
         self._state = _HEADER
@@ -160,6 +167,31 @@ class TarTap:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- pieces (for exports that skip stored layers) -------------------------
+
+    def feed(self, data) -> None:
+        """Parse ``data``, the next bytes of the stream (when not using ``read``)."""
+        if data:
+            self._feed(memoryview(data))
+
+    def skip(self, size: int) -> None:
+        """Account for a whole member's data that is not read (a stored layer).
+
+        Only valid right after that member's header; the data is trusted
+        (its digest was checked when it was first stored).
+        """
+        if self._state != _DATA or self._left != size or self._pos != self.members[-1][1]:
+            raise bad(self.archive, "a stored layer does not line up with a tar member")
+        self._hash = None
+        self._keep = None
+        self._pos += size
+        self._left = 0
+        self._member_done()
+
+    def finish(self) -> None:
+        """The stream has ended: check it and resolve manifest and config."""
+        self._finish()
 
     def consume(self, chunk_size: int = 1024 * 1024) -> "TarTap":
         """Read the stream to its end (discarding the bytes); return self."""
@@ -235,6 +267,8 @@ class TarTap:
         self.members.append((norm or ".", self._pos, data_size))
         if norm is not None and kind == safety.FILE:
             self._sizes[norm] = data_size
+            if self._on_data is not None:
+                self._on_data(norm, self._pos, data_size)
         self._begin_data(norm if kind == safety.FILE else None, data_size)
         self._padding_after = -data_size % BLOCK
         self._start(_DATA, data_size)
@@ -344,6 +378,10 @@ class TarTap:
         keep = self._kept.get(wanted)
         self._kept = {wanted: keep} if keep is not None else {}
         self._kept_total = len(keep) if keep is not None else 0
+
+    def resolve(self, name: str) -> str:
+        """The member that ``name`` (from manifest.json) designates, links followed."""
+        return self._norm(name)
 
     def _norm(self, name: str) -> str:
         norm = safety.normalize_member_name(self.archive, name)

@@ -44,9 +44,13 @@ def file_member(name: str, data: bytes, mtime: int = 0) -> Iterator[bytes]:
     yield padding(len(data))
 
 
-def streamed_member(name: str, size: int, chunks: Iterable[bytes],
-                    mtime: int = 0) -> Iterator[bytes]:
-    """A member whose ``size`` is known and whose data arrives in ``chunks``."""
+def streamed_member(name: str, size: int, chunks: Iterable,
+                    mtime: int = 0) -> Iterator:
+    """A member whose ``size`` is known and whose data arrives in ``chunks``.
+
+    The chunks are passed through as they are: bytes, or a placeholder
+    standing for the data (see :class:`~..image.StoredData`).
+    """
     yield header(name, size, mtime=mtime)
     yield from chunks
     yield padding(size)

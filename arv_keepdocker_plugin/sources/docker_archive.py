@@ -15,6 +15,7 @@ contain one. Which image and which name:
 
 The image id is the config digest. A single-image archive is stored byte for
 byte; one image of several becomes a new docker-archive streamed on the fly.
+Either way, layers already stored in Keep are not read (``export_pieces``).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class DockerArchiveSource(ImageSource):
             repo_tag = None
         return Image(image_id=image_id, source=self.name, repo_tag=repo_tag, config=config,
                      manifest_digest=manifest_digest, layers=layers,
-                     export=lambda: archive.export(entry, expected_id=image_id))
+                     export=lambda: archive.export(entry, expected_id=image_id),
+                     export_pieces=lambda skip: archive.export_pieces(
+                         entry, skip, expected_id=image_id))
 
 
 def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:

@@ -7,7 +7,8 @@ chooses one; by default this machine's platform is used.
 
 The image is stored as a docker-archive (what ``docker load`` and crunch-run
 need) converted on the fly, keeping the config blob byte for byte, so the
-image id is the config digest.
+image id is the config digest. Layer blobs already stored in Keep are not
+read (``export_pieces``).
 
 Name linked (``repo_tag``):
 
@@ -83,7 +84,8 @@ class _LayoutSource(ImageSource):
             repo_tag = as_repo_tag(image.ref)
         return Image(image_id=image.image_id, source=self.name, repo_tag=repo_tag,
                      config=image.config, manifest_digest=image.manifest_digest,
-                     layers=image.layers, export=lambda: image.export(repo_tag))
+                     layers=image.layers, export=lambda: image.export(repo_tag),
+                     export_pieces=lambda skip: image.export_pieces(skip, repo_tag))
 
 
 class OciArchiveSource(_LayoutSource):

@@ -140,7 +140,11 @@ def test_batch_progress_lines_and_silent(keepdocker, image):
     proc = keepdocker("--batch-progress", "--force", name + ":v1")
     uploaded_uuid(proc)
     lines = [l for l in proc.stderr.splitlines() if " written " in l]
-    assert lines and re.match(r"^\S+ \d+: \d+ written -?\d+ total$", lines[-1])
+    # arv-put's line, then what was read, uploaded and reused.
+    match = re.match(r"^\S+ \d+: (\d+) written -1 total (\d+) read (\d+) uploaded (\d+) reused$",
+                     lines[-1])
+    written, read, uploaded, reused = map(int, match.groups())
+    assert written == read == uploaded + reused > 0
     # --silent: as arv-put, no progress, no INFO lines and no UUID on stdout.
     quiet = keepdocker("--silent", "--force", name + ":v1")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")

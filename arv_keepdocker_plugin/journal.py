@@ -1,0 +1,78 @@
+"""The resume journal: blocks an interrupted upload already stored.
+
+``<Arvados cache>/docker/<image id>.tar.journal`` gets one signed locator per
+line as each block reaches Keep. Running the same upload again feeds them to
+the Keep writer as known blocks, so only what is missing is uploaded (the
+stream is cut into the same blocks every time). The journal is checked like
+arv-put's resume cache (a HEAD of one block); expired or refused signatures
+make it be ignored. ``--no-resume`` starts over, ``--no-cache`` keeps no
+journal, and a finished upload removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Dict, Optional
+
+from .keepwriter import block_key
+from .locking import cache_dir
+
+#: Only locators valid for at least this long are trusted.
+MARGIN = 3600
+_EXPIRY = re.compile(r"\+A[0-9a-f]{40}@([0-9a-f]{1,8})(?:\+|$)")
+
+
+def journal_path(image_id: str) -> str:
+    return os.path.join(cache_dir(), "{}.tar.journal".format(image_id))
+
+
+class Journal:
+    def __init__(self, image_id: str, enabled: bool = True):
+        self.path = journal_path(image_id)
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._file = None
+
+    def load(self, keep) -> Dict[str, str]:
+        """Known blocks from an earlier run, ``{"<md5>+<size>": locator}``."""
+        try:
+            with open(self.path) as f:
+                lines = [line.strip() for line in f if line.strip()]
+        except OSError:
+            return {}
+        now = time.time()
+        known = {}
+        for locator in lines:
+            match = _EXPIRY.search(locator)
+            if match and int(match.group(1), 16) > now + MARGIN:
+                known[block_key(locator)] = locator
+        if known:
+            try:
+                keep.head(next(iter(known.values())), num_retries=0)
+            except Exception:
+                return {}
+        return known
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def record(self, locator: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if self._file is None:
+                self._file = open(self.path, "a")
+            self._file.write(locator + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
