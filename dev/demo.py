@@ -54,7 +54,7 @@ def main():
                 "org.opencontainers.image.version": "1.0"},
         cmd=["/bin/sh", "/app/hello.sh"])
     archive = DEMO / "hello-oci.tar"
-    imagebuild.write_oci_layout(str(archive), [("1.0", image)], as_tar=True)
+    imagebuild.write_oci_layout(str(archive), [("demo/hello:1.0", image)], as_tar=True)
     print("{} ({} bytes), image id {}".format(archive, archive.stat().st_size, image.image_id))
 
     say("2. Start the embedded local Arvados cluster")
