@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import re
 from typing import List, Optional, Tuple
 
 import arvados.util
@@ -19,6 +20,9 @@ import ciso8601
 EARLIEST = datetime.datetime(datetime.MINYEAR, 1, 1)
 
 HASH = "docker_image_hash"
+#: Link property holding an image's manifest digest (see defaults/links.py).
+MANIFEST_DIGEST_PROPERTY = "image_manifest_digest"
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 REPO_TAG = "docker_image_repo+tag"
 
 TABLE_ROW = "{:30}  {:10}  {:12}  {:29}  {:20}\n"
@@ -68,7 +72,8 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
     datetime), ``collection`` and ``_sort_key``. With ``image_name``, look for
     ``repo+tag`` links named ``image_name:image_tag`` (tag default ``latest``),
     else for hash links whose name starts with ``image_name``
-    (case-insensitively). With ``project_uuid``, only links and collections
+    (case-insensitively), else, for a full ``sha256:`` digest, for hash links
+    recording it as the image's manifest digest. With ``project_uuid``, only links and collections
     owned by that project count.
     """
     owner = [["owner_uuid", "=", project_uuid]] if project_uuid is not None else []
@@ -84,6 +89,12 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
             found = hash_links = docker_links(api, num_retries, [
                 ["link_class", "=", HASH],
                 ["name", "ilike", image_name + "%"]] + owner)
+            if not found and _DIGEST.match(image_name):
+                # A manifest digest (what registries and Docker's containerd
+                # store call the image) recorded beside the config digest.
+                found = hash_links = docker_links(api, num_retries, [
+                    ["link_class", "=", HASH],
+                    ["properties." + MANIFEST_DIGEST_PROPERTY, "=", image_name]] + owner)
         head_filter = [["head_uuid", "in", [link["head_uuid"] for link in found]]]
 
     if hash_links is None:

@@ -7,10 +7,10 @@
 """
 
 from .. import hookimpl
-
-#: Link property recording the manifest digest beside the config digest, when a
-#: source knows it (podman, OCI layouts, Docker's containerd store).
-MANIFEST_DIGEST_PROPERTY = "image_manifest_digest"
+# The manifest digest is recorded beside the config digest when a source knows
+# it (podman, OCI layouts, pulled images, Docker's containerd store), so that
+# either finds the image.
+from ..listing import MANIFEST_DIGEST_PROPERTY
 
 
 def link_properties(image):

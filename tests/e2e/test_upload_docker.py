@@ -148,3 +148,36 @@ def test_batch_progress_lines_and_silent(keepdocker, image):
     # --silent: as arv-put, no progress, no INFO lines and no UUID on stdout.
     quiet = keepdocker("--silent", "--force", name + ":v1")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_pull_fetches_a_missing_image_from_a_registry(keepdocker, docker_engine, registry,
+                                                      unique, arv_api):
+    remote = "{}/{}/app:v1".format(registry.address, unique)
+    image_id = build_layered_image(docker_engine, remote, [{"pulled.txt": unique.encode()}])
+    docker_engine.docker("push", remote)
+    docker_engine.docker("rmi", "-f", image_id)
+    # Without --pull the engine lacks it: an error, as in 3.2.1.
+    assert keepdocker("--no-progress", remote).returncode == 1
+    uuid = uploaded_uuid(keepdocker("--no-progress", "--pull", remote))
+    assert [l[:2] for l in image_links(arv_api, uuid)] == sorted([
+        ("docker_image_hash", image_id), ("docker_image_repo+tag", remote)])
+    docker_engine.docker("rmi", "-f", image_id, check=False)
+
+
+def test_pulled_image_is_found_by_its_manifest_digest_too(keepdocker, docker_engine, registry,
+                                                          unique, arv_api):
+    from arv_keepdocker_plugin import compat
+    remote = "{}/{}/dig:v1".format(registry.address, unique)
+    image_id = build_layered_image(docker_engine, remote, [{"d.txt": unique.encode()}])
+    pushed = docker_engine.docker("push", remote, text=True).stdout
+    manifest_digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed).group(1)
+    docker_engine.docker("rmi", "-f", image_id)
+    docker_engine.docker("pull", remote)
+    uuid = uploaded_uuid(keepdocker("--no-progress", remote))
+    [hash_link] = arv_api.links().list(filters=[["head_uuid", "=", uuid],
+                                                ["link_class", "=", "docker_image_hash"]]
+                                       ).execute()["items"]
+    assert hash_link["name"] == image_id
+    assert hash_link["properties"]["image_manifest_digest"] == manifest_digest
+    assert compat.list_images_in_arv(arv_api, 0, manifest_digest)[0][0] == uuid
+    docker_engine.docker("rmi", "-f", image_id, check=False)
