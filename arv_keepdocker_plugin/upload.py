@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from typing import List, Optional, Tuple
 
 import arvados.collection
 import arvados.keep
-from typing import List, Optional, Tuple
+import arvados.util
 
 from . import reference as refs
 from .archive.tap import TarTap
@@ -108,7 +109,6 @@ class Upload:
         return "uploaded"
 
     def _check_project(self, uuid: str) -> None:
-        import arvados.util
         if arvados.util.user_uuid_pattern.match(uuid):
             self.api.users().get(uuid=uuid).execute(num_retries=self.retries)
         elif arvados.util.group_uuid_pattern.match(uuid):
