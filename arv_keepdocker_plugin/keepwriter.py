@@ -8,7 +8,9 @@ through the layer index or the resume journal) is not uploaded again, and a
 layer the source can skip (:class:`~.image.StoredData`) is not even read.
 
 Blocks go to Keep through the SDK's ``KeepClient.put`` from two writer
-threads while the stream goes on; at most two blocks wait in memory. The
+threads while the stream goes on (the md5 that recognises a stored block is
+computed there too); at most two blocks besides the one being filled are in
+memory. The
 result is a one-file manifest; the pipeline saves it as a collection only
 after every block is stored, so an interrupted upload leaves no record.
 """
@@ -70,7 +72,8 @@ class BlockWriter:
         self.known = dict(known or {})
         self.on_stored = on_stored
         self.position = 0
-        self._buffer = bytearray()
+        self._buffer = bytearray(BLOCK_SIZE)
+        self._fill = 0
         self._cuts: List[int] = []
         self._locators: List[Union[str, concurrent.futures.Future]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT, "keep-put")
@@ -87,17 +90,18 @@ class BlockWriter:
     def write(self, data) -> None:
         view = memoryview(data)
         while view:
-            limit = BLOCK_SIZE - len(self._buffer)
+            limit = BLOCK_SIZE - self._fill
             if self._cuts:
                 limit = min(limit, self._cuts[0] - self.position)
             take = min(limit, len(view))
-            self._buffer += view[:take]
+            self._buffer[self._fill:self._fill + take] = view[:take]
+            self._fill += take
             view = view[take:]
             self.position += take
             while self._cuts and self._cuts[0] <= self.position:
                 self._cuts.pop(0)
                 self._flush()
-            if len(self._buffer) >= BLOCK_SIZE:
+            if self._fill >= BLOCK_SIZE:
                 self._flush()
 
     def stored(self, locators: Iterable[str], size: int) -> None:
@@ -126,20 +130,15 @@ class BlockWriter:
     # -- blocks --------------------------------------------------------------
 
     def _flush(self) -> None:
-        if not self._buffer:
+        if not self._fill:
             return
-        block = bytes(self._buffer)
-        self._buffer = bytearray()
-        if self.known:
-            key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
-            locator = self.known.get(key)
-            if locator is not None:
-                self._locators.append(locator)
-                self.progress.add(reused=len(block), written=len(block))
-                return
+        # Wait for a free writer before copying the block out, so that at most
+        # IN_FLIGHT blocks plus the buffer being filled are ever in memory.
         self._slots.acquire()
         try:
-            future = self._pool.submit(self._put, block)
+            block = bytes(memoryview(self._buffer)[:self._fill])
+            self._fill = 0
+            future = self._pool.submit(self._store, block)
         except BaseException:
             self._slots.release()
             raise
@@ -149,8 +148,15 @@ class BlockWriter:
                      if not isinstance(f, str) and f.done()]:
             done.result()
 
-    def _put(self, block: bytes) -> str:
+    def _store(self, block: bytes) -> str:
+        """In a writer thread: reuse the block if Keep has it, else upload it."""
         try:
+            if self.known:
+                key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
+                locator = self.known.get(key)
+                if locator is not None:
+                    self.progress.add(reused=len(block), written=len(block))
+                    return locator
             locator = self.keep.put(block, copies=self.copies, num_retries=self.num_retries)
             self.progress.add(uploaded=len(block), written=len(block))
             if self.on_stored is not None:

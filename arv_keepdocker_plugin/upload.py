@@ -82,11 +82,7 @@ class Upload:
         source, reference, self.chosen_by_default = choose_source(self.pm, self.options)
         if self.options.project_uuid:
             self._check_project(self.options.project_uuid)
-        lookup_name = reference.name or reference.image_id
-        in_arvados = []
-        if source.serves_bare_names and lookup_name:
-            in_arvados = list_images_in_arv(self.api, self.retries, lookup_name, reference.tag)
-        image = self._resolve(source, reference, in_arvados)
+        image = self._resolve(source, reference)
         repo_tag = image.repo_tag
         if repo_tag and reference.name and image.image_id.startswith(reference.name.lower()):
             repo_tag = None  # the user typed an id, as 3.2.1 decides it
@@ -116,7 +112,7 @@ class Upload:
         else:
             raise KeepdockerError("Not a valid project UUID: {}".format(uuid))
 
-    def _resolve(self, source, reference, in_arvados) -> Image:
+    def _resolve(self, source, reference) -> Image:
         try:
             if self.options.pull:
                 try:
@@ -125,12 +121,18 @@ class Upload:
                     source.pull(reference, self.options)
             image = source.resolve(reference, self.options)
         except SourceError as error:
+            # An engine store without the image (or no engine): as 3.2.1, use
+            # the best copy already in Arvados if there is one.
+            lookup_name = reference.name or reference.image_id
+            in_arvados = []
+            if source.serves_bare_names and lookup_name:
+                in_arvados = list_images_in_arv(self.api, self.retries, lookup_name,
+                                                reference.tag)
             if not in_arvados:
                 if self.chosen_by_default and source.name != "docker-daemon":
                     raise type(error)("{} (looked in {} since no Docker engine "
                                       "answers)".format(error, source.name)) from None
                 raise
-            # No engine, or the engine lacks the image: use the copy in Arvados.
             logger.debug("%s; using the image already in Arvados", error)
             info = in_arvados[0][1]
             return Image(image_id=info["dockerhash"], source="arvados",

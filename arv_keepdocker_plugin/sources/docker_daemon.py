@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from typing import IO, Iterator, List, Optional, Sequence
@@ -136,6 +137,38 @@ def pick_repo_digest(repo_digests: List[str], name: Optional[str]) -> Optional[s
     return digests[0][1] if digests else None
 
 
+def engine_socket() -> Optional[str]:
+    """The engine's unix socket when the environment says which, else None.
+
+    ``DOCKER_HOST=unix://...`` or, with no DOCKER_HOST and no docker context
+    chosen, the default ``/var/run/docker.sock``. Other hosts (tcp, ssh,
+    contexts) are left to the docker CLI.
+    """
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return host[len("unix://"):] if host.startswith("unix://") else None
+    if os.environ.get("DOCKER_CONTEXT"):
+        return None
+    config = os.path.join(os.environ.get("DOCKER_CONFIG") or
+                          os.path.join(os.path.expanduser("~"), ".docker"), "config.json")
+    try:
+        with open(config) as f:
+            context = json.load(f).get("currentContext")
+    except (OSError, ValueError, AttributeError):
+        context = None
+    return "/var/run/docker.sock" if context in (None, "", "default") else None
+
+
+def socket_answers(path: str, timeout: float = 2.0) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 class DockerDaemonSource(ImageSource):
     """Images in the local Docker engine, through the ``docker`` CLI."""
 
@@ -179,6 +212,10 @@ class DockerDaemonSource(ImageSource):
     def available(self, options: argparse.Namespace) -> bool:
         if docker_binary() is None:
             return False
+        socket_path = engine_socket()
+        if socket_path is not None:
+            # A unix socket answers a connect at once: no need to run the CLI.
+            return socket_answers(socket_path)
         try:
             probe = self._run(["version", "--format", "{{.Server.Version}}"], PROBE_TIMEOUT)
         except EngineUnavailable:
