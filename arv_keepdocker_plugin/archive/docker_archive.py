@@ -31,7 +31,7 @@ from typing import IO, Iterator, List, Optional, Union
 from ..errors import BadReference, ImageNotFound
 from ..image import Layer, StoredData
 from . import safety, tarwrite
-from .members import Member, TarMembers, verified
+from .members import Member, OwnsMembers, TarMembers, verified
 from .safety import bad
 from .tap import TarTap
 
@@ -76,7 +76,7 @@ class ArchiveEntry:
         return "@{} ({})".format(self.index, ", ".join(self.repo_tags) or "untagged")
 
 
-class DockerArchive:
+class DockerArchive(OwnsMembers):
     """A docker-archive file. Use as a context manager (or call :meth:`close`).
 
     :param path: the archive on disk.
@@ -92,15 +92,6 @@ class DockerArchive:
         except BaseException:
             self.members.close()
             raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.members.close()
 
     def _read_manifest(self) -> List[ArchiveEntry]:
         if self.members.find("manifest.json") is None:

@@ -48,6 +48,21 @@ def kind_of(info: tarfile.TarInfo) -> str:
     return safety.OTHER
 
 
+class OwnsMembers:
+    """For readers that hold a ``members`` object: close it, also as a context manager."""
+
+    members: "TarMembers"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.members.close()
+
+
 class TarMembers:
     """The members of a tar file on disk (``docker save`` output, an OCI tar).
 

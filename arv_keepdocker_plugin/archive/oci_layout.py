@@ -33,7 +33,7 @@ from ..errors import BadReference, ImageNotFound
 from ..image import Layer, StoredData
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
-from .members import DirectoryMembers, TarMembers, verified
+from .members import DirectoryMembers, OwnsMembers, TarMembers, verified
 from .platforms import Platform, host_platform
 from .safety import bad
 
@@ -140,7 +140,7 @@ def open_members(path: str, directory: bool) -> TarMembers:
     return DirectoryMembers(path) if directory else TarMembers(path, allow_symlinks=False)
 
 
-class OciLayout:
+class OciLayout(OwnsMembers):
     """An OCI image layout: ``directory=False`` for a tar (``oci-archive``).
 
     :raises BadArchive: unreadable, unsafe, no or malformed ``index.json``.
@@ -164,15 +164,6 @@ class OciLayout:
         except BaseException:
             self.members.close()
             raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.members.close()
 
     # -- reading blobs -------------------------------------------------------
 
