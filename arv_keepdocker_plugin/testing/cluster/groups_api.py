@@ -1,0 +1,76 @@
+"""Groups: projects (which own things), roles (which hold permissions), filters."""
+
+from . import filters, timestamps
+from .httperrors import invalid
+from .resources import Resource, is_past, name_conflict
+
+GROUP_CLASSES = ("project", "role", "filter")
+DEFAULT_TRASH_LIFETIME = 1209600
+
+
+class Groups(Resource):
+    table = "groups"
+    kind = "arvados#group"
+    singular = "group"
+    writable = ("owner_uuid", "name", "description", "group_class", "properties", "trash_at",
+                "delete_at", "frozen_by_uuid")
+    trashable = True
+
+    def name_taken(self, ctx, record):
+        return name_conflict(ctx, "groups", record, lambda other: not is_past(other.get("trash_at")))
+
+    def create(self, ctx, params, body):
+        attrs = self.attributes(body)
+        record = self.new_record(ctx, attrs)
+        record.update({"name": None, "description": None, "group_class": None, "properties": {},
+                       "trash_at": None, "delete_at": None, "frozen_by_uuid": None})
+        record.update(attrs)
+        if record["group_class"] not in GROUP_CLASSES:
+            raise invalid("group_class must be one of %s" % ", ".join(GROUP_CLASSES))
+        if not record.get("name"):
+            raise invalid("name must not be empty")
+        self.check_owner(ctx, record["owner_uuid"])
+        self.settle_name(ctx, record,
+                         filters.bool_param("ensure_unique_name", params.get("ensure_unique_name")))
+        ctx.store.put(self.table, record)
+        return self.select_output(ctx, self.present(ctx, record), params)
+
+    def update(self, ctx, params, body):
+        old = self.find_writable(ctx, params["uuid"])
+        attrs = self.attributes(body)
+        attrs.pop("uuid", None)
+        record = dict(old)
+        record.update(attrs)
+        if record["group_class"] != old["group_class"]:
+            raise invalid("group_class cannot be changed")
+        if record["owner_uuid"] != old["owner_uuid"]:
+            self.check_owner(ctx, record["owner_uuid"])
+            if record["owner_uuid"] == record["uuid"]:
+                raise invalid("a group cannot own itself")
+        self.settle_name(ctx, record, False)
+        ctx.store.put(self.table, self.touch(ctx, record))
+        return self.select_output(ctx, self.present(ctx, record), params)
+
+    def trash(self, ctx, params):
+        record = dict(self.find_writable(ctx, params["uuid"]))
+        if not is_past(record.get("trash_at")):
+            record["trash_at"] = timestamps.now()
+            record["delete_at"] = timestamps.after_seconds(DEFAULT_TRASH_LIFETIME)
+        ctx.store.put(self.table, self.touch(ctx, record))
+        return self.present(ctx, record)
+
+    delete = trash
+
+    def untrash(self, ctx, params):
+        record = dict(self.find_writable(ctx, params["uuid"]))
+        if not is_past(record.get("trash_at")):
+            raise invalid("%s is not in the trash" % record["uuid"])
+        record["trash_at"] = None
+        record["delete_at"] = None
+        self.settle_name(ctx, record, False)
+        ctx.store.put(self.table, self.touch(ctx, record))
+        return self.present(ctx, record)
+
+    def readable(self, ctx, record):
+        return ctx.access.can_read(record["uuid"], record)
+
