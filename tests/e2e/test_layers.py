@@ -153,19 +153,29 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
     pytest.fail("the upload never journalled {} bytes".format(min_bytes))
 
 
+@pytest.fixture(scope="module")
+def many_layers(docker_engine):
+    """Twelve 1 MiB layers: at least twelve blocks, so a run can be caught mid-way."""
+    image_id = build_layered_image(docker_engine, "many-layers:v1", [
+        {"layer{}.bin".format(n): pseudo_random("many{}".format(n), MiB)} for n in range(12)])
+    yield image_id
+    docker_engine.docker("rmi", "-f", image_id, check=False)
+
+
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "keep-failure"])
 def test_interrupted_upload_resumes_with_only_what_is_missing(
-        how, fresh, versions, docker_user_env, arvados_cluster, arvados_state, arv_api,
+        how, fresh, many_layers, docker_user_env, arvados_cluster, arvados_state, arv_api,
         docker_engine):
-    v1, v2 = versions
+    image_id = many_layers
     before = arvados_state.snapshot()
-    # Every Keep write takes a second, so the run is surely caught mid-way.
-    arvados_cluster.inject_fault("keep_put", 1000, stall=1.0)
-    proc = start(docker_user_env, "--no-progress", "--force", "--retries", "0", "layered:v1")
-    journal = journal_file(docker_user_env, v1)
+    # Every Keep write takes half a second (two at a time), so the run is
+    # surely caught mid-way: at least four blocks are still to go.
+    arvados_cluster.inject_fault("keep_put", 1000, stall=0.5)
+    proc = start(docker_user_env, "--no-progress", "--force", "--retries", "0",
+                 "many-layers:v1")
+    journal = journal_file(docker_user_env, image_id)
     try:
-        # Interrupt once the first 64 MiB block is in Keep (more may follow).
-        journalled = wait_for_journal(journal, proc, BLOCK_SIZE)
+        journalled = wait_for_journal(journal, proc, 3 * MiB)
         if how == "keep-failure":  # Keep starts refusing writes
             arvados_cluster.inject_fault("keep_put", 1000, status=503)
         else:
@@ -180,17 +190,17 @@ def test_interrupted_upload_resumes_with_only_what_is_missing(
         assert proc.returncode == 1 and "Traceback" not in err and "Keep" in err
     assert arvados_state.snapshot() == before  # nothing visible from the broken run
 
-    rerun = fresh("--batch-progress", "--force", "layered:v1")
+    rerun = fresh("--batch-progress", "--force", "many-layers:v1")
     uuid = uploaded_uuid(rerun)
     counts = progress_counts(rerun.stderr)
     assert counts["reused"] >= journalled
     assert counts["uploaded"] <= counts["written"] - journalled
     assert not os.path.exists(journal)  # a finished upload removes its journal
-    docker_engine.docker("rmi", "-f", v1)
+    docker_engine.docker("rmi", "-f", image_id)
     try:
-        assert load_from_keep(arv_api, uuid, docker_engine) == v1
+        assert load_from_keep(arv_api, uuid, docker_engine) == image_id
     finally:
-        docker_engine.docker("tag", v1, "layered:v1", check=False)
+        docker_engine.docker("tag", image_id, "many-layers:v1", check=False)
 
 
 def test_no_resume_starts_over(fresh, versions, docker_user_env):
