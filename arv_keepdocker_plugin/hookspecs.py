@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 import pluggy
 
 from . import PROJECT_NAME
-from .image import Image, ImageSource, Reference
+from .image import Image, ImageSource
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 from .keepwriter import block_key
 from .locking import cache_dir

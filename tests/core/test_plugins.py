@@ -4,7 +4,6 @@ import io
 import json
 import logging
 
-import pytest
 
 from arv_keepdocker_plugin import cli, hookimpl
 from arv_keepdocker_plugin.image import ImageSource

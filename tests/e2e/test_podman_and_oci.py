@@ -6,8 +6,6 @@ the interpreter); every stored tar is loaded into the real Docker engine (what
 crunch-run does) and must give the id the tar is named after.
 """
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest

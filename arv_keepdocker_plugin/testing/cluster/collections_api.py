@@ -11,16 +11,15 @@ import re
 import time
 
 from . import filters, manifest, timestamps
-from .groups_api import DEFAULT_TRASH_LIFETIME
 from .httperrors import ApiError, invalid, not_found
-from .resources import Resource, is_past, name_conflict
+from .resources import Resource, Trashable, is_past, name_conflict
 
 PDH_RE = re.compile(r"^([0-9a-f]{32})\+([0-9]+)$")
 #: what ``collections.list`` returns when the caller selects nothing
 LIST_DEFAULT_EXCLUDES = ("manifest_text", "unsigned_manifest_text")
 
 
-class Collections(Resource):
+class Collections(Trashable, Resource):
     table = "collections"
     kind = "arvados#collection"
     singular = "collection"
@@ -134,7 +133,7 @@ class Collections(Resource):
     def _check_trash_times(self, record):
         if record.get("trash_at") and not record.get("delete_at"):
             record["delete_at"] = timestamps.format_ns(
-                timestamps.parse_ns(record["trash_at"]) + DEFAULT_TRASH_LIFETIME * 1_000_000_000)
+                timestamps.parse_ns(record["trash_at"]) + self.TRASH_LIFETIME * 1_000_000_000)
         if record.get("trash_at") is None:
             record["delete_at"] = None
         if record.get("delete_at") and record.get("trash_at") and record["delete_at"] < record["trash_at"]:
@@ -216,23 +215,6 @@ class Collections(Resource):
             if value:
                 raise invalid("%s is not supported by this test cluster" % name)
 
-    def trash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
-        if not is_past(record.get("trash_at")):
-            record["trash_at"] = timestamps.now()
-            record["delete_at"] = timestamps.after_seconds(DEFAULT_TRASH_LIFETIME)
-        ctx.store.put(self.table, self.touch(ctx, record))
-        return self.select_output(ctx, self.present(ctx, record), {}, self._single_default())
-
-    delete = trash
-
-    def untrash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
-        if not is_past(record.get("trash_at")):
-            raise invalid("%s is not in the trash" % record["uuid"])
-        record["trash_at"] = None
-        record["delete_at"] = None
-        self.settle_name(ctx, record, False)
-        ctx.store.put(self.table, self.touch(ctx, record))
+    def trash_output(self, ctx, record):
         return self.select_output(ctx, self.present(ctx, record), {}, self._single_default())
 

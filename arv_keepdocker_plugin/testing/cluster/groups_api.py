@@ -1,14 +1,13 @@
 """Groups: projects (which own things), roles (which hold permissions), filters."""
 
-from . import filters, timestamps
+from . import filters
 from .httperrors import invalid
-from .resources import Resource, is_past, name_conflict
+from .resources import Resource, Trashable, is_past, name_conflict
 
 GROUP_CLASSES = ("project", "role", "filter")
-DEFAULT_TRASH_LIFETIME = 1209600
 
 
-class Groups(Resource):
+class Groups(Trashable, Resource):
     table = "groups"
     kind = "arvados#group"
     singular = "group"
@@ -50,26 +49,6 @@ class Groups(Resource):
         self.settle_name(ctx, record, False)
         ctx.store.put(self.table, self.touch(ctx, record))
         return self.select_output(ctx, self.present(ctx, record), params)
-
-    def trash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
-        if not is_past(record.get("trash_at")):
-            record["trash_at"] = timestamps.now()
-            record["delete_at"] = timestamps.after_seconds(DEFAULT_TRASH_LIFETIME)
-        ctx.store.put(self.table, self.touch(ctx, record))
-        return self.present(ctx, record)
-
-    delete = trash
-
-    def untrash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
-        if not is_past(record.get("trash_at")):
-            raise invalid("%s is not in the trash" % record["uuid"])
-        record["trash_at"] = None
-        record["delete_at"] = None
-        self.settle_name(ctx, record, False)
-        ctx.store.put(self.table, self.touch(ctx, record))
-        return self.present(ctx, record)
 
     def readable(self, ctx, record):
         return ctx.access.can_read(record["uuid"], record)

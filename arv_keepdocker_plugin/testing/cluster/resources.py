@@ -261,6 +261,41 @@ class Resource:
         return self.present(ctx, record)
 
 
+class Trashable:
+    """``trash``/``untrash``/``delete`` for resources with ``trash_at`` (collections, projects).
+
+    Deleting trashes, as Arvados does: the row stays, hidden from lists unless
+    ``include_trash``, and ``delete_at`` is set a trash lifetime later.
+    """
+
+    #: Arvados' default Collections.DefaultTrashLifetime (2 weeks), in seconds.
+    TRASH_LIFETIME = 1209600
+
+    def trash_output(self, ctx, record):
+        return self.present(ctx, record)
+
+    def trash(self, ctx, params):
+        record = dict(self.find_writable(ctx, params["uuid"]))
+        if not is_past(record.get("trash_at")):
+            record["trash_at"] = timestamps.now()
+            record["delete_at"] = timestamps.after_seconds(self.TRASH_LIFETIME)
+        ctx.store.put(self.table, self.touch(ctx, record))
+        return self.trash_output(ctx, record)
+
+    def delete(self, ctx, params):
+        return self.trash(ctx, params)
+
+    def untrash(self, ctx, params):
+        record = dict(self.find_writable(ctx, params["uuid"]))
+        if not is_past(record.get("trash_at")):
+            raise invalid("%s is not in the trash" % record["uuid"])
+        record["trash_at"] = None
+        record["delete_at"] = None
+        self.settle_name(ctx, record, False)
+        ctx.store.put(self.table, self.touch(ctx, record))
+        return self.trash_output(ctx, record)
+
+
 def name_conflict(ctx, table, record, scope):
     """True if another record of ``table`` in ``scope`` has the same owner and name."""
     for other in ctx.store.records(table):
