@@ -34,6 +34,8 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence, Union
 
+from .cluster.cluster import pid_alive
+
 __all__ = [
     "EngineStartError",
     "DockerEngine",
@@ -75,16 +77,6 @@ def _log_tail(path: str, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _terminate(process: Optional[subprocess.Popen], pid: Optional[int],
                timeout: float = 20) -> None:
     """SIGTERM ``pid`` (or ``process``), wait, then SIGKILL; reap our child."""
@@ -101,7 +93,7 @@ def _terminate(process: Optional[subprocess.Popen], pid: Optional[int],
         if process is not None and process.pid == pid:
             if process.poll() is not None:
                 return
-        elif not _pid_alive(pid):
+        elif not pid_alive(pid):
             return
         time.sleep(0.1)
     try:
