@@ -236,16 +236,12 @@ class Upload:
         properties = self._properties(image, repo_tag)
         owner = self.options.project_uuid
         with Rollback(self.api, self.retries) as rollback:
-            collection.save_new(name=name, owner_uuid=owner, ensure_unique_name=True,
-                                num_retries=self.retries)
+            # Properties go in with the record, so it never exists without them;
+            # the server adds its managed properties beside ours, as it would to
+            # arv-put's record before 3.2.1's separate update.
+            collection.save_new(name=name, owner_uuid=owner, properties=properties,
+                                ensure_unique_name=True, num_retries=self.retries)
             record = rollback.created_collection(collection.api_response())
-            # Managed properties may have been set by the server: merge, never drop.
-            current = self.api.collections().get(uuid=record["uuid"]).execute(
-                num_retries=self.retries).get("properties") or {}
-            current.update(properties)
-            record = self.api.collections().update(
-                uuid=record["uuid"], body={"properties": current}).execute(
-                    num_retries=self.retries)
             for spec in self._link_specs(image, repo_tag):
                 body = dict(spec, head_uuid=record["uuid"])
                 if owner is not None:
