@@ -156,3 +156,18 @@ def test_shared_hello_world_pair_uploads_to_one_image_id(daemonless, arv_api):
                                         "docker-archive:{}".format(SHARED / name)))
         ids |= {l[1] for l in image_links(arv_api, uuid) if l[0] == "docker_image_hash"}
     assert ids == {"sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"}
+
+
+def test_pull_with_podman_from_a_registry(keepdocker, podman_store, registry, unique, arv_api):
+    remote = "{}/{}/podpull:v1".format(registry.address, unique)
+    image_id = build_layered_image(podman_store, remote, [{"p.txt": unique.encode()}])
+    podman_store.podman("push", "--tls-verify=false", remote)
+    podman_store.podman("rmi", "-f", image_id)
+    options = ["--no-progress", "--source", "containers-storage", "--podman-root",
+               podman_store.root, "--podman-runroot", podman_store.runroot,
+               "--podman-storage-driver", podman_store.driver]
+    assert keepdocker(*options, remote).returncode == 1  # not in the store yet
+    uuid = uploaded_uuid(keepdocker(*options, "--pull", remote))
+    assert [l[:2] for l in image_links(arv_api, uuid)] == sorted([
+        ("docker_image_hash", image_id), ("docker_image_repo+tag", remote)])
+    podman_store.podman("rmi", "-f", image_id, check=False)
