@@ -170,12 +170,7 @@ def _column_test(attr, kind, op, operand):
     if op in ("like", "ilike", "not like", "not ilike"):
         if kind not in ("string", "text"):
             raise _bad("Invalid attribute '%s' for '%s' operator" % (attr, op))
-        if not isinstance(operand, str):
-            raise _bad("Invalid operand for '%s': must be a string" % op)
-        regex = _like_regex(operand, "ilike" in op)
-        if op.startswith("not"):
-            return lambda v: isinstance(v, str) and not regex.match(v)
-        return lambda v: isinstance(v, str) and bool(regex.match(v))
+        return _like_test(op, operand)
     if op in ("in", "not in"):
         if not isinstance(operand, list):
             raise _bad("Invalid operand for '%s': must be an array" % op)
@@ -204,24 +199,27 @@ def _column_test(attr, kind, op, operand):
     raise _bad("Invalid operator '%s'" % op)
 
 
+def _like_test(op, operand):
+    """``like``/``ilike`` (and their negations) on string values."""
+    if not isinstance(operand, str):
+        raise _bad("Invalid operand for '%s': must be a string" % op)
+    regex = _like_regex(operand, "ilike" in op)
+    if op.startswith("not"):
+        return lambda v: isinstance(v, str) and not regex.match(v)
+    return lambda v: isinstance(v, str) and bool(regex.match(v))
+
+
 def _property_test(attr, op, operand):
     """Return ``test(value_or_MISSING) -> bool`` for a ``properties.KEY`` filter."""
-    if op in ("=", "!="):
-        if op == "=":
-            return lambda v: v is not _MISSING and v == operand
-        return lambda v: v is _MISSING or v != operand
-    if op == "<>":
+    if op == "=":
+        return lambda v: v is not _MISSING and v == operand
+    if op in ("!=", "<>"):
         return lambda v: v is _MISSING or v != operand
     if op in _ORDERING:
         cmp = _ORDERING[op]
         return lambda v: v is not _MISSING and v is not None and _comparable(v, operand) and cmp(v, operand)
     if op in ("like", "ilike", "not like", "not ilike"):
-        if not isinstance(operand, str):
-            raise _bad("Invalid operand for '%s': must be a string" % op)
-        regex = _like_regex(operand, "ilike" in op)
-        if op.startswith("not"):
-            return lambda v: isinstance(v, str) and not regex.match(v)
-        return lambda v: isinstance(v, str) and bool(regex.match(v))
+        return _like_test(op, operand)
     if op in ("in", "not in"):
         if not isinstance(operand, list):
             raise _bad("Invalid operand for '%s': must be an array" % op)
