@@ -35,17 +35,11 @@ class Groups(Trashable, Resource):
         return self.select_output(ctx, self.present(ctx, record), params)
 
     def update(self, ctx, params, body):
-        old = self.find_writable(ctx, params["uuid"])
-        attrs = self.attributes(body)
-        attrs.pop("uuid", None)
-        record = dict(old)
-        record.update(attrs)
+        old, record = self.merged_update(ctx, params, body)
         if record["group_class"] != old["group_class"]:
             raise invalid("group_class cannot be changed")
-        if record["owner_uuid"] != old["owner_uuid"]:
-            self.check_owner(ctx, record["owner_uuid"])
-            if record["owner_uuid"] == record["uuid"]:
-                raise invalid("a group cannot own itself")
+        if record["owner_uuid"] == record["uuid"]:
+            raise invalid("a group cannot own itself")
         self.settle_name(ctx, record, False)
         ctx.store.put(self.table, self.touch(ctx, record))
         return self.select_output(ctx, self.present(ctx, record), params)

@@ -68,13 +68,7 @@ class Links(Resource):
         return self.select_output(ctx, self.present(ctx, record), params)
 
     def update(self, ctx, params, body):
-        old = self.find_writable(ctx, params["uuid"])
-        attrs = self.attributes(body)
-        attrs.pop("uuid", None)
-        record = dict(old)
-        record.update(attrs)
-        if record["owner_uuid"] != old["owner_uuid"]:
-            self.check_owner(ctx, record["owner_uuid"])
+        old, record = self.merged_update(ctx, params, body)
         if any(record.get(a) != old.get(a) for a in ("head_uuid", "tail_uuid", "link_class", "name")):
             self._check_ends(ctx, record)
         ctx.store.put(self.table, self.touch(ctx, record))

@@ -229,6 +229,17 @@ class Resource:
         record["modified_by_user_uuid"] = ctx.user["uuid"]
         return record
 
+    def merged_update(self, ctx, params, body):
+        """``(stored record, what it becomes with body's attributes)``; owner change checked."""
+        old = self.find_writable(ctx, params["uuid"])
+        attrs = self.attributes(body)
+        attrs.pop("uuid", None)
+        record = dict(old)
+        record.update(attrs)
+        if record["owner_uuid"] != old["owner_uuid"]:
+            self.check_owner(ctx, record["owner_uuid"])
+        return old, record
+
     def find_writable(self, ctx, uuid, include_trash=True):
         """Return the stored record for an update/delete, or 404/403."""
         record = self.find_readable(ctx, uuid, include_trash=include_trash)
