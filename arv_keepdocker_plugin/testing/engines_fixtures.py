@@ -65,12 +65,11 @@ def _started(factory, kind: str, what: str):
     return engine, directory
 
 
-@pytest.fixture(scope="session")
-def docker_engine():
-    """A private Docker engine for the session (see the module docstring)."""
-    from .engines import DockerEngine
+def _running(class_name: str, kind: str, what: str):
+    """Start an engine of :mod:`.engines` for a session fixture; stop and remove it after."""
+    from . import engines
 
-    engine, directory = _started(DockerEngine, "d", "Docker engine")
+    engine, directory = _started(getattr(engines, class_name), kind, what)
     try:
         yield engine
     finally:
@@ -79,29 +78,21 @@ def docker_engine():
 
 
 @pytest.fixture(scope="session")
+def docker_engine():
+    """A private Docker engine for the session (see the module docstring)."""
+    yield from _running("DockerEngine", "d", "Docker engine")
+
+
+@pytest.fixture(scope="session")
 def podman_store():
     """A private podman store for the session (see the module docstring)."""
-    from .engines import PodmanStore
-
-    store, directory = _started(PodmanStore, "p", "podman")
-    try:
-        yield store
-    finally:
-        store.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from _running("PodmanStore", "p", "podman")
 
 
 @pytest.fixture(scope="session")
 def registry():
     """A private loopback registry for the session (see the module docstring)."""
-    from .engines import Registry
-
-    reg, directory = _started(Registry, "r", "docker-registry")
-    try:
-        yield reg
-    finally:
-        reg.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from _running("Registry", "r", "docker-registry")
 
 
 @pytest.fixture
