@@ -37,8 +37,8 @@ IN_FLIGHT = 2
 
 def is_layer_member(name: str, size: int) -> bool:
     """Whether a tar member holds a layer, to be aligned on block boundaries."""
-    return size >= ALIGN_MIN and (name.endswith("/layer.tar") or name.startswith("blobs/sha256/")
-                                  or name.endswith(".tar") or size >= BLOCK_SIZE)
+    return size >= ALIGN_MIN and (name.endswith(".tar") or name.startswith("blobs/sha256/")
+                                  or size >= BLOCK_SIZE)
 
 
 def escape_name(name: str) -> str:

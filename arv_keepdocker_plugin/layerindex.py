@@ -17,11 +17,14 @@ makes an image fail to load rather than run other code.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import re
 from typing import Dict, Iterable, List, Optional
 
 import arvados.util
 
 LINK_CLASS = "docker_image_layer"
+_LOCATOR = re.compile(r"^[0-9a-f]{32}\+[0-9]+(\+|$)")
 
 
 @dataclasses.dataclass
@@ -36,10 +39,9 @@ def _blocks(manifest_text: str):
     lines = [line for line in manifest_text.splitlines() if line]
     if len(lines) != 1:
         return None
-    tokens = lines[0].split(" ")
-    locators = [t for t in tokens[1:] if "+" in t and ":" not in t.split("+")[0]
-                and len(t.split("+")[0]) == 32]
-    files = tokens[1 + len(locators):]
+    tokens = lines[0].split(" ")[1:]
+    locators = list(itertools.takewhile(_LOCATOR.match, tokens))
+    files = tokens[len(locators):]
     if len(files) != 1 or not files[0].startswith("0:"):
         return None
     blocks, offset = [], 0

@@ -19,7 +19,7 @@ import arvados.keep
 import arvados.util
 
 from . import reference as refs
-from .archive.tap import TarTap
+from .archive.tap import TarTap, layer_digest
 from .errors import BadReference, FormatRefused, KeepdockerError, SourceError
 from .image import Image, ImageSource, Layer, Reference
 from .journal import Journal
@@ -314,9 +314,7 @@ def aligned_layers(tap) -> List[Layer]:
     for index, name in enumerate(names):
         member = tap.resolve(name)
         offset, size = members.get(member, (None, 0))
-        blob = member.startswith("blobs/sha256/")
-        digest = "sha256:" + member.rsplit("/", 1)[1] if blob else (
-            diff_ids[index] if len(diff_ids) == len(names) else None)
+        digest = layer_digest(member, index, diff_ids, len(names))
         aligned = offset is not None and is_layer_member(member, size)
         layers.append(Layer(digest, size, offset if aligned else None))
     return layers

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import re
 from typing import IO, Iterator, List, Optional, Union
 
 from ..errors import BadReference, ImageNotFound
@@ -33,10 +32,8 @@ from ..image import Layer, StoredData
 from . import safety, tarwrite
 from .members import Member, OwnsMembers, TarMembers, verified
 from .safety import bad
-from .tap import TarTap
+from .tap import BLOB, HEX_JSON, TarTap, layer_digest
 
-_BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
-_HEX_JSON = re.compile(r"^([0-9a-f]{64})\.json$")
 _FAMILIAR_PREFIXES = ("docker.io/library/", "index.docker.io/library/",
                       "docker.io/", "index.docker.io/")
 
@@ -163,7 +160,7 @@ class DockerArchive(OwnsMembers):
         member = self.members.get(entry.config_name, "config")
         data = self.members.read(member, "image config")
         digest = hashlib.sha256(data).hexdigest()
-        named = _BLOB.match(member.name) or _HEX_JSON.match(member.name)
+        named = BLOB.match(member.name) or HEX_JSON.match(member.name)
         if named and named.group(1) != digest:
             raise bad(self.path, "config {!r} has sha256:{}, not the digest its name "
                       "says".format(entry.config_name, digest))
@@ -187,17 +184,9 @@ class DockerArchive(OwnsMembers):
     def layers(self, entry: ArchiveEntry, config: Optional[dict] = None) -> List[Layer]:
         """:class:`Layer` records: digest from the blob name, else the diff id."""
         diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
-        out = []
-        for i, member in enumerate(self.layer_members(entry)):
-            blob = _BLOB.match(member.name)
-            if blob:
-                digest = "sha256:" + blob.group(1)
-            elif len(diff_ids) == len(entry.layer_names):
-                digest = diff_ids[i]
-            else:
-                digest = None
-            out.append(Layer(digest, member.size))
-        return out
+        count = len(entry.layer_names)
+        return [Layer(layer_digest(member.name, i, diff_ids, count), member.size)
+                for i, member in enumerate(self.layer_members(entry))]
 
     # -- export --------------------------------------------------------------
 
@@ -291,7 +280,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
     members = archive.members
     special = {}  # member name -> (member, StoredData, or digest to check)
     for m in members.members.values():
-        blob = _BLOB.match(m.name)
+        blob = BLOB.match(m.name)
         if blob and m.kind == safety.FILE:
             special[m.name] = (m, "sha256:" + blob.group(1))
     config = members.get(entry.config_name, "config")
@@ -338,7 +327,7 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                 written.add(d)
                 yield tarwrite.header(d, directory=True)
         m = members.get(name, what)
-        blob = _BLOB.match(m.name)
+        blob = BLOB.match(m.name)
         if blob and digest is None:
             digest = "sha256:" + blob.group(1)
         if size is not None and size != m.size:
@@ -353,7 +342,7 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
     tops = []
     for i, name in enumerate(entry.layer_names):
         src = entry.layer_sources
-        blob = _BLOB.match(safety.normalize_member_name(path, name) or "")
+        blob = BLOB.match(safety.normalize_member_name(path, name) or "")
         desc = src.get("sha256:" + blob.group(1)) if blob else None
         size = desc.get("size") if isinstance(desc, dict) else None
         layer_dir = name.rpartition("/")[0]

@@ -32,8 +32,23 @@ BLOB_KEEP_LIMIT = 1024 * 1024
 #: Bound on all bytes kept at once (JSON candidates waiting for manifest.json).
 KEEP_TOTAL_LIMIT = 32 * 1024 * 1024
 
-_BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
-_HEX_JSON = re.compile(r"^([0-9a-f]{64})\.json$")
+#: A content-addressed member (Docker 25+ and OCI layouts).
+BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+#: A classic ``docker save`` config, named after its digest.
+HEX_JSON = re.compile(r"^([0-9a-f]{64})\.json$")
+
+
+def layer_digest(member_name: str, index: int, diff_ids: list, layer_count: int):
+    """The digest a layer is known by (the layer index's key).
+
+    A ``blobs/sha256/<hex>`` member is named by its digest; a classic
+    ``<dir>/layer.tar`` is the uncompressed layer, so its digest is the
+    config's diff id at the same position (when the counts agree).
+    """
+    blob = BLOB.match(member_name)
+    if blob:
+        return "sha256:" + blob.group(1)
+    return diff_ids[index] if len(diff_ids) == layer_count else None
 
 _HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
 
@@ -305,7 +320,7 @@ class TarTap:
         self._keep = None
         if name is None:
             return
-        blob = _BLOB.match(name)
+        blob = BLOB.match(name)
         if blob:
             self._hash = hashlib.sha256()
             self._hash_hex = blob.group(1)
@@ -419,7 +434,7 @@ class TarTap:
             raise bad(self.archive, "image config is not a JSON object")
         self.config_bytes = data
         self.config_digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        named = _HEX_JSON.match(config_name)
+        named = HEX_JSON.match(config_name)
         if named and "sha256:" + named.group(1) != self.config_digest:
             raise bad(self.archive, "config {!r} has {}, not the digest its name "
                       "says".format(config_name, self.config_digest))
