@@ -3,8 +3,8 @@
 ``--progress`` (default on a terminal) redraws one line:
 ``\\r<stored>M stored: <read>M read, <uploaded>M uploaded, <reused>M reused ``.
 ``--batch-progress`` prints lines that begin exactly as arv-put's
-(``<argv0> <pid>: <written> written <total> total``, ``-1`` for an unknown
-total) so existing parsers keep working, followed by
+(``<argv0> <pid>: <written> written -1 total``: the total of a stream is
+unknown, and arv-put says so with -1) so existing parsers keep working, followed by
 ``<read> read <uploaded> uploaded <reused> reused``. "written" counts bytes
 of the stored tar, whether uploaded or reused from blocks already in Keep;
 "read" counts bytes read from the source (stored layers of an archive on
@@ -23,12 +23,10 @@ from typing import Optional
 class Progress:
     """Counts bytes (from several threads) and reports at most every ``interval`` s."""
 
-    def __init__(self, mode: Optional[str], stream=None, interval: float = 0.5,
-                 expected: Optional[int] = None):
+    def __init__(self, mode: Optional[str], stream=None, interval: float = 0.5):
         self.mode = mode  # None, "human" or "machine"
         self.stream = stream or sys.stderr
         self.interval = interval
-        self.expected = expected
         self.read = self.uploaded = self.reused = self.written = 0
         self._lock = threading.Lock()
         self._last = 0.0
@@ -54,16 +52,12 @@ class Progress:
 
     def _emit(self) -> None:
         if self.mode == "machine":
-            self.stream.write("{} {}: {} written {} total {} read {} uploaded {} reused\n".format(
-                sys.argv[0], os.getpid(), self.written,
-                -1 if self.expected is None else self.expected,
-                self.read, self.uploaded, self.reused))
+            # The export is a stream: its total is unknown, -1 as arv-put says it.
+            self.stream.write("{} {}: {} written -1 total {} read {} uploaded {} reused\n".format(
+                sys.argv[0], os.getpid(), self.written, self.read, self.uploaded, self.reused))
         else:
-            total = " / {}M {:.1%}".format(self.expected >> 20, self.written / self.expected) \
-                if self.expected else ""
-            self.stream.write("\r{}M{} stored: {}M read, {}M uploaded, {}M reused ".format(
-                self.written >> 20, total, self.read >> 20, self.uploaded >> 20,
-                self.reused >> 20))
+            self.stream.write("\r{}M stored: {}M read, {}M uploaded, {}M reused ".format(
+                self.written >> 20, self.read >> 20, self.uploaded >> 20, self.reused >> 20))
         self.stream.flush()
 
 
