@@ -56,16 +56,17 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
         parents=[own] + _sdk_parents())
     new = parser.add_argument_group("arv-keepdocker-plugin options")
     new.add_argument("--source", metavar="NAME",
-                     help="Image source to use (docker-daemon, containers-storage, "
-                     "docker-archive, oci-archive, oci, or a plugin's); by default the "
-                     "IMAGE's transport prefix, else the Docker engine if it answers, "
-                     "else podman")
+                     help="Image source to use ({}); by default the IMAGE's transport "
+                     "prefix, else the Docker engine if it answers, else podman".format(
+                         ", ".join(pm.sources.names())))
+    new.add_argument("--platform", dest="platform", metavar="OS/ARCH[/VARIANT]",
+                     default=None,
+                     help="For images holding several platforms (an OCI index): which "
+                     "one (default: this machine's)")
     new.add_argument("--list-plugins", action="store_true",
                      help="List loaded plugins (name, version, hooks, sources) and exit")
     new.add_argument("--json", action="store_true",
                      help="With --list-plugins, print JSON")
-    for source in pm.sources().values():
-        source.add_arguments(parser)
     pm.hook.keepdocker_add_arguments(parser=parser)
     parser.add_argument(
         "image", nargs="?",
@@ -134,8 +135,8 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
             from .listing import list_images_in_arv, write_table
             write_table(list_images_in_arv(api, options.retries), stdout)
             return 0, "listed"
-        from .upload import Upload
-        return 0, Upload(api, pm, options, stdout).run()
+        from . import pipeline
+        return 0, pipeline.run(api, pm, options, stdout)
     except KeepdockerError as error:
         logger.error("%s", error)
         return error.exit_code, "failed"

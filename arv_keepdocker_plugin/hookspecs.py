@@ -5,37 +5,49 @@ class marked with :data:`arv_keepdocker_plugin.hookimpl` and register it under
 the ``arv_keepdocker`` entry-point group. Implementations may accept any
 subset of a hook's arguments, by name.
 
-Order of calls during an upload::
+Order of calls in one run (see :mod:`arv_keepdocker_plugin.pipeline`)::
 
-    keepdocker_add_arguments      (once, building the command line)
-    keepdocker_image_sources      (once, collecting sources)
-    keepdocker_default_source     (bare NAME[:TAG] only)
-    keepdocker_check_format       (before anything is written to Arvados)
-    keepdocker_collection_properties
-    keepdocker_links
-    keepdocker_after_upload
+    keepdocker_add_arguments          building the command line
+    keepdocker_register_sources       once: the source registry
+    keepdocker_default_source         a bare NAME[:TAG] only
+    keepdocker_check_format           before anything is written to Arvados
+    keepdocker_stored_layers          uploads only: layers already in Keep
+    keepdocker_collection_properties  upload, or copy into another project
+    keepdocker_links                  upload and reuse alike
+    keepdocker_after_upload           once everything exists
+
+Third parties can add but never weaken: every format verdict counts and any
+refusal wins; the default links and the default properties' keys cannot be
+removed or changed by a plugin; a stored layer is used only if the core trusts
+the record, whatever plugin found it.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pluggy
 
 from . import PROJECT_NAME
+from .hooktypes import FormatVerdict, LayerRecord, LinkSpec
 from .image import Image, ImageSource
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
+#: An Arvados API client (``arvados.api("v1")``); typed loosely because the
+#: SDK's client class is generated from the discovery document at run time.
+ArvadosAPI = Any
+
 
 @hookspec
 def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add command-line options to ``arv keepdocker``.
+    """Add command-line options to ``arv keepdocker``: the one way a plugin does so.
 
     :param parser: the command's parser. Add only long options that carry your
         plugin's name or purpose, so that they cannot shadow an
-        arv-keepdocker 3.2.1 flag.
+        arv-keepdocker 3.2.1 flag; group them with
+        ``parser.add_argument_group(...)``.
 
     Called once for every plugin (not firstresult); results are ignored.
     Options appear in the ``options`` namespace passed to sources and to the
@@ -44,105 +56,136 @@ def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @hookspec
-def keepdocker_image_sources() -> Sequence[ImageSource]:
-    """Return the image sources this plugin provides.
+def keepdocker_register_sources(register: Callable[[ImageSource], None]) -> None:
+    """Register the image sources this plugin provides.
 
-    :returns: a list of :class:`~arv_keepdocker_plugin.image.ImageSource`
-        instances. Each source's ``name`` is the transport users type
-        (``NAME:DETAILS``) and the value of ``--source``.
+    :param register: call ``register(source)`` once per
+        :class:`~arv_keepdocker_plugin.image.ImageSource` instance. Its
+        ``name`` is the transport users type (``NAME:DETAILS``) and the value
+        of ``--source``.
 
-    All results are collected (not firstresult). When two plugins offer the same name, the one
-    registered later (a third-party plugin rather than a default) wins, and
-    ``--list-plugins`` shows which.
+    Called once per run for every plugin (not firstresult); results are
+    ignored. Names are unique: a source whose name is already registered
+    (default sources register first) is refused and its plugin reported
+    among broken plugins, as containers/image's transport registry refuses a
+    second transport of one name. To replace a default source, disable it
+    (``ARV_KEEPDOCKER_DISABLE_PLUGINS=docker_daemon``).
     """
 
 
 @hookspec(firstresult=True)
 def keepdocker_default_source(
-    reference: str, sources: dict, options: argparse.Namespace
+    reference: str, sources: Mapping[str, ImageSource], options: argparse.Namespace
 ) -> Optional[str]:
     """Choose the source for a reference typed without a transport.
 
     :param reference: the image argument as typed (``repo:tag``, an id...).
-    :param sources: ``{name: ImageSource}`` of every loaded source.
+    :param sources: ``{name: ImageSource}`` of every registered source.
     :param options: the parsed command line.
     :returns: a source name, or ``None`` to let another plugin decide.
 
-    firstresult: the first non-``None`` answer wins. The default plugin answers
-    last: ``docker-daemon`` when a Docker engine answers, else
-    ``containers-storage`` when podman is available, else ``docker-daemon``
-    (whose error then says the engine is missing).
+    firstresult: the first non-``None`` answer wins. The default plugin
+    (essential) answers last: ``docker-daemon`` when a Docker engine answers,
+    else ``containers-storage`` when podman is available, else
+    ``docker-daemon`` (whose error then says the engine is missing).
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def keepdocker_check_format(
-    image: Image, supported_formats: Optional[list], options: argparse.Namespace
-) -> Optional[tuple]:
+    image: Image, supported_formats: Optional[Sequence[str]], options: argparse.Namespace
+) -> Optional[FormatVerdict]:
     """Decide whether this cluster may store ``image``.
 
     :param image: the resolved image (``image.image_id``, ``image.format``).
     :param supported_formats: the discovery document's ``dockerImageFormats``
         (``None`` when the key is absent).
     :param options: the parsed command line.
-    :returns: ``(ok, message)``: ``ok`` a bool; ``message`` the warning or
-        error text to log (or ``None``). Return ``None`` to defer to the next
-        implementation.
+    :returns: a :class:`~arv_keepdocker_plugin.FormatVerdict` ``(ok,
+        message)``, or ``None`` for no opinion.
 
-    firstresult. The default (trylast) reproduces arv-keepdocker 3.2.1: an
-    empty or missing list is refused with "server does not specify supported
-    image formats"; otherwise ``image.format`` must be in the list.
-    ``--force-image-format`` turns a refusal into a warning; that is the
-    pipeline's business, not the hook's.
+    Every implementation is called (not firstresult) and every verdict
+    counts: any refusal refuses the image, so a plugin can tighten the
+    cluster's rule but never loosen it. Only ``--force-image-format`` turns
+    refusals into warnings. The default (essential) is arv-keepdocker 3.2.1's
+    rule: an empty or missing list is refused with "server does not specify
+    supported image formats"; otherwise ``image.format`` must be in the list.
+    """
+
+
+@hookspec(firstresult=True)
+def keepdocker_stored_layers(
+    api: ArvadosAPI, digests: Sequence[str], owner: str, num_retries: int
+) -> Optional[Sequence[LayerRecord]]:
+    """Find where layers of the image being uploaded are already stored.
+
+    :param api: the Arvados API client.
+    :param digests: layer digests (``sha256:<hex>``): the digest of a layer
+        as it sits in the archive, and its diff id when that differs.
+    :param owner: the UUID that will own the upload (``--project-uuid`` or
+        the caller), for indexes that prefer its records.
+    :param num_retries: retries for API requests.
+    :returns: :class:`~arv_keepdocker_plugin.LayerRecord` candidates, any
+        number per digest, or ``None`` to let the next implementation answer.
+
+    firstresult. The default, ``layer_index``, answers last from its
+    ``docker_image_layer`` links. A record only says where to look: the core
+    reads the collection itself and uses the blocks only when it trusts the
+    record (see README, "Trust"); blocks it does not trust are compared with
+    the local bytes before any is reused.
     """
 
 
 @hookspec
 def keepdocker_collection_properties(
     image: Image, repo_tag: Optional[str], options: argparse.Namespace
-) -> Optional[dict]:
-    """Return properties to merge into the image collection's properties.
+) -> Optional[Mapping[str, Any]]:
+    """Return properties to add to the image collection's properties.
 
     :param image: the image being stored (``image.labels``, ``image.config``).
-    :param repo_tag: ``repo:tag`` as typed, or ``None`` when given by id.
+    :param repo_tag: ``repo:tag`` as linked, or ``None`` when given by id.
     :param options: the parsed command line.
-    :returns: a dict (or ``None``). Every result is merged into one dict, the
-        defaults first and third-party plugins after them, so a plugin can
-        override a default key. Properties already on the collection (for
-        instance managed properties set by the server) are never dropped.
+    :returns: a mapping (or ``None``). Results are merged into one dict;
+        keys the default plugin sets (``docker-image-repo-tag``) keep the
+        default's value, so plugins add properties but cannot change
+        3.2.1's. Properties already on the collection (for instance managed
+        properties set by the server) are never dropped.
 
-    Every implementation is called (not firstresult).
-
-    The default sets ``docker-image-repo-tag`` to ``repo_tag`` (null when
-    given by id), as arv-keepdocker 3.2.1 does.
+    Every implementation is called (not firstresult), on a fresh upload and
+    when an image is copied into another project.
     """
 
 
 @hookspec
 def keepdocker_links(
     image: Image, repo_tag: Optional[str], options: argparse.Namespace
-) -> Optional[list]:
+) -> Optional[Sequence[LinkSpec]]:
     """Return the links that make the stored image findable.
 
-    :param image: the image being stored.
-    :param repo_tag: ``repo:tag`` as typed, or ``None`` when given by id.
+    :param image: the image being stored or reused (on a fresh upload its
+        ``layers`` carry the ``offset`` where each landed in the tar).
+    :param repo_tag: ``repo:tag`` as linked, or ``None`` when given by id.
     :param options: the parsed command line.
-    :returns: a list of ``{"link_class": str, "name": str, "properties": dict}``
-        dicts (or ``None``). The pipeline fills in ``head_uuid`` (the image
-        collection) and ``owner_uuid`` (``--project-uuid`` when given). All
-        results are collected (not firstresult), defaults first; when a link
-        fails to be created, every link and the collection created by this
-        run are removed again.
+    :returns: :class:`~arv_keepdocker_plugin.LinkSpec` dicts (or ``None``).
+        The pipeline fills in ``head_uuid`` (the image collection) and
+        ``owner_uuid`` (``--project-uuid`` when given).
 
-    The defaults return a ``docker_image_hash`` link named ``image.image_id``
-    and, when ``repo_tag`` is set, a ``docker_image_repo+tag`` link, both with
-    ``properties.image_timestamp`` = ``image.created`` when known.
+    Every implementation is called (not firstresult), on a fresh upload and
+    when an image already in Arvados is reused. On reuse a link is made only
+    if the owner has none of that class and name on the collection yet, so a
+    rerun writes nothing. The default (essential) returns arv-keepdocker
+    3.2.1's ``docker_image_hash`` link (named ``image.image_id``) and, when
+    ``repo_tag`` is set, its ``docker_image_repo+tag`` link; plugins add
+    links, and a plugin's link of those two classes is refused, so they are
+    never removed, renamed or doubled. When a link fails to be created,
+    every link and the collection created by this run are removed again.
     """
 
 
 @hookspec
 def keepdocker_after_upload(
-    image: Image, collection: dict, links: list, api: Any
+    image: Image, collection: Mapping[str, Any], links: Sequence[Mapping[str, Any]],
+    api: ArvadosAPI,
 ) -> None:
     """Called once the collection and its links exist (notification only).
 
@@ -153,5 +196,5 @@ def keepdocker_after_upload(
     :param api: the Arvados API client, for plugins that record more.
 
     Every implementation is called (not firstresult); results are ignored.
-    An exception here is reported but does not undo the upload.
+    An exception here is reported as a warning and does not undo the upload.
     """

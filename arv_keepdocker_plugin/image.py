@@ -5,7 +5,11 @@
   export the image as a docker-archive stream (what ``docker load`` and
   crunch-run accept).
 * :class:`ImageSource` is the base class for sources; third parties subclass
-  it and return instances from the ``keepdocker_image_sources`` hook.
+  it and register instances from the ``keepdocker_register_sources`` hook.
+
+Images and layers are values: a stage that learns more about an image (the
+upload learns the exported config and where each layer landed) makes a new
+one with :func:`dataclasses.replace`, never changes the one it was given.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import IO, Callable, ContextManager, Iterator, Optional
+from typing import IO, Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple, Union
 
 
 @dataclasses.dataclass
@@ -46,7 +50,7 @@ class Reference:
         return "{}:{}".format(self.name, self.tag or "latest")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Layer:
     """One layer of an image, in the order of the image's ``manifest.json``.
 
@@ -74,7 +78,11 @@ class StoredData:
     size: int
 
 
-@dataclasses.dataclass
+#: What :attr:`Image.export_pieces` yields: bytes, or a placeholder for stored layer data.
+Piece = Union[bytes, StoredData]
+
+
+@dataclasses.dataclass(frozen=True)
 class Image:
     """An image a source can export.
 
@@ -101,11 +109,15 @@ class Image:
     image_id: str
     source: str
     repo_tag: Optional[str] = None
-    config: dict = dataclasses.field(default_factory=dict)
+    config: Dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest_digest: Optional[str] = None
-    layers: list = dataclasses.field(default_factory=list)
+    layers: Tuple[Layer, ...] = ()
     export: Optional[Callable[[], ContextManager[IO[bytes]]]] = None
-    export_pieces: Optional[Callable[[set], ContextManager[Iterator]]] = None
+    export_pieces: Optional[Callable[[set], ContextManager[Iterator[Piece]]]] = None
+
+    def __post_init__(self) -> None:
+        # Sources may pass a list; a value keeps a tuple.
+        object.__setattr__(self, "layers", tuple(self.layers))
 
     @property
     def created(self) -> Optional[str]:
@@ -113,7 +125,7 @@ class Image:
         return self.config.get("created")
 
     @property
-    def labels(self) -> dict:
+    def labels(self) -> Dict[str, Any]:
         """The image's labels (``config.Labels``), possibly empty."""
         return (self.config.get("config") or {}).get("Labels") or {}
 
@@ -135,7 +147,8 @@ class ImageSource:
 
     Subclasses set :attr:`name` (a containers-transports word such as
     ``docker-daemon``) and implement :meth:`parse` and :meth:`resolve`.
-    Sources never talk to Arvados.
+    Sources never talk to Arvados. A source's own command-line options come
+    from its plugin's ``keepdocker_add_arguments`` hook, like any plugin's.
     """
 
     #: Transport name, typed by users as ``NAME:DETAILS``; also ``--source NAME``.
@@ -144,9 +157,6 @@ class ImageSource:
     description: str = ""
     #: True when the source can serve a bare ``NAME[:TAG]`` (an engine store).
     serves_bare_names: bool = False
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add this source's own command-line options (optional)."""
 
     def available(self, options: argparse.Namespace) -> bool:
         """Whether the source can answer now (engine present and running)."""

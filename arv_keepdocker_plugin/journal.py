@@ -12,17 +12,15 @@ journal, and a finished upload removes it.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from typing import Dict
 
-from .keepwriter import block_key
+from .locators import block_key, signature_expiry
 from .locking import cache_dir
 
 #: Only locators valid for at least this long are trusted.
 MARGIN = 3600
-_EXPIRY = re.compile(r"\+A[0-9a-f]{40}@([0-9a-f]{1,8})(?:\+|$)")
 
 
 def journal_path(image_id: str) -> str:
@@ -46,8 +44,8 @@ class Journal:
         now = time.time()
         known = {}
         for locator in lines:
-            match = _EXPIRY.search(locator)
-            if match and int(match.group(1), 16) > now + MARGIN:
+            expiry = signature_expiry(locator)
+            if expiry is not None and expiry > now + MARGIN:
                 known[block_key(locator)] = locator
         if known:
             try:

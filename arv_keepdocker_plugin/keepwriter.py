@@ -29,8 +29,6 @@ from .progress import Progress
 BLOCK_SIZE = 1 << 26
 #: Members at least this large get their own blocks (layers; never tiny JSON).
 ALIGN_MIN = 64 * 1024
-#: How much to read from a source stream per call.
-CHUNK = 8 << 20
 #: Blocks being uploaded at once (each holds up to 64 MiB of memory).
 IN_FLIGHT = 2
 
@@ -39,16 +37,6 @@ def is_layer_member(name: str, size: int) -> bool:
     """Whether a tar member holds a layer, to be aligned on block boundaries."""
     return size >= ALIGN_MIN and (name.endswith(".tar") or name.startswith("blobs/sha256/")
                                   or size >= BLOCK_SIZE)
-
-
-def escape_name(name: str) -> str:
-    """A file name as a manifest writes it (``\\``, ``:``, space, controls as ``\\ooo``)."""
-    return "".join("\\%03o" % ord(c) if c in "\\:" or ord(c) <= 32 else c for c in name)
-
-
-def block_key(locator: str) -> str:
-    """``<md5>+<size>`` of a (possibly signed) locator."""
-    return "+".join(locator.split("+")[:2])
 
 
 class BlockWriter:
@@ -166,12 +154,6 @@ class BlockWriter:
             self._slots.release()
 
 
-def manifest_text(locators: List[str], size: int, filename: str) -> str:
-    """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
-    blocks = locators or ["d41d8cd98f00b204e9800998ecf8427e+0"]
-    return ". {} 0:{}:{}\n".format(" ".join(blocks), size, escape_name(filename))
-
-
 def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
                  stored_locators: Dict[str, List[str]]) -> None:
     """Feed an export (bytes and StoredData pieces) through ``tap`` into ``writer``.
@@ -192,12 +174,3 @@ def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
         tap.feed(piece)
         writer.write(piece)
     tap.finish()
-
-
-def stream_pieces(stream, chunk: int = CHUNK):
-    """A source stream as an iterator of bytes pieces."""
-    while True:
-        data = stream.read(chunk)
-        if not data:
-            return
-        yield data

@@ -1,9 +1,12 @@
 """Finding images stored in Arvados, and the ``arv keepdocker`` table.
 
-:func:`list_images_in_arv` follows the API server's own preference (FACTS
-6.2/6.4): newest ``image_timestamp`` first, then newest link; images whose
-collection the caller cannot read are dropped. It returns the same shapes as
-``arvados.commands.keepdocker.list_images_in_arv`` 3.2.1.
+:func:`list_images_in_arv` follows the API server's own preference
+(``Collection.find_all_for_docker_image`` in
+``services/api/app/models/collection.rb``): newest ``image_timestamp``
+first, then newest link; images whose collection the caller cannot read
+are dropped. It returns the same shapes as
+``arvados.commands.keepdocker.list_images_in_arv`` 3.2.1
+(``sdk/python/arvados/commands/keepdocker.py``).
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from typing import List, Optional, Tuple
 import arvados.util
 import ciso8601
 
+from .hooktypes import HASH_LINK, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
+
 #: Sort value for links without a usable ``image_timestamp``.
 EARLIEST = datetime.datetime(datetime.MINYEAR, 1, 1)
 
-HASH = "docker_image_hash"
-#: Link property holding an image's manifest digest (see defaults/links.py).
-MANIFEST_DIGEST_PROPERTY = "image_manifest_digest"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-REPO_TAG = "docker_image_repo+tag"
 
 TABLE_ROW = "{:30}  {:10}  {:12}  {:29}  {:20}\n"
 
@@ -81,25 +82,25 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
     repo_links = hash_links = None
     if image_name:
         found = docker_links(api, num_retries, [
-            ["link_class", "=", REPO_TAG],
+            ["link_class", "=", REPO_TAG_LINK],
             ["name", "=", "{}:{}".format(image_name, image_tag or "latest")]] + owner)
         if found:
             repo_links = found
         else:
             found = hash_links = docker_links(api, num_retries, [
-                ["link_class", "=", HASH],
+                ["link_class", "=", HASH_LINK],
                 ["name", "ilike", image_name + "%"]] + owner)
             if not found and _DIGEST.match(image_name):
                 # A manifest digest (what registries and Docker's containerd
                 # store call the image) recorded beside the config digest.
                 found = hash_links = docker_links(api, num_retries, [
-                    ["link_class", "=", HASH],
+                    ["link_class", "=", HASH_LINK],
                     ["properties." + MANIFEST_DIGEST_PROPERTY, "=", image_name]] + owner)
         head_filter = [["head_uuid", "in", [link["head_uuid"] for link in found]]]
 
     if hash_links is None:
         hash_links = docker_links(
-            api, num_retries, head_filter + [["link_class", "=", HASH]] + owner)
+            api, num_retries, head_filter + [["link_class", "=", HASH_LINK]] + owner)
     # The most preferred hash link of each collection names its image. Walking
     # from least to most preferred keeps each collection at the position of its
     # least preferred link, the order in which unnamed images tie-break below.
@@ -109,7 +110,7 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
 
     if repo_links is None:
         repo_links = docker_links(
-            api, num_retries, head_filter + [["link_class", "=", REPO_TAG]] + owner)
+            api, num_retries, head_filter + [["link_class", "=", REPO_TAG_LINK]] + owner)
     images = []
     names_seen: dict = {}
     for link in repo_links:

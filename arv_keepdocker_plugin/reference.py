@@ -47,6 +47,29 @@ def split_transport(raw: str, transports: Iterable[str]) -> Tuple[Optional[str],
     return None, raw
 
 
+def split_path(details: str, transport: str) -> Tuple[str, Optional[str]]:
+    """``PATH[:REST]`` -> ``(path, REST or None)`` for archive transports.
+
+    As in skopeo, an archive path cannot contain ``:``. An empty path is
+    refused.
+    """
+    path, sep, rest = details.partition(":")
+    if not path:
+        raise BadReference("{}:{}: missing PATH".format(transport, details))
+    return path, (rest if sep else None)
+
+
+def as_repo_tag(text: Optional[str]) -> Optional[str]:
+    """``text`` as ``NAME:TAG`` when it has that form and a valid name, else None."""
+    if not text or not _TAG_SUFFIX.search(text):
+        return None
+    try:
+        name, tag = split_name_tag(text, None)
+    except BadReference:
+        return None
+    return "{}:{}".format(name, tag)
+
+
 def split_name_tag(image: str, tag: Optional[str]) -> Tuple[str, str]:
     """Split ``repo[:tag]`` (plus a separate tag argument) as 3.2.1 does.
 

@@ -29,6 +29,7 @@ from typing import IO, Iterator, List, Optional, Union
 
 from ..errors import BadReference, ImageNotFound
 from ..image import Layer, StoredData
+from ..streams import ChunkReader
 from . import safety, tarwrite
 from .members import Member, OwnsMembers, TarMembers, verified
 from .safety import bad
@@ -204,7 +205,7 @@ class DockerArchive(OwnsMembers):
                 yield stream
             return
         members = TarMembers(self.path, allow_symlinks=True)
-        reader = tarwrite.ChunkReader(_selected(members, self.path, entry))
+        reader = ChunkReader(_selected(members, self.path, entry))
         try:
             yield reader
         finally:

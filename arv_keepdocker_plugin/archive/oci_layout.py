@@ -31,6 +31,7 @@ from typing import IO, Iterator, List, Optional, Union
 
 from ..errors import BadReference, ImageNotFound
 from ..image import Layer, StoredData
+from ..streams import ChunkReader
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
 from .members import DirectoryMembers, OwnsMembers, TarMembers, verified
@@ -114,7 +115,7 @@ class OciImage:
     def export(self, repo_tag: Optional[str] = None) -> Iterator[IO[bytes]]:
         """A docker-archive stream of this image (reopens the layout)."""
         members = open_members(self.path, self.directory)
-        reader = tarwrite.ChunkReader(to_docker_archive(members, self, repo_tag))
+        reader = ChunkReader(to_docker_archive(members, self, repo_tag))
         try:
             yield reader
         finally:

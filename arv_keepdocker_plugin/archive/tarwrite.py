@@ -1,8 +1,9 @@
-"""Writing a tar stream on the fly, and reading a chunk generator as a file.
+"""Writing a tar stream on the fly.
 
 Used to produce docker-archive streams (one image out of several, or an OCI
 layout converted) without a temporary copy: headers are made here, data
-comes from the source archive in chunks.
+comes from the source archive in chunks (:class:`..streams.ChunkReader`
+reads such a generator as a file).
 """
 
 from __future__ import annotations
@@ -54,76 +55,3 @@ def streamed_member(name: str, size: int, chunks: Iterable,
     yield header(name, size, mtime=mtime)
     yield from chunks
     yield padding(size)
-
-
-class ChunkReader:
-    """A read-only, non-seekable file object over an iterator of byte chunks.
-
-    ``read(n)`` returns at most ``n`` bytes (fewer only at the end), so callers
-    that read fixed-size blocks get them. Exceptions raised by the iterator
-    (for instance a digest mismatch) propagate from ``read``.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buffer = b""
-        self._pos = 0
-        self._done = False
-        self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    def _fill(self) -> bool:
-        while not self._done:
-            try:
-                data = next(self._chunks)
-            except StopIteration:
-                self._done = True
-                return False
-            if data:
-                self._buffer = data
-                self._pos = 0
-                return True
-        return False
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            parts = [self._buffer[self._pos:]]
-            self._buffer, self._pos = b"", 0
-            while self._fill():
-                parts.append(self._buffer)
-                self._buffer = b""
-            return b"".join(parts)
-        parts = []
-        while n > 0:
-            if self._pos >= len(self._buffer) and not self._fill():
-                break
-            take = self._buffer[self._pos:self._pos + n]
-            self._pos += len(take)
-            n -= len(take)
-            parts.append(take)
-        return b"".join(parts)
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.closed = True
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,15 +1,25 @@
-"""Default plugin: record each stored layer, so later uploads reuse its blocks.
+"""Default plugin: an index of stored layers, so later uploads reuse their blocks.
 
-Adds one ``docker_image_layer`` link per block-aligned layer (see
+Records one ``docker_image_layer`` link per block-aligned layer of each
+upload, and answers ``keepdocker_stored_layers`` from those links (see
 :mod:`arv_keepdocker_plugin.layerindex`). Disable it
 (``ARV_KEEPDOCKER_DISABLE_PLUGINS=layer_index``) to leave exactly the links
 arv-keepdocker 3.2.1 leaves; uploads then reuse nothing.
 """
 
+from typing import List, Sequence
+
 from .. import hookimpl
-from ..layerindex import layer_links
+from ..hooktypes import LayerRecord, LinkSpec
+from ..image import Image
+from ..layerindex import find_layer_records, layer_links
 
 
 @hookimpl(trylast=True)
-def keepdocker_links(image):
+def keepdocker_links(image: Image) -> List[LinkSpec]:
     return layer_links(image.layers)
+
+
+@hookimpl(trylast=True)
+def keepdocker_stored_layers(api, digests: Sequence[str], num_retries: int) -> List[LayerRecord]:
+    return find_layer_records(api, num_retries, digests)

@@ -1,10 +1,15 @@
-"""Which source serves a bare ``NAME[:TAG]``: the Docker engine, else podman."""
+"""Which source serves a bare ``NAME[:TAG]``: the Docker engine, else podman (essential)."""
+
+import argparse
+from typing import Mapping, Optional
 
 from .. import hookimpl
+from ..image import ImageSource
 
 
 @hookimpl(trylast=True)
-def keepdocker_default_source(sources, options):
+def keepdocker_default_source(sources: Mapping[str, ImageSource],
+                              options: argparse.Namespace) -> Optional[str]:
     engines = [source for source in sources.values() if source.serves_bare_names]
     preferred = sorted(engines, key=lambda s: s.name != "docker-daemon")
     for source in preferred:

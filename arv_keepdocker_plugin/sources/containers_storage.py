@@ -24,7 +24,7 @@ from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
 from ..reference import parse_engine_reference
-from .docker_daemon import exporting, first_line, image_from_inspect
+from .enginecli import exporting, first_line, image_from_inspect
 
 #: How long ``available()`` waits for ``podman version``.
 PROBE_TIMEOUT = 10
@@ -51,16 +51,6 @@ class ContainersStorageSource(ImageSource):
     name = "containers-storage"
     description = "images in podman's local store (podman CLI, no daemon)"
     serves_bare_names = True
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("containers-storage (podman) source")
-        group.add_argument("--podman-root", metavar="DIR", dest="podman_root",
-                           help="podman store root (podman --root)")
-        group.add_argument("--podman-runroot", metavar="DIR", dest="podman_runroot",
-                           help="podman run root (podman --runroot)")
-        group.add_argument("--podman-storage-driver", metavar="NAME",
-                           dest="podman_storage_driver",
-                           help="podman storage driver (podman --storage-driver)")
 
     # -- the CLI ----------------------------------------------------------
 
@@ -132,11 +122,10 @@ class ContainersStorageSource(ImageSource):
         hex_id = info["Id"]
         image_id = hex_id if hex_id.startswith("sha256:") else "sha256:" + hex_id
         save = self._command(options, "save", "--format", "docker-archive", hex_id)
-        image = image_from_inspect(
+        return image_from_inspect(
             info, self.name, reference, image_id,
-            lambda: exporting(save, "podman save " + hex_id))
-        image.manifest_digest = info.get("Digest") or None
-        return image
+            lambda: exporting(save, "podman save " + hex_id),
+            manifest_digest=info.get("Digest") or None)
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None:
@@ -152,5 +141,17 @@ class ContainersStorageSource(ImageSource):
 
 
 @hookimpl
-def keepdocker_image_sources():
-    return [ContainersStorageSource()]
+def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("containers-storage (podman) source")
+    group.add_argument("--podman-root", metavar="DIR", dest="podman_root",
+                       help="podman store root (podman --root)")
+    group.add_argument("--podman-runroot", metavar="DIR", dest="podman_runroot",
+                       help="podman run root (podman --runroot)")
+    group.add_argument("--podman-storage-driver", metavar="NAME",
+                       dest="podman_storage_driver",
+                       help="podman storage driver (podman --storage-driver)")
+
+
+@hookimpl
+def keepdocker_register_sources(register):
+    register(ContainersStorageSource())

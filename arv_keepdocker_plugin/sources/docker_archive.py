@@ -30,15 +30,7 @@ from ..archive import safety
 from ..archive.docker_archive import DockerArchive, familiar
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..reference import split_name_tag
-
-
-def split_path(details: str, transport: str):
-    """``PATH[:REST]`` -> ``(path, rest or None)``; an empty path is refused."""
-    path, sep, rest = details.partition(":")
-    if not path:
-        raise BadReference("{}:{}: missing PATH".format(transport, details))
-    return path, (rest if sep else None)
+from ..reference import split_name_tag, split_path
 
 
 class DockerArchiveSource(ImageSource):
@@ -82,7 +74,7 @@ class DockerArchiveSource(ImageSource):
         else:
             repo_tag = None
         return Image(image_id=image_id, source=self.name, repo_tag=repo_tag, config=config,
-                     manifest_digest=manifest_digest, layers=layers,
+                     manifest_digest=manifest_digest, layers=tuple(layers),
                      export=lambda: archive.export(entry, expected_id=image_id),
                      export_pieces=lambda skip: archive.export_pieces(
                          entry, skip, expected_id=image_id))
@@ -114,5 +106,5 @@ def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:
 
 
 @hookimpl
-def keepdocker_image_sources():
-    return [DockerArchiveSource()]
+def keepdocker_register_sources(register):
+    register(DockerArchiveSource())

@@ -9,28 +9,23 @@ the user's docker configuration apply unchanged. The image is exported with
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
-import tempfile
-from typing import IO, Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
-from ..image import Image, ImageSource, Layer, Reference
+from ..image import Image, ImageSource, Reference
 from ..reference import parse_engine_reference
+from .enginecli import exporting, first_line, image_from_inspect
 
 #: How long ``available()`` waits for the engine to answer.
 PROBE_TIMEOUT = 5
 #: How long an ``inspect`` may take before the engine counts as hung.
 INSPECT_TIMEOUT = 120
-#: Pipe buffer for ``docker save`` (large reads keep the stream fast).
-EXPORT_BUFSIZE = 1 << 20
-#: How long a failing consumer waits for the command to report its own error.
-ERROR_GRACE = 1
 
 _UNREACHABLE = (
     "cannot connect to the docker daemon",
@@ -39,15 +34,6 @@ _UNREACHABLE = (
     "permission denied while trying to connect",
     "connection refused",
 )
-
-
-def first_line(text: str) -> str:
-    """The first meaningful line of a CLI's stderr (skipping deprecation notes)."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    for line in lines:
-        if not line.startswith(("DEPRECATED", "WARNING", "BuildKit")):
-            return line
-    return lines[0] if lines else "(no message)"
 
 
 def docker_binary() -> Optional[str]:
@@ -62,70 +48,6 @@ def docker_binary() -> Optional[str]:
 def docker_host() -> str:
     """Where the CLI will look for the engine, for messages."""
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-@contextlib.contextmanager
-def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
-    """Run ``argv`` and yield its stdout as a binary stream.
-
-    At exit the process is always reaped. A consumer that read to the end
-    gets :class:`SourceError` (with the CLI's stderr line) when the command
-    failed; a consumer that stops early has the command killed. When the
-    consumer raises and the command had already failed by itself, the
-    command's error is raised instead (it is the cause).
-    """
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=errors,
-                                   bufsize=EXPORT_BUFSIZE)
-
-        def failure() -> SourceError:
-            errors.seek(0)
-            message = first_line(errors.read().decode("utf-8", "replace"))
-            return SourceError("{} failed: {}".format(what, message))
-
-        try:
-            yield process.stdout
-        except BaseException as error:
-            # A consumer that hit the end of a failed stream races the exit.
-            try:
-                exited_by_itself = process.wait(timeout=ERROR_GRACE)
-            except subprocess.TimeoutExpired:
-                exited_by_itself = None
-            _kill(process)
-            if isinstance(error, Exception) and exited_by_itself not in (None, 0):
-                raise failure() from error
-            raise
-        else:
-            at_end = process.stdout.read(1) == b""
-            if not at_end:
-                _kill(process)  # the consumer chose to stop early
-                return
-            process.stdout.close()
-            if process.wait() != 0:
-                raise failure()
-        finally:
-            if process.poll() is None:
-                _kill(process)
-            if process.stdout and not process.stdout.closed:
-                process.stdout.close()
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-
-
-def image_from_inspect(info: dict, source: str, reference: Reference,
-                       image_id: str, export) -> Image:
-    """Build an :class:`Image` from one ``docker``/``podman image inspect`` record."""
-    config = {"created": info.get("Created"), "config": info.get("Config") or {},
-              "architecture": info.get("Architecture"), "os": info.get("Os")}
-    config = {key: value for key, value in config.items() if value is not None}
-    layers = [Layer(digest) for digest in ((info.get("RootFS") or {}).get("Layers") or [])]
-    return Image(image_id=image_id, source=source, repo_tag=reference.repo_tag,
-                 config=config, layers=layers, export=export)
 
 
 def pick_repo_digest(repo_digests: List[str], name: Optional[str]) -> Optional[str]:
@@ -238,11 +160,10 @@ class DockerDaemonSource(ImageSource):
         info = matches[0]
         image_id = info["Id"]
         binary = self._binary()
-        image = image_from_inspect(
+        return image_from_inspect(
             info, self.name, reference, image_id,
-            lambda: exporting([binary, "save", image_id], "docker save " + image_id))
-        image.manifest_digest = pick_repo_digest(info.get("RepoDigests"), reference.name)
-        return image
+            lambda: exporting([binary, "save", image_id], "docker save " + image_id),
+            manifest_digest=pick_repo_digest(info.get("RepoDigests"), reference.name))
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None:
@@ -254,5 +175,5 @@ class DockerDaemonSource(ImageSource):
 
 
 @hookimpl
-def keepdocker_image_sources():
-    return [DockerDaemonSource()]
+def keepdocker_register_sources(register):
+    register(DockerDaemonSource())

@@ -23,42 +23,18 @@ Name linked (``repo_tag``):
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Optional
 
 from .. import hookimpl
 from ..archive.docker_archive import familiar
 from ..archive.oci_layout import IMAGE_NAME, OciLayout
-from ..errors import BadReference, KeepdockerError
+from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..reference import split_name_tag
-from .docker_archive import split_path
-
-_HAS_TAG = re.compile(r":\w[-.\w]{0,127}$")
-
-
-def as_repo_tag(text: Optional[str]) -> Optional[str]:
-    """``text`` as ``NAME:TAG`` when it has that form and a valid name, else None."""
-    if not text or not _HAS_TAG.search(text):
-        return None
-    try:
-        name, tag = split_name_tag(text, None)
-    except KeepdockerError:
-        return None
-    return "{}:{}".format(name, tag)
+from ..reference import as_repo_tag, split_path
 
 
 class _LayoutSource(ImageSource):
     directory = False
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        try:
-            parser.add_argument(
-                "--platform", dest="platform", metavar="OS/ARCH[/VARIANT]", default=None,
-                help="for oci-archive/oci layouts holding several platforms: which one "
-                     "(default: this machine's)")
-        except argparse.ArgumentError:
-            pass  # the other layout source (or another plugin) added it already
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         raw = "{}:{}".format(self.name, details)
@@ -100,5 +76,6 @@ class OciDirectorySource(_LayoutSource):
 
 
 @hookimpl
-def keepdocker_image_sources():
-    return [OciArchiveSource(), OciDirectorySource()]
+def keepdocker_register_sources(register):
+    register(OciArchiveSource())
+    register(OciDirectorySource())

@@ -27,7 +27,7 @@ BIG = 24 * 1024 * 1024
 def resolve(reference: str):
     """The :class:`Image` a source gives for ``TRANSPORT:DETAILS``."""
     transport, _, details = reference.partition(":")
-    source = get_plugin_manager(load_entrypoints=False).sources()[transport]
+    source = get_plugin_manager(load_entrypoints=False).sources[transport]
     return source.resolve(source.parse(details, None), argparse.Namespace())
 
 

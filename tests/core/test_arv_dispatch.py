@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from arv_keepdocker_plugin import __version__
+
 ARV = Path(sys.executable).parent / "arv"
 
 
@@ -25,7 +27,7 @@ def arv_installed():
 def test_every_spelling_is_our_command(command):
     proc = run(*command, "--version")
     assert proc.returncode == 0
-    assert proc.stdout.strip().endswith(" 0.1.0")
+    assert proc.stdout.strip().endswith(" " + __version__)
     helptext = run(*command, "--help").stdout
     assert "--list-plugins" in helptext and "--force-image-format" in helptext
 
@@ -47,4 +49,4 @@ def test_version_matches_3_2_1_shape():
     """FACTS 9.2: --version prints a version on stdout, nothing on stderr."""
     proc = run(sys.executable, "-m", "arv_keepdocker_plugin", "--version")
     assert proc.stderr == ""
-    assert proc.stdout.endswith("0.1.0\n")
+    assert proc.stdout.endswith(__version__ + "\n")

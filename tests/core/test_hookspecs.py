@@ -15,7 +15,7 @@ def spec_options(function):
 
 def test_there_are_specs_for_sources_format_check_and_linking():
     names = {f.__name__ for f in SPECS}
-    assert {"keepdocker_image_sources", "keepdocker_check_format",
+    assert {"keepdocker_register_sources", "keepdocker_check_format", "keepdocker_stored_layers",
             "keepdocker_links", "keepdocker_collection_properties"} <= names
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from arv_keepdocker_plugin.archive.tap import layer_digest
-from arv_keepdocker_plugin.keepwriter import escape_name, is_layer_member, manifest_text
+from arv_keepdocker_plugin.keepwriter import is_layer_member
+from arv_keepdocker_plugin.locators import escape_name, manifest_text
 from arv_keepdocker_plugin.layerindex import locators_for_range
 
 A, B, C = ("a" * 32 + "+10+A" + "1" * 40 + "@7fffffff", "b" * 32 + "+20", "c" * 32 + "+5")

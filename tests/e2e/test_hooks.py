@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from arv_keepdocker_plugin import cli, hookimpl, hookspecs
+from arv_keepdocker_plugin import FormatVerdict, cli, hookimpl, hookspecs
 from arv_keepdocker_plugin.plugins import get_plugin_manager
 from arv_keepdocker_plugin.testing import imagebuild
 
@@ -47,9 +47,13 @@ class Recorder:
         parser.add_argument("--recorder-note", default="none")
 
     @hookimpl
-    def keepdocker_image_sources(self):
-        self.calls.append("keepdocker_image_sources")
-        return []
+    def keepdocker_register_sources(self, register):
+        self.calls.append("keepdocker_register_sources")
+
+    @hookimpl
+    def keepdocker_stored_layers(self, digests):
+        self.calls.append("keepdocker_stored_layers")
+        assert digests  # the image's layer digests; no answer: the default answers
 
     @hookimpl
     def keepdocker_default_source(self, reference):
@@ -122,7 +126,7 @@ def test_a_format_check_plugin_can_refuse(archive, in_process, arvados_state):
     class Strict:
         @hookimpl
         def keepdocker_check_format(self, image):
-            return (False, "site policy: no unsigned images")
+            return FormatVerdict(False, "site policy: no unsigned images")
 
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(Strict(), name="strict")

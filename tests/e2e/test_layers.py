@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE, block_key
+from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE
+from arv_keepdocker_plugin.locators import block_key
 from arv_keepdocker_plugin.layerindex import locators_for_range
 from arv_keepdocker_plugin.testing.engines import build_layered_image
 

@@ -6,7 +6,7 @@ import sys
 import arvados.commands.keepdocker as sdk_keepdocker
 import pytest
 
-from arv_keepdocker_plugin import compat
+from arv_keepdocker_plugin import __version__, compat
 from arv_keepdocker_plugin.testing.engines import build_layered_image
 
 from .test_upload_docker import uploaded_uuid
@@ -107,4 +107,4 @@ def test_compat_main_reads_sys_argv_when_arguments_is_none(monkeypatch, arv_api)
     with pytest.raises(SystemExit) as exit_info:
         compat.main(api=arv_api)
     assert exit_info.value.code == 0
-    assert out.getvalue().rstrip().endswith("0.1.0")
+    assert out.getvalue().rstrip().endswith(__version__)

@@ -7,6 +7,7 @@ import pytest
 
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive, BadReference, ImageNotFound
+from arv_keepdocker_plugin import cli
 from arv_keepdocker_plugin.plugins import get_plugin_manager
 from arv_keepdocker_plugin.testing import imagebuild as ib
 
@@ -17,7 +18,7 @@ HELLO_WORLD_ID = "sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f
 @pytest.fixture
 def sources():
     pm = get_plugin_manager(load_entrypoints=False)
-    found = pm.sources()
+    found = pm.sources
     return {name: found[name] for name in ("docker-archive", "oci-archive", "oci")}
 
 
@@ -155,9 +156,8 @@ def test_oci_sources_resolve_and_export(tmp_path, sources, options, images, as_t
 
 
 def test_platform_option_is_added_once_and_used(tmp_path, sources, images):
-    parser = argparse.ArgumentParser()
-    sources["oci-archive"].add_arguments(parser)
-    sources["oci"].add_arguments(parser)  # no conflict
+    pm = get_plugin_manager(load_entrypoints=False)
+    parser = cli.build_parser(pm)  # one --platform for every source
     amd = ib.build_image([{"p": b"amd"}], architecture="amd64")
     arm = ib.build_image([{"p": b"arm"}], architecture="arm64", variant="v8")
     path = tmp_path / "multi.tar"

@@ -21,7 +21,7 @@ from arv_keepdocker_plugin.testing.engines import build_layered_image
 def store_options(podman_store):
     """The options a user gives to reach the private store from the command line."""
     parser = argparse.ArgumentParser()
-    ContainersStorageSource().add_arguments(parser)
+    containers_storage.keepdocker_add_arguments(parser)
     return parser.parse_args(["--podman-root", podman_store.root,
                               "--podman-runroot", podman_store.runroot,
                               "--podman-storage-driver", podman_store.driver])
@@ -186,6 +186,7 @@ def test_tls_is_skipped_only_for_loopback_registries(name, loopback):
 
 
 def test_module_registers_the_source_as_a_hook():
-    sources = containers_storage.keepdocker_image_sources()
+    sources = []
+    containers_storage.keepdocker_register_sources(sources.append)
     assert [source.name for source in sources] == ["containers-storage"]
     assert sources[0].serves_bare_names is True

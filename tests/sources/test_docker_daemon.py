@@ -251,6 +251,7 @@ def test_parse_splits_names_and_keeps_ids_whole():
 
 
 def test_module_registers_the_source_as_a_hook():
-    sources = docker_daemon.keepdocker_image_sources()
+    sources = []
+    docker_daemon.keepdocker_register_sources(sources.append)
     assert [source.name for source in sources] == ["docker-daemon"]
     assert sources[0].serves_bare_names is True

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import arv_keepdocker_oci_labels as oci_labels
-from arv_keepdocker_plugin.image import Image
+from arv_keepdocker_plugin import Image
 from arv_keepdocker_plugin.plugins import get_plugin_manager
 from arv_keepdocker_plugin.testing import imagebuild
 

@@ -1,0 +1,77 @@
+"""The typed values that hooks return: the contracts third-party plugins fill in.
+
+Everything here is importable from the package root
+(``from arv_keepdocker_plugin import FormatVerdict, LinkSpec, LayerRecord``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, NamedTuple, Optional, TypedDict
+
+#: Link classes arv-keepdocker 3.2.1 makes; their links are the core's, never a plugin's
+#: to remove or rename (``services/api/app/models/collection.rb``,
+#: ``find_all_for_docker_image``, looks images up by them).
+HASH_LINK = "docker_image_hash"
+REPO_TAG_LINK = "docker_image_repo+tag"
+#: Our layer index's link class (see :mod:`arv_keepdocker_plugin.layerindex`).
+LAYER_LINK = "docker_image_layer"
+#: Hash-link property holding an image's manifest digest (registries and
+#: Docker's containerd store name images by it), so either digest finds it.
+MANIFEST_DIGEST_PROPERTY = "image_manifest_digest"
+
+
+class FormatVerdict(NamedTuple):
+    """A ``keepdocker_check_format`` answer.
+
+    ``ok`` false refuses the image (only ``--force-image-format`` overrides a
+    refusal); ``message`` is logged either way when set.
+    """
+
+    ok: bool
+    message: Optional[str] = None
+
+
+class _LinkSpecRequired(TypedDict):
+    link_class: str
+    name: str
+    properties: Dict[str, Any]
+
+
+class LinkSpec(_LinkSpecRequired, total=False):
+    """A link a ``keepdocker_links`` implementation asks for.
+
+    The pipeline fills in ``head_uuid`` (the image collection) and
+    ``owner_uuid`` (``--project-uuid`` when given, else the caller).
+    ``tail_uuid`` is optional, as in the Arvados link model.
+    """
+
+    tail_uuid: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRecord:
+    """Where a layer may already be stored: one answer of ``keepdocker_stored_layers``.
+
+    A record only says where to look. The core reads the collection itself
+    and decides whether to trust it (owner, marker, signature expiry); a
+    plugin cannot make it trusted.
+
+    :ivar digest: the digest looked up (as passed in ``digests``).
+    :ivar collection_uuid: the collection whose ``<id>.tar`` holds the layer.
+    :ivar offset: where the layer's bytes start in that tar.
+    :ivar size: how many bytes the layer has there.
+    :ivar owner_uuid: who owns the record (the index link), for the trust rule.
+    :ivar checked: the record says its bytes were checked against the digest
+        when it was made.
+    :ivar pdh: the collection's portable data hash when the record was made,
+        if recorded; a collection changed since then is not used.
+    """
+
+    digest: str
+    collection_uuid: str
+    offset: int
+    size: int
+    owner_uuid: str
+    checked: bool = False
+    pdh: Optional[str] = None

@@ -1,0 +1,40 @@
+"""Keep locators and one-file manifests, as Arvados writes them.
+
+A locator is ``<md5 hex>+<size>[+hints]``; a signed one carries
+``+A<40 hex signature>@<expiry, hex Unix seconds>`` (see
+``sdk/go/arvados/blob_signature.go`` and
+``doc/api/keep-server.html.textile.liquid``). A manifest stream is
+``. <locators...> <offset>:<size>:<escaped name>`` (see
+``doc/architecture/manifest-format.html.textile.liquid``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional
+
+#: The empty block, which needs no signature.
+EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e+0"
+_EXPIRY = re.compile(r"\+A[0-9a-f]{40}@([0-9a-f]{1,8})(?:\+|$)")
+
+
+def block_key(locator: str) -> str:
+    """``<md5>+<size>`` of a (possibly signed) locator."""
+    return "+".join(locator.split("+")[:2])
+
+
+def signature_expiry(locator: str) -> Optional[int]:
+    """When a signed locator's permission signature expires (Unix seconds), else None."""
+    match = _EXPIRY.search(locator)
+    return int(match.group(1), 16) if match else None
+
+
+def escape_name(name: str) -> str:
+    """A file name as a manifest writes it (``\\``, ``:``, space, controls as ``\\ooo``)."""
+    return "".join("\\%03o" % ord(c) if c in "\\:" or ord(c) <= 32 else c for c in name)
+
+
+def manifest_text(locators: List[str], size: int, filename: str) -> str:
+    """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
+    blocks = locators or [EMPTY_BLOCK]
+    return ". {} 0:{}:{}\n".format(" ".join(blocks), size, escape_name(filename))

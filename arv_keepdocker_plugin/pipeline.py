@@ -1,0 +1,127 @@
+"""One ``arv keepdocker IMAGE`` run, step by step.
+
+resolve -> check format -> (under the image's lock) reuse, or store -> record.
+
+Mirrors arv-keepdocker 3.2.1's ``main`` (``sdk/python/arvados/commands/
+keepdocker.py``) with the engine-specific parts behind the source hooks and
+the Arvados records behind the linking hooks. Nothing half-written is left
+in Arvados: the collection is created only after every byte is in Keep, and
+if a link fails, what this run created is removed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import IO, Optional
+
+import arvados.util
+
+from .errors import FormatRefused, KeepdockerError
+from .hooktypes import FormatVerdict
+from .image import Image, Reference
+from .locking import image_lock
+from .progress import Progress, mode_from_options
+from .records import Recorder, default_collection_name
+from .resolve import choose_source, resolve_image
+from .reuse import find_stored_image
+from .store import store_tar
+from .stored_layers import find_reusable_layers
+
+logger = logging.getLogger("arvados.keepdocker")
+put_logger = logging.getLogger("arvados.arv_put")
+
+
+def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
+    """Upload or reuse ``options.image``; print the collection UUID; return the outcome."""
+    put_logger.setLevel(logging.WARNING if options.silent else logging.INFO)
+    retries = options.retries
+    # 1. resolve
+    source, reference, by_default = choose_source(pm, options)
+    if options.project_uuid:
+        check_project(api, options.project_uuid, retries)
+    image = resolve_image(api, source, reference, options, by_default)
+    # 2. check format
+    check_format(pm, api, image, options)
+    repo_tag = linked_repo_tag(image, reference)
+    recorder = Recorder(api, pm, options)
+    with image_lock(image.image_id):
+        # 3. reuse, or store
+        owner = options.project_uuid or current_user(api, retries)
+        if not options.force:
+            stored_image = find_stored_image(api, retries, image.image_id, repo_tag)
+            if stored_image is not None:
+                record = recorder.link_existing(
+                    image, repo_tag, collection_name(options, image, repo_tag), owner,
+                    stored_image.collections, stored_image.hash_links,
+                    stored_image.tag_links)
+                stdout.write(record["uuid"] + "\n")
+                return "reused"
+        if image.export is None:
+            raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
+                                  "uploaded again with --force".format(image.image_id))
+        reusable = find_reusable_layers(pm.hook.keepdocker_stored_layers, api, image,
+                                        owner, retries)
+        tar = store_tar(api, image, reusable, retries=retries, resume=options.resume,
+                        use_cache=options.use_cache,
+                        progress=Progress(mode_from_options(options)))
+        image = tar.stored_image(image)
+        # 4. record
+        record = recorder.create(image, repo_tag, collection_name(options, image, repo_tag),
+                                 tar.manifest_text(image.image_id))
+        tar.journal.discard()
+    # What arv-put says and prints at the end of a 3.2.1 upload.
+    put_logger.info("Collection saved as '%s'", record["name"])
+    if not options.silent:
+        stdout.write(record["uuid"] + "\n")
+    return "uploaded"
+
+
+def check_project(api, uuid: str, retries: int) -> None:
+    """``--project-uuid`` must be a readable user or project (as arv-put checks)."""
+    if arvados.util.user_uuid_pattern.match(uuid):
+        api.users().get(uuid=uuid).execute(num_retries=retries)
+    elif arvados.util.group_uuid_pattern.match(uuid):
+        api.groups().get(uuid=uuid).execute(num_retries=retries)
+    else:
+        raise KeepdockerError("Not a valid project UUID: {}".format(uuid))
+
+
+def current_user(api, retries: int) -> str:
+    return api.users().current().execute(num_retries=retries)["uuid"]
+
+
+def check_format(pm, api, image: Image, options: argparse.Namespace) -> None:
+    """Every ``keepdocker_check_format`` verdict counts; any refusal refuses.
+
+    Messages are logged as arv-keepdocker 3.2.1 logs its own: a warning
+    when the cluster lists no formats, else an error; ``--force-image-format``
+    then turns the refusal into the warning "forcing incompatible image".
+    """
+    formats = api._rootDesc.get("dockerImageFormats")
+    verdicts = [FormatVerdict(*v) for v in pm.hook.keepdocker_check_format(
+        image=image, supported_formats=formats, options=options) if v is not None]
+    refusals = [v for v in reversed(verdicts) if not v.ok]
+    if not refusals:
+        return
+    for verdict in refusals:
+        if verdict.message:
+            (logger.warning if not formats else logger.error)(verdict.message)
+    if options.force_image_format:
+        logger.warning("forcing incompatible image")
+        return
+    raise FormatRefused(
+        "refusing to store incompatible format (use --force-image-format to override)")
+
+
+def linked_repo_tag(image: Image, reference: Reference) -> Optional[str]:
+    """The ``repo:tag`` to link; none when the user typed an id (3.2.1's test)."""
+    repo_tag = image.repo_tag
+    if repo_tag and reference.name and image.image_id.startswith(reference.name.lower()):
+        return None
+    return repo_tag
+
+
+def collection_name(options: argparse.Namespace, image: Image,
+                    repo_tag: Optional[str]) -> str:
+    return options.name or default_collection_name(image.image_id, repo_tag)

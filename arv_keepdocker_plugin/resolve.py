@@ -1,0 +1,75 @@
+"""The resolve step: which source, which image.
+
+* :func:`choose_source` picks the source from the reference's transport
+  prefix, ``--source``, or (for a bare ``NAME[:TAG]``) the
+  ``keepdocker_default_source`` hook, and lets it parse the reference;
+* :func:`resolve_image` asks the source for the image (pulling first with
+  ``--pull``) and, when an engine store lacks it, falls back to the best
+  copy already in Arvados, as arv-keepdocker 3.2.1 does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from typing import Tuple
+
+from . import reference as refs
+from .errors import SourceError
+from .image import Image, ImageSource, Reference
+from .listing import list_images_in_arv
+
+logger = logging.getLogger("arvados.keepdocker")
+
+
+def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Reference, bool]:
+    """Pick the source for ``options.image`` and parse the reference with it.
+
+    Returns ``(source, reference, chosen_by_default)``; the last is true for a
+    bare name, where the ``keepdocker_default_source`` hook chose.
+    """
+    sources = pm.sources
+    raw = options.image
+    by_default = False
+    if getattr(options, "source", None):
+        name, details = options.source, raw
+        prefix = name + ":"
+        if raw.startswith(prefix):
+            details = raw[len(prefix):]
+    else:
+        name, details = refs.split_transport(raw, sources.names())
+        if name is None:
+            by_default = True
+            name = pm.hook.keepdocker_default_source(
+                reference=raw, sources=sources, options=options)
+    source = sources.get(name)
+    reference = dataclasses.replace(source.parse(details, options.tag), raw=raw,
+                                    transport=source.name)
+    return source, reference, by_default
+
+
+def resolve_image(api, source: ImageSource, reference: Reference,
+                  options: argparse.Namespace, chosen_by_default: bool) -> Image:
+    """The image ``reference`` names; an Arvados-only image when the store lacks it."""
+    try:
+        if options.pull:
+            try:
+                source.resolve(reference, options)
+            except SourceError:
+                source.pull(reference, options)
+        return source.resolve(reference, options)
+    except SourceError as error:
+        lookup_name = reference.name or reference.image_id
+        in_arvados = []
+        if source.serves_bare_names and lookup_name:
+            in_arvados = list_images_in_arv(api, options.retries, lookup_name, reference.tag)
+        if not in_arvados:
+            if chosen_by_default and source.name != "docker-daemon":
+                raise type(error)("{} (looked in {} since no Docker engine "
+                                  "answers)".format(error, source.name)) from None
+            raise
+        logger.debug("%s; using the image already in Arvados", error)
+        info = in_arvados[0][1]
+        return Image(image_id=info["dockerhash"], source="arvados",
+                     repo_tag=reference.repo_tag)

@@ -1,0 +1,98 @@
+"""What the Docker and podman sources share: running an engine CLI and reading its answers.
+
+Both engines are driven through their command-line tools, so the user's own
+configuration (``DOCKER_HOST``, contexts, ``storage.conf``) applies unchanged.
+The image is exported by streaming ``docker save`` / ``podman save`` from the
+CLI's stdout, never through a temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from typing import IO, Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
+
+from ..errors import SourceError
+from ..image import Image, Layer, Reference
+
+#: Pipe buffer for an export (large reads keep the stream fast).
+EXPORT_BUFSIZE = 1 << 20
+#: How long a failing consumer waits for the command to report its own error.
+ERROR_GRACE = 1
+
+
+def first_line(text: str) -> str:
+    """The first meaningful line of a CLI's stderr (skipping deprecation notes)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(("DEPRECATED", "WARNING", "BuildKit")):
+            return line
+    return lines[0] if lines else "(no message)"
+
+
+
+@contextlib.contextmanager
+def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
+    """Run ``argv`` and yield its stdout as a binary stream.
+
+    At exit the process is always reaped. A consumer that read to the end
+    gets :class:`SourceError` (with the CLI's stderr line) when the command
+    failed; a consumer that stops early has the command killed. When the
+    consumer raises and the command had already failed by itself, the
+    command's error is raised instead (it is the cause).
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=errors,
+                                   bufsize=EXPORT_BUFSIZE)
+
+        def failure() -> SourceError:
+            errors.seek(0)
+            message = first_line(errors.read().decode("utf-8", "replace"))
+            return SourceError("{} failed: {}".format(what, message))
+
+        try:
+            yield process.stdout
+        except BaseException as error:
+            # A consumer that hit the end of a failed stream races the exit.
+            try:
+                exited_by_itself = process.wait(timeout=ERROR_GRACE)
+            except subprocess.TimeoutExpired:
+                exited_by_itself = None
+            _kill(process)
+            if isinstance(error, Exception) and exited_by_itself not in (None, 0):
+                raise failure() from error
+            raise
+        else:
+            at_end = process.stdout.read(1) == b""
+            if not at_end:
+                _kill(process)  # the consumer chose to stop early
+                return
+            process.stdout.close()
+            if process.wait() != 0:
+                raise failure()
+        finally:
+            if process.poll() is None:
+                _kill(process)
+            if process.stdout and not process.stdout.closed:
+                process.stdout.close()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def image_from_inspect(info: Dict[str, Any], source: str, reference: Reference,
+                       image_id: str, export: Callable[[], ContextManager[IO[bytes]]],
+                       manifest_digest: Optional[str] = None) -> Image:
+    """Build an :class:`Image` from one ``docker``/``podman image inspect`` record."""
+    config = {"created": info.get("Created"), "config": info.get("Config") or {},
+              "architecture": info.get("Architecture"), "os": info.get("Os")}
+    config = {key: value for key, value in config.items() if value is not None}
+    layers = [Layer(digest) for digest in ((info.get("RootFS") or {}).get("Layers") or [])]
+    return Image(image_id=image_id, source=source, repo_tag=reference.repo_tag,
+                 config=config, layers=tuple(layers), export=export,
+                 manifest_digest=manifest_digest)

@@ -1,0 +1,125 @@
+"""The store step: an image's docker-archive stream into Keep as one ``<id>.tar``.
+
+:func:`store_tar` wires the parts together and returns a :class:`StoredTar`:
+
+* the export (a stream, or pieces that skip stored layers) passes through a
+  :class:`~.archive.tap.TarTap`, which learns the archive as it goes (its
+  config, the config digest that is the true image id, where each member's
+  data lies) and announces each layer so that
+* the :class:`~.keepwriter.BlockWriter` cuts a block wherever a layer begins
+  and ends, reuses blocks already in Keep and uploads the rest;
+* the :class:`~.journal.Journal` records each stored block, so an interrupted
+  upload run again uploads only what is missing.
+
+Nothing is written to the Arvados API here: the caller saves the collection
+from :attr:`StoredTar.locators` only once every block is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+import arvados.keep
+
+from .archive.tap import TarTap, layer_digest
+from .image import Image, Layer
+from .journal import Journal
+from .keepwriter import BlockWriter, is_layer_member, write_pieces
+from .locators import manifest_text
+from .progress import Progress
+from .stored_layers import ReusableLayers
+from .streams import chunks_of
+
+
+@dataclasses.dataclass
+class StoredTar:
+    """An image tar whose blocks are all in Keep (no collection yet).
+
+    :ivar locators: the signed block locators, in order.
+    :ivar size: the tar's length in bytes.
+    :ivar config: the image config read from the tar.
+    :ivar config_digest: ``sha256:`` of the config bytes: the image id.
+    :ivar layers: every layer as stored, with ``offset`` when block-aligned.
+    :ivar journal: the resume journal, to discard once the collection exists.
+    """
+
+    locators: List[str]
+    size: int
+    config: Dict[str, Any]
+    config_digest: str
+    layers: List[Layer]
+    journal: Journal
+
+    def manifest_text(self, image_id: str) -> str:
+        """The one-file manifest ``<image_id>.tar``."""
+        return manifest_text(self.locators, self.size, "{}.tar".format(image_id))
+
+    def stored_image(self, image: Image) -> Image:
+        """``image`` as stored: the tar's config, id and layers are the truth.
+
+        The engine may name the image otherwise (Docker's containerd store
+        prints the manifest digest); the id is the config digest of what was
+        exported, as ``docker load`` will report it.
+        """
+        changes: Dict[str, Any] = {"config": self.config, "layers": tuple(self.layers)}
+        if self.config_digest != image.image_id and image.format == "v2":
+            changes["image_id"] = self.config_digest
+            changes["manifest_digest"] = image.manifest_digest or image.image_id
+        return dataclasses.replace(image, **changes)
+
+
+def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
+              resume: bool, use_cache: bool, progress: Progress) -> StoredTar:
+    """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored."""
+    journal = Journal(image.image_id, enabled=use_cache)
+    if not resume:
+        journal.discard()
+    keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
+        api_client=api, num_retries=retries)
+    known = dict(reusable.known_blocks)
+    if resume:
+        known.update(journal.load(keep))
+    copies = api._rootDesc.get("defaultCollectionReplication") or 2
+    writer = BlockWriter(keep, copies, retries, progress, known, journal.record)
+
+    def align(name: str, offset: int, size: int) -> None:
+        if is_layer_member(name, size):
+            writer.cut_at(offset)
+            writer.cut_at(offset + size)
+
+    tap = TarTap(None, archive=image.source, on_data=align)
+    try:
+        if image.export_pieces is not None and reusable.skip:
+            with image.export_pieces(set(reusable.skip)) as pieces:
+                write_pieces(pieces, tap, writer, reusable.skip)
+        else:
+            assert image.export is not None
+            with image.export() as stream:
+                write_pieces(chunks_of(stream), tap, writer, {})
+        locators = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        journal.close()
+    progress.finish()
+    assert tap.config is not None and tap.config_digest is not None
+    return StoredTar(locators, writer.position, tap.config, tap.config_digest,
+                     aligned_layers(tap), journal)
+
+
+def aligned_layers(tap: TarTap) -> List[Layer]:
+    """The image's layers as stored: digest, size and offset of each aligned one."""
+    diff_ids = ((tap.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    names = (tap.manifest or {}).get("Layers") or []
+    members = {name: (offset, size) for name, offset, size in tap.members}
+    layers = []
+    for index, name in enumerate(names):
+        member = tap.resolve(name)
+        offset: Optional[int]
+        offset, size = members.get(member, (None, 0))
+        digest = layer_digest(member, index, diff_ids, len(names))
+        aligned = offset is not None and is_layer_member(member, size)
+        layers.append(Layer(digest, size, offset if aligned else None))
+    return layers
