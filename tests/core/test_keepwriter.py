@@ -1,0 +1,132 @@
+"""The block writer: cuts, reuse by md5, stored placeholders, failures (fake Keep)."""
+
+import hashlib
+import io
+
+import pytest
+
+from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE, BlockWriter, write_pieces
+from arv_keepdocker_plugin.image import StoredData
+from arv_keepdocker_plugin.locators import block_key
+from arv_keepdocker_plugin.progress import Progress
+
+from .fakes import FakeKeep, signed
+
+
+def writer(keep, known=None, recorded=None):
+    return BlockWriter(keep, copies=2, num_retries=0, progress=Progress(None),
+                       known=known, on_stored=(recorded.append if recorded is not None
+                                               else None))
+
+
+def sizes(locators):
+    return [int(loc.split("+")[1]) for loc in locators]
+
+
+def test_blocks_end_at_every_cut_and_at_64_mib():
+    keep = FakeKeep()
+    w = writer(keep)
+    w.cut_at(100)
+    w.cut_at(300)
+    w.cut_at(100)  # twice is once
+    w.write(b"a" * 150)
+    w.write(b"b" * (BLOCK_SIZE + 200))
+    locators = w.close()
+    assert sizes(locators) == [100, 200, BLOCK_SIZE, 50]
+    assert w.position == 150 + BLOCK_SIZE + 200
+    assert [copies for _, copies in keep.puts] == [2, 2, 2, 2]
+    assert b"".join(block for block, _ in keep.puts) == b"a" * 150 + b"b" * (BLOCK_SIZE + 200)
+
+
+def test_a_known_block_is_not_uploaded_but_its_locator_is_used():
+    keep = FakeKeep()
+    known_block = b"k" * 1000
+    known = {block_key(signed(known_block)): signed(known_block)}
+    recorded = []
+    w = writer(keep, known, recorded)
+    w.cut_at(1000)
+    w.write(known_block + b"new")
+    locators = w.close()
+    assert locators[0] == known[block_key(locators[0])]
+    assert [block for block, _ in keep.puts] == [b"new"]
+    assert recorded == [locators[1]]  # only uploaded blocks are journalled
+    assert (w.progress.reused, w.progress.uploaded, w.progress.written) == (1000, 3, 1003)
+
+
+def test_a_block_of_other_content_with_a_known_size_is_uploaded():
+    keep = FakeKeep()
+    known = {block_key(signed(b"x" * 10)): signed(b"x" * 10)}
+    w = writer(keep, known)
+    w.write(b"y" * 10)
+    assert w.close()[0].startswith(hashlib.md5(b"y" * 10).hexdigest())
+    assert len(keep.puts) == 1
+
+
+def test_stored_data_is_appended_unread():
+    keep = FakeKeep()
+    w = writer(keep)
+    stored = [signed(b"s" * 64), signed(b"t" * 36)]
+    w.write(b"head")
+    w.stored(stored, 100)
+    w.write(b"tail")
+    locators = w.close()
+    assert locators[1:3] == stored
+    assert sizes(locators) == [4, 64, 36, 4]
+    assert w.position == 108
+    assert [block for block, _ in keep.puts] == [b"head", b"tail"]
+
+
+def test_a_failed_put_fails_the_upload():
+    keep = FakeKeep(fail_puts=1)
+    w = writer(keep)
+    w.write(b"z" * 10)
+    with pytest.raises(IOError, match="Keep refused"):
+        w.close()
+
+
+def test_abort_stops_the_writer_threads():
+    keep = FakeKeep()
+    w = writer(keep)
+    w.cut_at(5)
+    w.write(b"0123456789")
+    w.abort()
+    assert w._pool._shutdown
+
+
+def test_write_pieces_feeds_bytes_through_the_tap_and_skips_stored_layers():
+    keep = FakeKeep()
+    w = writer(keep)
+
+    class Tap:
+        def __init__(self):
+            self.fed, self.skipped, self.finished = [], [], False
+
+        def feed(self, data):
+            self.fed.append(bytes(data))
+
+        def skip(self, size):
+            self.skipped.append(size)
+
+        def finish(self):
+            self.finished = True
+
+    tap = Tap()
+    stored = [signed(b"L" * 20)]
+    write_pieces([b"ab", b"", StoredData("sha256:l", 20), b"cd"], tap, w,
+                 {"sha256:l": stored})
+    locators = w.close()
+    assert tap.fed == [b"ab", b"cd"] and tap.skipped == [20] and tap.finished
+    assert locators[1] == stored[0]
+    assert w.progress.read == 4  # stored data is never read
+
+
+def test_memory_holds_at_most_the_buffer_and_the_blocks_in_flight():
+    # Not a timing test: the writer's semaphore is what bounds memory.
+    from arv_keepdocker_plugin import keepwriter
+    assert keepwriter.IN_FLIGHT == 2
+    stream = io.BytesIO(b"q" * 1000)
+    keep = FakeKeep()
+    w = writer(keep)
+    w.write(stream.read())
+    w.close()
+    assert w._slots._value == keepwriter.IN_FLIGHT
