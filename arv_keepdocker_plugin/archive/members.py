@@ -36,18 +36,6 @@ class Member:
     linkname: str = ""
 
 
-def kind_of(info: tarfile.TarInfo) -> str:
-    if info.isreg():
-        return safety.FILE
-    if info.isdir():
-        return safety.DIR
-    if info.issym():
-        return safety.SYMLINK
-    if info.islnk():
-        return safety.HARDLINK
-    return safety.OTHER
-
-
 class OwnsMembers:
     """For readers that hold a ``members`` object: close it, also as a context manager."""
 
@@ -98,14 +86,15 @@ class TarMembers:
         try:
             tar = tarfile.open(fileobj=self.file, mode="r:")
             for info in tar:
-                norm = self.checker.check(info.name, kind_of(info), info.linkname)
+                kind = safety.member_kind(info)
+                norm = self.checker.check(info.name, kind, info.linkname)
                 if norm is None:
                     continue
-                size = info.size if info.isreg() else 0
+                size = info.size if kind == safety.FILE else 0
                 if info.offset_data + size > self.size:
                     raise bad(self.path, "truncated archive (member {!r} ends past "
                               "the end of the file)".format(norm))
-                self.members[norm] = Member(norm, kind_of(info), size,
+                self.members[norm] = Member(norm, kind, size,
                                             info.offset_data, info.linkname)
         except tarfile.ReadError as e:
             text = str(e)

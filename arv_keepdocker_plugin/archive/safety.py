@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import tarfile
 from typing import Dict, Optional
 
 from ..errors import BadArchive
@@ -27,6 +28,23 @@ DIR = "dir"
 SYMLINK = "symlink"
 HARDLINK = "hardlink"
 OTHER = "other"
+
+
+def member_kind(info: tarfile.TarInfo) -> str:
+    """A tar member's kind: FILE, DIR, SYMLINK, HARDLINK or OTHER (refused).
+
+    Sparse files are OTHER: an image archive never holds one, and reading
+    their data needs the sparse map, not a plain byte range.
+    """
+    if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
+        return FILE
+    if info.type == tarfile.DIRTYPE:
+        return DIR
+    if info.type == tarfile.SYMTYPE:
+        return SYMLINK
+    if info.type == tarfile.LNKTYPE:
+        return HARDLINK
+    return OTHER
 
 
 def bad(archive: str, what: str) -> BadArchive:

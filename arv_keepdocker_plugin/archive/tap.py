@@ -53,18 +53,6 @@ def layer_digest(member_name: str, index: int, diff_ids: list, layer_count: int)
 _HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
 
 
-def _kind(info: tarfile.TarInfo) -> str:
-    if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
-        return safety.FILE
-    if info.type == tarfile.DIRTYPE:
-        return safety.DIR
-    if info.type == tarfile.SYMTYPE:
-        return safety.SYMLINK
-    if info.type == tarfile.LNKTYPE:
-        return safety.HARDLINK
-    return safety.OTHER
-
-
 def _pax_records(archive: str, data: bytes) -> Dict[str, str]:
     """Parse PAX extended header records ``"<len> <key>=<value>\\n"``."""
     records = {}
@@ -276,7 +264,7 @@ class TarTap:
         name = pending.get("path", info.name)
         linkname = pending.get("linkpath", info.linkname)
         size = int(pending["size"]) if "size" in pending else info.size
-        kind = _kind(info)
+        kind = safety.member_kind(info)
         norm = self._checker.check(name, kind, linkname)
         data_size = size if kind == safety.FILE else 0
         self.members.append((norm or ".", self._pos, data_size))
