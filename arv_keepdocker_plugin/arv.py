@@ -57,8 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.write(usage(commands))
         return 0
     name, rest = argv[0], argv[1:]
-    if tuple(argv[:2]) in ALIASES:
-        name, rest = ALIASES[tuple(argv[:2])], argv[2:]
+    alias = ALIASES.get((argv[0], argv[1])) if len(argv) > 1 else None
+    if alias is not None:
+        name, rest = alias, argv[2:]
     if name in commands:
         status = commands[name].load()(rest)
         return status if isinstance(status, int) else 0

@@ -164,7 +164,7 @@ def _connect(retries: int):
     try:
         return arvados.api("v1", num_retries=retries)
     except ValueError as error:  # no host or token configured
-        raise KeepdockerError(str(error).splitlines()[0])
+        raise KeepdockerError(str(error).splitlines()[0]) from None
 
 
 def _api_error_line(error: Exception) -> Optional[str]:

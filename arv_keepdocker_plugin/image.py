@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import IO, Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple, Union
+from typing import (AbstractSet, Any, Callable, ContextManager, Dict, Iterator, Optional,
+                    Protocol, Tuple, Union)
 
 
 @dataclasses.dataclass
@@ -49,6 +50,21 @@ class Reference:
             return None
         return "{}:{}".format(self.name, self.tag or "latest")
 
+    @property
+    def engine_target(self) -> str:
+        """What an engine store looks up: the image id, else ``name:tag``."""
+        target = self.image_id or self.repo_tag
+        if target is None:
+            raise ValueError("reference {!r} names no image".format(self.raw))
+        return target
+
+    @property
+    def file_path(self) -> str:
+        """The archive or directory an archive transport reads."""
+        if self.path is None:
+            raise ValueError("reference {!r} names no path".format(self.raw))
+        return self.path
+
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
@@ -76,6 +92,15 @@ class StoredData:
 
     digest: str
     size: int
+
+
+class ByteStream(Protocol):
+    """What an export opens: ``read(n)`` gives at most ``n`` bytes, ``b""`` at the end.
+
+    Binary files, pipes (``Popen.stdout``) and :class:`~.streams.ChunkReader` are byte streams.
+    """
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 #: What :attr:`Image.export_pieces` yields: bytes, or a placeholder for stored layer data.
@@ -112,8 +137,8 @@ class Image:
     config: Dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest_digest: Optional[str] = None
     layers: Tuple[Layer, ...] = ()
-    export: Optional[Callable[[], ContextManager[IO[bytes]]]] = None
-    export_pieces: Optional[Callable[[set], ContextManager[Iterator[Piece]]]] = None
+    export: Optional[Callable[[], ContextManager[ByteStream]]] = None
+    export_pieces: Optional[Callable[[AbstractSet[str]], ContextManager[Iterator[Piece]]]] = None
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.
@@ -186,7 +211,7 @@ class ImageSource:
 
 
 @contextlib.contextmanager
-def open_file(path: str) -> Iterator[IO[bytes]]:
+def open_file(path: str) -> Iterator[ByteStream]:
     """An ``export`` helper for sources whose archive is already a file."""
     with open(path, "rb") as f:
         yield f

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Dict
+from typing import IO, Dict, Optional
 
 from .locators import block_key, signature_expiry
 from .locking import cache_dir
@@ -32,7 +32,7 @@ class Journal:
         self.path = journal_path(image_id)
         self.enabled = enabled
         self._lock = threading.Lock()
-        self._file = None
+        self._file: Optional[IO[str]] = None
 
     def load(self, keep) -> Dict[str, str]:
         """Known blocks from an earlier run, ``{"<md5>+<size>": locator}``."""

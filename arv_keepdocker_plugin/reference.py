@@ -19,7 +19,8 @@ _TAG_SUFFIX = re.compile(r":\w[-.\w]{0,127}$")
 #: An image id: ``sha256:<hex>`` (full or prefix) or a bare hex prefix of 12+.
 _IMAGE_ID = re.compile(r"^(sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64})$")
 #: Docker's reference grammar: a registry host[:port] or [ipv6]:port ...
-_DOMAIN = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]+)?$")
+_DOMAIN = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+                     r"(?::[0-9]+)?$")
 #: ... then lowercase path components.
 _PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
                    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")

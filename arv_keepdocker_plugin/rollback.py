@@ -8,7 +8,7 @@ so a failed run leaves no collection without its links and no orphan link.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -37,7 +37,7 @@ class Rollback:
     def __enter__(self) -> "Rollback":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is None:
             return False
         for record in reversed(self.records):

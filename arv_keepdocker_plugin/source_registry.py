@@ -66,7 +66,7 @@ class SourceRegistry(Mapping[str, ImageSource]):
         """Every transport name, in registration order."""
         return list(self._sources)
 
-    def get(self, name: Optional[str], default: object = None) -> ImageSource:  # type: ignore[override]
+    def get(self, name: Optional[str], default: object = None) -> ImageSource:
         """The source called ``name``; :class:`BadReference` if there is none.
 
         ``default`` is accepted for :class:`Mapping` compatibility but never

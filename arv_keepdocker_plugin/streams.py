@@ -7,7 +7,9 @@ whichever it needs through these two adapters.
 
 from __future__ import annotations
 
-from typing import IO, Iterable, Iterator
+from typing import Iterable, Iterator
+
+from .image import ByteStream
 
 #: How much to read from a source stream per call.
 CHUNK = 8 << 20
@@ -86,7 +88,7 @@ class ChunkReader:
         self.close()
 
 
-def chunks_of(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[bytes]:
+def chunks_of(stream: ByteStream, chunk: int = CHUNK) -> Iterator[bytes]:
     """A file object as an iterator of chunks of at most ``chunk`` bytes."""
     while True:
         data = stream.read(chunk)

@@ -25,10 +25,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-from typing import IO, Iterator, List, Optional, Union
+from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple, Union, cast
 
 from ..errors import BadReference, ImageNotFound
-from ..image import Layer, StoredData
+from ..image import ByteStream, Layer, Piece, StoredData
 from ..streams import ChunkReader
 from . import safety, tarwrite
 from .members import Member, OwnsMembers, TarMembers, verified
@@ -193,7 +193,7 @@ class DockerArchive(OwnsMembers):
 
     @contextlib.contextmanager
     def export(self, entry: ArchiveEntry, expected_id: Optional[str] = None
-               ) -> Iterator[IO[bytes]]:
+               ) -> Iterator[ByteStream]:
         """A docker-archive stream of ``entry`` (see the module docstring).
 
         Reopens the file, so it works after :meth:`close`. With
@@ -205,7 +205,8 @@ class DockerArchive(OwnsMembers):
                 yield stream
             return
         members = TarMembers(self.path, allow_symlinks=True)
-        reader = ChunkReader(_selected(members, self.path, entry))
+        # With no layer skipped, every piece is bytes.
+        reader = ChunkReader(cast(Iterator[bytes], _selected(members, self.path, entry)))
         try:
             yield reader
         finally:
@@ -215,7 +216,7 @@ class DockerArchive(OwnsMembers):
     @contextlib.contextmanager
     def export_pieces(self, entry: ArchiveEntry, skip: set,
                       expected_id: Optional[str] = None
-                      ) -> Iterator[Iterator[Union[bytes, StoredData]]]:
+                      ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer member whose digest (as in :meth:`layers`) is in ``skip``.
 
@@ -246,7 +247,7 @@ class DockerArchive(OwnsMembers):
 
 
 @contextlib.contextmanager
-def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[IO[bytes]]:
+def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[ByteStream]:
     """The file itself, through a :class:`TarTap` that checks it as it passes."""
     try:
         f = open(path, "rb")
@@ -269,7 +270,7 @@ class _CheckedTap(TarTap):
 
 
 def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
-                 stored: List[Optional[str]]) -> Iterator[Union[bytes, StoredData]]:
+                 stored: List[Optional[str]]) -> Generator[Piece, None, None]:
     """The single-image archive file byte for byte, as :func:`open_single` gives it,
     but a :class:`StoredData` for the data of each layer whose ``stored`` digest
     is set (``stored`` runs along ``entry.layer_names``).
@@ -279,14 +280,15 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
     they pass; the file must not change while it is read.
     """
     members = archive.members
-    special = {}  # member name -> (member, StoredData, or digest to check)
+    # member name -> (member, StoredData, or digest to check)
+    special: Dict[str, Tuple[Member, Union[str, StoredData]]] = {}
     for m in members.members.values():
         blob = BLOB.match(m.name)
         if blob and m.kind == safety.FILE:
             special[m.name] = (m, "sha256:" + blob.group(1))
     config = members.get(entry.config_name, "config")
     special[config.name] = (config, image_id)
-    for m, digest in zip(archive.layer_members(entry), stored):
+    for m, digest in zip(archive.layer_members(entry), stored, strict=True):
         if digest is not None:
             special[m.name] = (m, StoredData(digest, m.size))
     pos = 0
@@ -304,7 +306,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
 
 def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
               stored: Optional[List[Optional[str]]] = None
-              ) -> Iterator[Union[bytes, StoredData]]:
+              ) -> Generator[Piece, None, None]:
     """The tar bytes of a docker-archive holding only ``entry``.
 
     With ``stored`` (a digest or ``None`` along ``entry.layer_names``), the
@@ -315,8 +317,10 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
 
     def member(name: str, what: str, digest: Optional[str] = None,
                size: Optional[int] = None,
-               stored_as: Optional[str] = None) -> Iterator[Union[bytes, StoredData]]:
+               stored_as: Optional[str] = None) -> Iterator[Piece]:
         norm = safety.normalize_member_name(path, name)
+        if norm is None:
+            raise bad(path, "manifest.json names the archive root as a {}".format(what))
         if norm in written:
             return
         written.add(norm)
@@ -355,12 +359,13 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                           stored_as=stored[i] if stored else None)
         tops.append(blob.group(1) if blob else layer_dir)
     yield from member(entry.config_name, "config")
-    manifest = [{"Config": entry.config_name, "RepoTags": entry.repo_tags or None,
-                 "Layers": entry.layer_names}]
+    manifest: List[Dict[str, Any]] = [{
+        "Config": entry.config_name, "RepoTags": entry.repo_tags or None,
+        "Layers": entry.layer_names}]
     if entry.layer_sources:
         manifest[0]["LayerSources"] = entry.layer_sources
     yield from tarwrite.file_member("manifest.json", json.dumps(manifest).encode())
-    repos = {}
+    repos: Dict[str, Dict[str, str]] = {}
     for tag in entry.repo_tags:
         name, _, t = tag.rpartition(":")
         repos.setdefault(name, {})[t] = tops[-1] if tops else ""

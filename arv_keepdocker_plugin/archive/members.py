@@ -16,7 +16,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from typing import IO, Dict, Iterator, Optional
+from typing import IO, Dict, Generator, Iterator, Optional
 
 from . import safety
 from .safety import bad
@@ -134,11 +134,12 @@ class TarMembers:
                 what or "member", name))
         return member
 
-    def chunks(self, member: Member) -> Iterator[bytes]:
+    def chunks(self, member: Member) -> Generator[bytes, None, None]:
         """The data of ``member``, in chunks of at most 1 MiB."""
         return self.span(member.offset, member.size, "in {!r}".format(member.name))
 
-    def span(self, offset: int, size: int, where: Optional[str] = None) -> Iterator[bytes]:
+    def span(self, offset: int, size: int, where: Optional[str] = None
+             ) -> Generator[bytes, None, None]:
         """``size`` bytes of the file from ``offset``, in chunks of at most 1 MiB."""
         self.file.seek(offset)
         left = size
@@ -189,13 +190,9 @@ class DirectoryMembers(TarMembers):
         self.root = os.path.realpath(path)
         self.checker = safety.MemberChecker(path)
         self.members = {}
-        self.file = None
-        self._open_name = None
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        """Nothing stays open: each member's file is opened while it is read."""
 
     def find(self, name: str) -> Optional[Member]:
         norm = safety.normalize_member_name(self.archive, name)
@@ -213,7 +210,7 @@ class DirectoryMembers(TarMembers):
             return None
         return Member(norm, safety.FILE, st.st_size, 0, real)
 
-    def chunks(self, member: Member) -> Iterator[bytes]:
+    def chunks(self, member: Member) -> Generator[bytes, None, None]:
         try:
             f = open(member.linkname, "rb")
         except OSError as e:

@@ -27,10 +27,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import IO, Iterator, List, Optional, Union
+from typing import AbstractSet, Generator, Iterator, List, Optional, cast
 
 from ..errors import BadReference, ImageNotFound
-from ..image import Layer, StoredData
+from ..image import ByteStream, Layer, Piece, StoredData
 from ..streams import ChunkReader
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
@@ -112,10 +112,11 @@ class OciImage:
         return [Layer(d.get("digest"), d.get("size")) for d in self.layer_descriptors]
 
     @contextlib.contextmanager
-    def export(self, repo_tag: Optional[str] = None) -> Iterator[IO[bytes]]:
+    def export(self, repo_tag: Optional[str] = None) -> Iterator[ByteStream]:
         """A docker-archive stream of this image (reopens the layout)."""
         members = open_members(self.path, self.directory)
-        reader = ChunkReader(to_docker_archive(members, self, repo_tag))
+        # With no layer skipped, every piece is bytes.
+        reader = ChunkReader(cast(Iterator[bytes], to_docker_archive(members, self, repo_tag)))
         try:
             yield reader
         finally:
@@ -123,8 +124,8 @@ class OciImage:
             members.close()
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: set, repo_tag: Optional[str] = None
-                      ) -> Iterator[Iterator[Union[bytes, StoredData]]]:
+    def export_pieces(self, skip: AbstractSet[str], repo_tag: Optional[str] = None
+                      ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer blob whose digest is in ``skip``."""
         members = open_members(self.path, self.directory)
@@ -240,7 +241,7 @@ class OciLayout(OwnsMembers):
         if wanted is None and len(cands) == 1:
             return self.load(cands[0])
         want = wanted or host_platform()
-        matching = [c for c in cands if self.platform_of(c) and want.matches(c.platform)]
+        matching = [c for c in cands if want.matches(self.platform_of(c))]
         if not matching:
             what = "for platform {}".format(want) if wanted else \
                 "for this machine's platform {}; choose one with --platform".format(want)
@@ -302,7 +303,7 @@ def _starts_with(members: TarMembers, member, magic: bytes) -> bool:
 
 
 def to_docker_archive(members: TarMembers, image: OciImage, repo_tag: Optional[str] = None,
-                      skip: frozenset = frozenset()) -> Iterator[Union[bytes, StoredData]]:
+                      skip: AbstractSet[str] = frozenset()) -> Generator[Piece, None, None]:
     """The tar bytes of a Docker 25-style docker-archive of ``image``.
 
     The data of a layer blob whose digest is in ``skip`` is a

@@ -44,13 +44,13 @@ class Platform:
             return None
         return cls(str(desc["os"]), str(desc["architecture"]), desc.get("variant") or None)
 
-    def matches(self, other: "Platform") -> bool:
-        """Whether an image for ``other`` serves a request for ``self``.
+    def matches(self, other: Optional["Platform"]) -> bool:
+        """Whether an image for ``other`` (None: unknown) serves a request for ``self``.
 
         A request without variant accepts any variant; ``arm64`` without
         variant and ``arm64/v8`` are the same thing.
         """
-        if (self.os, self.architecture) != (other.os, other.architecture):
+        if other is None or (self.os, self.architecture) != (other.os, other.architecture):
             return False
         if self.variant is None:
             return True

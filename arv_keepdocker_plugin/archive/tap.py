@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import re
 import tarfile
-from typing import IO, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
+from ..image import ByteStream
 from . import safety
 from .safety import bad
 
@@ -100,7 +101,7 @@ class TarTap:
     ambiguous ``manifest.json`` or a member it names that is absent.
     """
 
-    def __init__(self, stream: Optional[IO[bytes]] = None, archive: str = "<image stream>",
+    def __init__(self, stream: Optional[ByteStream] = None, archive: str = "<image stream>",
                  on_data: Optional[Callable[[str, int, int], None]] = None) -> None:
         self._stream = stream
         self.archive = archive
@@ -115,7 +116,7 @@ class TarTap:
         self._ext_type = b""
         self._pending: Dict[str, str] = {}
         self._current: Optional[str] = None
-        self._hash = None
+        self._hash: Optional["hashlib._Hash"] = None
         self._hash_hex: Optional[str] = None
         self._keep: Optional[bytearray] = None
         self._keep_limit = 0
@@ -142,6 +143,7 @@ class TarTap:
         return False
 
     def read(self, n: int = -1) -> bytes:
+        assert self._stream is not None, "a TarTap fed with feed() is not read"
         data = self._stream.read(n)
         if data:
             self._feed(memoryview(data))
@@ -344,7 +346,7 @@ class TarTap:
             if digest != self._hash_hex:
                 raise bad(self.archive, "member {!r} has sha256:{}, not the digest "
                           "its name says".format(name, digest))
-        if self._keep is not None:
+        if self._keep is not None and name is not None:
             self._remember(name, bytes(self._keep))
         self._keep = None
         self._hash = None

@@ -78,7 +78,7 @@ class ContainersStorageSource(ImageSource):
                                   stderr=subprocess.PIPE, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise EngineUnavailable("podman did not answer `podman {}` within {}s"
-                                    .format(args[0], timeout))
+                                    .format(args[0], timeout)) from None
 
     # -- ImageSource ------------------------------------------------------
 
@@ -96,13 +96,10 @@ class ContainersStorageSource(ImageSource):
         return probe.returncode == 0
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
-        if reference.image_id:
+        target = reference.engine_target
+        if reference.image_id and target.startswith("sha256:"):
             # podman takes full or short bare hex, but not "sha256:<short>".
-            target = reference.image_id
-            if target.startswith("sha256:"):
-                target = target[len("sha256:"):]
-        else:
-            target = reference.repo_tag
+            target = target[len("sha256:"):]
         result = self._run(options, ["image", "inspect", target], INSPECT_TIMEOUT)
         if result.returncode != 0:
             message = first_line(result.stderr.decode("utf-8", "replace"))
@@ -113,7 +110,7 @@ class ContainersStorageSource(ImageSource):
         try:
             matches = json.loads(result.stdout)
         except ValueError:
-            raise SourceError("podman image inspect {} printed no JSON".format(target))
+            raise SourceError("podman image inspect {} printed no JSON".format(target)) from None
         if not matches:
             raise ImageNotFound("no matching image found for {}".format(target))
         if len(matches) > 1:
@@ -128,7 +125,7 @@ class ContainersStorageSource(ImageSource):
             manifest_digest=info.get("Digest") or None)
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
-        if reference.repo_tag is None:
+        if reference.repo_tag is None or reference.name is None:
             raise SourceError("cannot pull {}: an image id is not a pullable name"
                               .format(reference.image_id))
         args = ["pull", "--quiet"]

@@ -57,7 +57,7 @@ class DockerArchiveSource(ImageSource):
         return ref
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
-        with DockerArchive(reference.path) as archive:
+        with DockerArchive(reference.file_path) as archive:
             entry = archive.select(index=reference.index, repo_tag=reference.repo_tag,
                                    transport=self.name)
             config_bytes = archive.config_bytes(entry)

@@ -107,14 +107,15 @@ class DockerDaemonSource(ImageSource):
                 "cannot find the docker command ('docker' or 'docker.io') in PATH")
         return binary
 
-    def _run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+    def _run(self, args: Sequence[str], timeout: Optional[float]
+             ) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([self._binary(), *args], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
             raise EngineUnavailable("the Docker engine at {} did not answer `docker {}` "
-                                    "within {}s".format(docker_host(), args[0], timeout))
+                                    "within {}s".format(docker_host(), args[0], timeout)) from None
 
     def _error(self, what: str, stderr: bytes, target: str) -> SourceError:
         message = first_line(stderr.decode("utf-8", "replace"))
@@ -145,14 +146,14 @@ class DockerDaemonSource(ImageSource):
         return probe.returncode == 0 and bool(probe.stdout.strip())
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
-        target = reference.image_id or reference.repo_tag
+        target = reference.engine_target
         result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
         if result.returncode != 0:
             raise self._error("image inspect", result.stderr, target)
         try:
             matches = json.loads(result.stdout)
         except ValueError:
-            raise SourceError("docker image inspect {} printed no JSON".format(target))
+            raise SourceError("docker image inspect {} printed no JSON".format(target)) from None
         if not matches:
             raise ImageNotFound("no matching image found for {}".format(target))
         if len(matches) > 1:

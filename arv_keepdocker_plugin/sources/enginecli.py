@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
-from typing import IO, Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
 
 from ..errors import SourceError
-from ..image import Image, Layer, Reference
+from ..image import ByteStream, Image, Layer, Reference
 
 #: Pipe buffer for an export (large reads keep the stream fast).
 EXPORT_BUFSIZE = 1 << 20
@@ -33,7 +33,7 @@ def first_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
+def exporting(argv: Sequence[str], what: str) -> Iterator[ByteStream]:
     """Run ``argv`` and yield its stdout as a binary stream.
 
     At exit the process is always reaped. A consumer that read to the end
@@ -52,8 +52,10 @@ def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
             message = first_line(errors.read().decode("utf-8", "replace"))
             return SourceError("{} failed: {}".format(what, message))
 
+        stdout = process.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
-            yield process.stdout
+            yield stdout
         except BaseException as error:
             # A consumer that hit the end of a failed stream races the exit.
             try:
@@ -65,11 +67,11 @@ def exporting(argv: Sequence[str], what: str) -> Iterator[IO[bytes]]:
                 raise failure() from error
             raise
         else:
-            at_end = process.stdout.read(1) == b""
+            at_end = stdout.read(1) == b""
             if not at_end:
                 _kill(process)  # the consumer chose to stop early
                 return
-            process.stdout.close()
+            stdout.close()
             if process.wait() != 0:
                 raise failure()
         finally:
@@ -86,7 +88,7 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 def image_from_inspect(info: Dict[str, Any], source: str, reference: Reference,
-                       image_id: str, export: Callable[[], ContextManager[IO[bytes]]],
+                       image_id: str, export: Callable[[], ContextManager[ByteStream]],
                        manifest_digest: Optional[str] = None) -> Image:
     """Build an :class:`Image` from one ``docker``/``podman image inspect`` record."""
     config = {"created": info.get("Created"), "config": info.get("Config") or {},

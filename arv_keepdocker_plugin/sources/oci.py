@@ -50,7 +50,7 @@ class _LayoutSource(ImageSource):
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         platform = getattr(options, "platform", None)
-        with OciLayout(reference.path, directory=self.directory) as layout:
+        with OciLayout(reference.file_path, directory=self.directory) as layout:
             image = layout.select(ref=reference.ref, platform=platform, transport=self.name)
         repo_tag = reference.repo_tag
         if repo_tag is None:
