@@ -57,15 +57,16 @@ class LayerRecord:
     and decides whether to trust it (owner, marker, signature expiry); a
     plugin cannot make it trusted.
 
-    :ivar digest: the digest looked up (as passed in ``digests``).
+    :ivar digest: the sha256 of the layer's bytes as stored there (a blob
+        digest, or the diff id of an uncompressed layer).
     :ivar collection_uuid: the collection whose ``<id>.tar`` holds the layer.
     :ivar offset: where the layer's bytes start in that tar.
     :ivar size: how many bytes the layer has there.
     :ivar owner_uuid: who owns the record (the index link), for the trust rule.
-    :ivar checked: the record says its bytes were checked against the digest
-        when it was made.
-    :ivar pdh: the collection's portable data hash when the record was made,
-        if recorded; a collection changed since then is not used.
+    :ivar checked: the record says its bytes were checked against the layer's
+        digests (blob digest and diff id) when it was made.
+    :ivar diff_id: the layer's diff id (sha256 of its uncompressed data), as
+        recorded.
     """
 
     digest: str
@@ -74,4 +75,4 @@ class LayerRecord:
     size: int
     owner_uuid: str
     checked: bool = False
-    pdh: Optional[str] = None
+    diff_id: Optional[str] = None

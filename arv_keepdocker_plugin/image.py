@@ -71,14 +71,18 @@ class Layer:
     """One layer of an image, in the order of the image's ``manifest.json``.
 
     ``digest`` is the sha256 of the layer as stored in the archive (the diff id
-    for an uncompressed layer); ``size`` its length in bytes when known;
-    ``offset`` is set by the upload when the layer starts a Keep block.
+    for an uncompressed layer, the blob digest for a compressed one); ``size``
+    its length in bytes when known. The upload sets ``offset`` when the layer
+    starts a Keep block, and ``diff_id`` (the sha256 of the uncompressed
+    layer) once the bytes stored were checked against the config's diff id.
     """
 
     digest: Optional[str]
     size: Optional[int] = None
     #: Where the layer's data starts in the stored tar, once stored block-aligned.
     offset: Optional[int] = None
+    #: The checked diff id, once stored.
+    diff_id: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import threading
-from typing import Callable, Dict, Iterable, List, Optional, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Union
 
+from .archive.layercheck import Digests
 from .image import StoredData
 from .progress import Progress
+from .stored_layers import StoredLayer
 
 #: Keep's block size.
 BLOCK_SIZE = 1 << 26
@@ -155,18 +157,19 @@ class BlockWriter:
 
 
 def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
-                 stored_locators: Dict[str, List[str]]) -> None:
+                 stored: Mapping[str, StoredLayer]) -> None:
     """Feed an export (bytes and StoredData pieces) through ``tap`` into ``writer``.
 
     ``tap`` (a :class:`~.archive.tap.TarTap` without a stream) learns the
-    archive as it passes and announces each member's data, so layers are
-    cut on block boundaries; ``stored_locators`` maps a skipped layer's digest
-    to its blocks.
+    archive as it passes, checks every layer, and announces each member's
+    data, so layers are cut on block boundaries; ``stored`` maps a skipped
+    layer's digest to its blocks and recorded diff id.
     """
     for piece in pieces:
         if isinstance(piece, StoredData):
-            tap.skip(piece.size)
-            writer.stored(stored_locators[piece.digest], piece.size)
+            layer = stored[piece.digest]
+            tap.skip(piece.size, Digests(piece.digest, layer.diff_id))
+            writer.stored(layer.locators, piece.size)
             continue
         if not piece:
             continue

@@ -2,18 +2,24 @@
 
 Each upload records, for every block-aligned layer of the stored tar, a link
 ``docker_image_layer`` named after the layer's digest (the sha256 of the bytes
-in the tar member: the diff id for an uncompressed layer, the blob digest in
-an OCI layout) pointing at the image collection, with the layer's ``offset``
-and ``size`` inside ``<image id>.tar``. One ``name in [...]`` query finds
-the candidates for an image's layers; :mod:`.stored_layers` decides which
-of them may be used.
+in the tar member: the diff id for an uncompressed layer, the blob digest of a
+compressed one) pointing at the image collection, with properties:
+
+* ``offset`` and ``size``: where the layer's bytes lie inside ``<image id>.tar``;
+* ``diff_id``: the sha256 of the uncompressed layer, so that a lookup by diff
+  id (what engines list) finds a compressed copy too;
+* ``digests_checked``: true when the bytes were checked against both digests
+  as they were stored (every record made since this property exists).
+
+Two queries (by name, by ``properties.diff_id``) find the candidates for an
+image's layers; :mod:`.stored_layers`, in the core, decides which to use.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import arvados.util
 
@@ -52,25 +58,40 @@ def locators_for_range(manifest_text: str, offset: int, size: int) -> Optional[L
     return [b[2] for b in chosen]
 
 
+#: Property set on records whose bytes were checked against both digests.
+CHECKED_PROPERTY = "digests_checked"
+DIFF_ID_PROPERTY = "diff_id"
+
+
 def find_layer_records(api, num_retries: int, digests: Iterable[str]) -> List[LayerRecord]:
-    """Every readable index link for ``digests``, newest first, as records."""
+    """Every readable index link for ``digests``, by name or by diff id, newest first."""
     wanted = sorted({d for d in digests if d})
     if not wanted:
         return []
-    records = []
-    for link in arvados.util.keyset_list_all(
-            api.links().list, num_retries=num_retries,
-            filters=[["link_class", "=", LAYER_LINK], ["name", "in", wanted]],
-            order_key="created_at", ascending=False):
-        props = link.get("properties") or {}
-        try:
-            offset, size = int(props["offset"]), int(props["size"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        records.append(LayerRecord(
-            digest=link["name"], collection_uuid=link["head_uuid"], offset=offset,
-            size=size, owner_uuid=link["owner_uuid"]))
-    return records
+    found: Dict[str, Tuple[str, LayerRecord]] = {}
+    for column in ("name", "properties." + DIFF_ID_PROPERTY):
+        for link in arvados.util.keyset_list_all(
+                api.links().list, num_retries=num_retries,
+                filters=[["link_class", "=", LAYER_LINK], [column, "in", wanted]],
+                order_key="created_at", ascending=False):
+            record = _record(link)
+            if record is not None:
+                found.setdefault(link["uuid"], (link["created_at"], record))
+    ordered = sorted(found.values(), key=lambda item: item[0], reverse=True)
+    return [record for _, record in ordered]
+
+
+def _record(link) -> Optional[LayerRecord]:
+    props = link.get("properties") or {}
+    try:
+        offset, size = int(props["offset"]), int(props["size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    diff_id = props.get(DIFF_ID_PROPERTY)
+    return LayerRecord(digest=link["name"], collection_uuid=link["head_uuid"], offset=offset,
+                       size=size, owner_uuid=link["owner_uuid"],
+                       checked=props.get(CHECKED_PROPERTY) is True,
+                       diff_id=diff_id if isinstance(diff_id, str) else None)
 
 
 def layer_links(layers: Sequence[Layer]) -> List[LinkSpec]:
@@ -79,6 +100,9 @@ def layer_links(layers: Sequence[Layer]) -> List[LinkSpec]:
     for layer in layers:
         if layer.digest and layer.offset is not None and layer.digest not in seen:
             seen.add(layer.digest)
+            properties: Dict[str, Any] = {"offset": layer.offset, "size": layer.size}
+            if layer.diff_id is not None:
+                properties.update({DIFF_ID_PROPERTY: layer.diff_id, CHECKED_PROPERTY: True})
             links.append(LinkSpec(link_class=LAYER_LINK, name=layer.digest,
-                                  properties={"offset": layer.offset, "size": layer.size}))
+                                  properties=properties))
     return links

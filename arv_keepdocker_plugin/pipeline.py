@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from typing import IO, Optional
 
 import arvados.util
@@ -26,7 +27,7 @@ from .records import Recorder, default_collection_name
 from .resolve import choose_source, resolve_image
 from .reuse import find_stored_image
 from .store import store_tar
-from .stored_layers import find_reusable_layers
+from .stored_layers import TrustRule, find_reusable_layers
 
 logger = logging.getLogger("arvados.keepdocker")
 put_logger = logging.getLogger("arvados.arv_put")
@@ -47,7 +48,8 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
     recorder = Recorder(api, pm, options)
     with image_lock(image.image_id):
         # 3. reuse, or store
-        owner = options.project_uuid or current_user(api, retries)
+        user = current_user(api, retries)
+        owner = options.project_uuid or user
         if not options.force:
             stored_image = find_stored_image(api, retries, image.image_id, repo_tag)
             if stored_image is not None:
@@ -61,7 +63,7 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
             raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
                                   "uploaded again with --force".format(image.image_id))
         reusable = find_reusable_layers(pm.hook.keepdocker_stored_layers, api, image,
-                                        owner, retries)
+                                        owner, retries, trust_rule(image, user, owner))
         tar = store_tar(api, image, reusable, retries=retries, resume=options.resume,
                         use_cache=options.use_cache,
                         progress=Progress(mode_from_options(options)))
@@ -75,6 +77,20 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
     if not options.silent:
         stdout.write(record["uuid"] + "\n")
     return "uploaded"
+
+
+#: Reused blocks must stay valid this long after the upload starts...
+SIGNATURE_MARGIN = 3600
+#: ... plus one second per this many bytes of the image (1 MiB/s, a slow link).
+SLOW_UPLOAD_BYTES_PER_SECOND = 1 << 20
+
+
+def trust_rule(image: Image, user: str, owner: str) -> TrustRule:
+    """Records the user or the destination project made; blocks that outlive the upload."""
+    size = sum(layer.size or 0 for layer in image.layers)
+    return TrustRule(owners=frozenset({user, owner}),
+                     valid_until=time.time() + SIGNATURE_MARGIN
+                     + size / SLOW_UPLOAD_BYTES_PER_SECOND)
 
 
 def check_project(api, uuid: str, retries: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 import arvados.keep
 
-from .archive.tap import TarTap, layer_digest
+from .archive.tap import TarTap
 from .image import Image, Layer
 from .journal import Journal
 from .keepwriter import BlockWriter, is_layer_member, write_pieces
@@ -110,16 +110,14 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
 
 
 def aligned_layers(tap: TarTap) -> List[Layer]:
-    """The image's layers as stored: digest, size and offset of each aligned one."""
-    diff_ids = ((tap.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    """The image's layers as stored and checked: digests, size, offset when aligned."""
     names = (tap.manifest or {}).get("Layers") or []
     members = {name: (offset, size) for name, offset, size in tap.members}
     layers = []
-    for index, name in enumerate(names):
+    for name, digests in zip(names, tap.layer_digests, strict=True):
         member = tap.resolve(name)
         offset: Optional[int]
         offset, size = members.get(member, (None, 0))
-        digest = layer_digest(member, index, diff_ids, len(names))
         aligned = offset is not None and is_layer_member(member, size)
-        layers.append(Layer(digest, size, offset if aligned else None))
+        layers.append(Layer(digests.raw, size, offset if aligned else None, digests.diff_id))
     return layers

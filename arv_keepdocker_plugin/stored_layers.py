@@ -2,7 +2,8 @@
 
 The ``keepdocker_stored_layers`` hook (the ``layer_index`` default or a
 third party) answers where an image's layers may already be stored. This
-module reads those collections itself and turns the answers into:
+module reads those collections itself and, by the :class:`TrustRule`,
+turns the answers into:
 
 * ``skip``: layers whose stored blocks stand in for the local bytes, which
   are then not read at all (archives and layouts on disk);
@@ -15,27 +16,65 @@ module reads those collections itself and turns the answers into:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
 
 import arvados.util
 
 from .hooktypes import LayerRecord
 from .image import Image
 from .layerindex import locators_for_range
-from .locators import block_key
+from .locators import block_key, signature_expiry
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredLayer:
+    """A layer whose stored blocks may stand in for its bytes.
+
+    :ivar locators: signed, whole blocks holding exactly the layer's bytes.
+    :ivar diff_id: its diff id, as recorded when the record was checked.
+    """
+
+    locators: List[str]
+    diff_id: Optional[str]
 
 
 @dataclasses.dataclass
 class ReusableLayers:
     """What the store step may take from Keep instead of uploading.
 
-    :ivar skip: ``{layer digest: signed locators}`` for layers that need not be read.
+    :ivar skip: ``{layer digest: StoredLayer}`` for layers that need not be read.
     :ivar known_blocks: ``{"<md5>+<size>": signed locator}`` of blocks to
         reuse when the local bytes match.
     """
 
-    skip: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+    skip: Dict[str, StoredLayer] = dataclasses.field(default_factory=dict)
     known_blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustRule:
+    """Which records may stand in for bytes unread (README, "Trust").
+
+    :ivar owners: the uploading user and the destination project: only
+        records (index links) and collections they own can have been written
+        by nobody else.
+    :ivar valid_until: Unix time until which every reused block's signature
+        must stay valid (the upload must be able to finish with it).
+    """
+
+    owners: FrozenSet[str]
+    valid_until: float
+
+    def may_skip(self, record: LayerRecord, collection: Mapping[str, Any]) -> bool:
+        """A record the owner made and checked, on a collection the owner owns."""
+        return (record.checked and record.diff_id is not None
+                and record.owner_uuid in self.owners
+                and collection.get("owner_uuid") in self.owners)
+
+    def lasts(self, locator: str) -> bool:
+        """Whether a locator's signature (if it has one) outlives the upload."""
+        expiry = signature_expiry(locator)
+        return expiry is None or expiry >= self.valid_until
 
 
 def lookup_digests(image: Image) -> List[str]:
@@ -44,30 +83,30 @@ def lookup_digests(image: Image) -> List[str]:
 
 
 def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retries: int,
-                    may_skip: Callable[[LayerRecord, Mapping], bool]) -> ReusableLayers:
+                    rule: TrustRule) -> ReusableLayers:
     """Turn index records into blocks, reading each record's collection.
 
-    :param records: candidates, preferred first.
-    :param may_skip: ``may_skip(record, collection)`` says whether the
-        record's blocks may stand in for local bytes unread; other records'
-        blocks are only compared with what is read.
+    Blocks whose signatures would expire before the upload ends (someone's
+    collection due for the trash soon) are never used. A layer's blocks may
+    stand in for its bytes unread only when ``rule`` trusts the record and
+    the record is for exactly those bytes (same digest and size); every
+    other record's blocks are only compared with what is read.
     """
     records = list(records)
     sizes: Dict[str, Optional[int]] = {l.digest: l.size for l in image.layers if l.digest}
     collections = _collections(api, num_retries, {r.collection_uuid for r in records})
     result = ReusableLayers()
     for record in records:
-        if record.digest not in sizes or sizes[record.digest] not in (None, record.size):
-            continue
         collection = collections.get(record.collection_uuid)
         if collection is None:
             continue
         locators = locators_for_range(collection.get("manifest_text") or "",
                                       record.offset, record.size)
-        if not locators:
+        if not locators or not all(rule.lasts(locator) for locator in locators):
             continue
-        if record.digest not in result.skip and may_skip(record, collection):
-            result.skip[record.digest] = locators
+        if (record.digest in sizes and sizes[record.digest] in (None, record.size)
+                and record.digest not in result.skip and rule.may_skip(record, collection)):
+            result.skip[record.digest] = StoredLayer(locators, record.diff_id)
         for locator in locators:
             result.known_blocks.setdefault(block_key(locator), locator)
     return result
@@ -83,17 +122,11 @@ def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]
         select=["uuid", "owner_uuid", "manifest_text", "portable_data_hash"])}
 
 
-def trust_every_readable_record(record: LayerRecord, collection: Mapping) -> bool:
-    """Layers are trusted from records the user can read (``docker load`` checks digests)."""
-    return True
-
-
 def find_reusable_layers(hook, api, image: Image, owner: str, num_retries: int,
-                         may_skip: Callable[[LayerRecord, Mapping], bool]
-                         = trust_every_readable_record) -> ReusableLayers:
+                         rule: TrustRule) -> ReusableLayers:
     """Ask the ``keepdocker_stored_layers`` hook and decide what to use."""
     digests: Sequence[str] = lookup_digests(image)
     if not digests:
         return ReusableLayers()
     records = hook(api=api, digests=digests, owner=owner, num_retries=num_retries) or []
-    return reusable_layers(records, image, api, num_retries, may_skip)
+    return reusable_layers(records, image, api, num_retries, rule)

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..image import ByteStream
 from . import safety
+from .layercheck import Digests, MemberDigest
 from .safety import bad
 
 BLOCK = 512
@@ -95,10 +96,17 @@ class TarTap:
       member (directories and links with size 0), ``data_offset`` being where
       the member's data starts in the stream.
 
+    * ``digests``: ``{member name: Digests}`` of every regular member read
+      (or skipped as already stored);
+    * ``layer_digests``: the :class:`~.layercheck.Digests` of each layer, in
+      ``manifest.json`` order, each checked against its diff id.
+
     :class:`BadArchive` is raised from ``read`` for an unsafe member, a
     ``blobs/sha256/<hex>`` member whose sha256 is not ``<hex>`` (as soon as it
     has passed), and at the end for a truncated stream, a missing or
-    ambiguous ``manifest.json`` or a member it names that is absent.
+    ambiguous ``manifest.json``, a member it names that is absent, or a
+    layer whose uncompressed data does not hash to the config's diff id at
+    its position (what ``docker load`` would refuse, far from the cause).
     """
 
     def __init__(self, stream: Optional[ByteStream] = None, archive: str = "<image stream>",
@@ -116,8 +124,9 @@ class TarTap:
         self._ext_type = b""
         self._pending: Dict[str, str] = {}
         self._current: Optional[str] = None
-        self._hash: Optional["hashlib._Hash"] = None
-        self._hash_hex: Optional[str] = None
+        self._digest: Optional[MemberDigest] = None
+        self.digests: Dict[str, Digests] = {}
+        self.layer_digests: List[Digests] = []
         self._keep: Optional[bytearray] = None
         self._keep_limit = 0
         self._kept: Dict[str, bytes] = {}
@@ -180,15 +189,19 @@ class TarTap:
         if data:
             self._feed(memoryview(data))
 
-    def skip(self, size: int) -> None:
+    def skip(self, size: int, digests: Digests) -> None:
         """Account for a whole member's data that is not read (a stored layer).
 
-        Only valid right after that member's header; the data is trusted
-        (its digest was checked when it was first stored).
+        Only valid right after that member's header. ``digests`` are what
+        the data was checked to hash to when it was stored (from a record the
+        core trusts); they are checked against the config like read data.
         """
         if self._state != _DATA or self._left != size or self._pos != self.members[-1][1]:
             raise bad(self.archive, "a stored layer does not line up with a tar member")
-        self._hash = None
+        self._digest = None
+        if self._current is not None:
+            self._check_blob_name(self._current, digests)
+            self.digests[self._current] = digests
         self._keep = None
         self._pos += size
         self._left = 0
@@ -306,14 +319,11 @@ class TarTap:
 
     def _begin_data(self, name: Optional[str], size: int) -> None:
         self._current = name
-        self._hash = None
+        self._digest = None
         self._keep = None
         if name is None:
             return
-        blob = BLOB.match(name)
-        if blob:
-            self._hash = hashlib.sha256()
-            self._hash_hex = blob.group(1)
+        self._digest = MemberDigest()
         if name in ("manifest.json", "index.json"):
             safety.check_size(self.archive, name, size)
             self._keep_limit = safety.JSON_SIZE_LIMIT
@@ -331,8 +341,8 @@ class TarTap:
             self._keep = bytearray()
 
     def _data(self, chunk: memoryview) -> None:
-        if self._hash is not None:
-            self._hash.update(chunk)
+        if self._digest is not None:
+            self._digest.update(chunk)
         if self._keep is not None:
             if not self._keep and self._current != "manifest.json" and chunk[:1] != b"{":
                 self._keep = None  # a layer, not a JSON document
@@ -341,18 +351,23 @@ class TarTap:
 
     def _member_done(self) -> None:
         name = self._current
-        if self._hash is not None:
-            digest = self._hash.hexdigest()
-            if digest != self._hash_hex:
-                raise bad(self.archive, "member {!r} has sha256:{}, not the digest "
-                          "its name says".format(name, digest))
+        if self._digest is not None and name is not None:
+            digests = self._digest.finish()
+            self._check_blob_name(name, digests)
+            self.digests[name] = digests
         if self._keep is not None and name is not None:
             self._remember(name, bytes(self._keep))
         self._keep = None
-        self._hash = None
+        self._digest = None
         self._current = None
         self._left = self._padding_after
         self._state = _PADDING if self._left else _HEADER
+
+    def _check_blob_name(self, name: str, digests: Digests) -> None:
+        blob = BLOB.match(name)
+        if blob and digests.raw != "sha256:" + blob.group(1):
+            raise bad(self.archive, "member {!r} has {}, not the digest its name "
+                      "says".format(name, digests.raw))
 
     def _remember(self, name: str, data: bytes) -> None:
         if name == "manifest.json":
@@ -428,5 +443,28 @@ class TarTap:
         if named and "sha256:" + named.group(1) != self.config_digest:
             raise bad(self.archive, "config {!r} has {}, not the digest its name "
                       "says".format(config_name, self.config_digest))
+        self.layer_digests = self._check_layers(self.manifest["Layers"], self.config)
         self._kept = {}
         self.finished = True
+
+    def _check_layers(self, layers: List[str], config: dict) -> List[Digests]:
+        """Each layer's digests, checked against the config's diff ids."""
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+            raise bad(self.archive, "image config has no rootfs.diff_ids list")
+        if len(diff_ids) != len(layers):
+            raise bad(self.archive, "manifest.json lists {} layers but the config has {} "
+                      "diff ids".format(len(layers), len(diff_ids)))
+        checked = []
+        for name, diff_id in zip(layers, diff_ids, strict=True):
+            digests = self.digests[self._norm(name)]
+            if digests.diff_id is None:
+                raise bad(self.archive, "layer {!r} cannot be checked against its diff id "
+                          "({})".format(name, digests.problem or "unknown compression"))
+            if digests.diff_id != diff_id:
+                raise bad(self.archive, "layer {!r} does not match its diff id: its "
+                          "uncompressed data has {}, the config says {}".format(
+                              name, digests.diff_id, diff_id))
+            checked.append(digests)
+        return checked

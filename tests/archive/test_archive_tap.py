@@ -76,15 +76,17 @@ def test_config_after_manifest_and_long_gnu_names(two_images):
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-        layer = image.layers[0]
+        names = ["{}{}/layer.tar".format(long_dir, n) for n in range(len(image.layers))]
         add("manifest.json", json.dumps([{
             "Config": long_dir + "/config.json", "RepoTags": ["x:1"],
-            "Layers": [long_dir + "/layer.tar"]}]).encode())
-        add(long_dir + "/layer.tar", layer.data)
+            "Layers": names}]).encode())
+        for name, layer in zip(names, image.layers):
+            add(name, layer.data)
         add(long_dir + "/config.json", image.config_bytes)
     tap, _ = tap_all(out.getvalue())
     assert tap.config_digest == image.image_id
-    assert (long_dir + "/layer.tar") in [m[0] for m in tap.members]
+    assert names[0] in [m[0] for m in tap.members]
+    assert [d.diff_id for d in tap.layer_digests] == image.config["rootfs"]["diff_ids"]
 
 
 def test_pax_long_names_are_followed(two_images):
@@ -97,7 +99,14 @@ def test_pax_long_names_are_followed(two_images):
         info = tarfile.TarInfo(name)
         info.size = len(image.config_bytes)
         tar.addfile(info, io.BytesIO(image.config_bytes))
-        manifest = json.dumps([{"Config": name, "RepoTags": None, "Layers": []}]).encode()
+        layer_names = []
+        for n, layer in enumerate(image.layers):
+            layer_names.append("l{}/".format(n) + "ü" * 90 + ".tar")
+            info = tarfile.TarInfo(layer_names[-1])
+            info.size = len(layer.data)
+            tar.addfile(info, io.BytesIO(layer.data))
+        manifest = json.dumps([{"Config": name, "RepoTags": None,
+                                "Layers": layer_names}]).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(manifest)
         tar.addfile(info, io.BytesIO(manifest))
@@ -191,3 +200,82 @@ def test_trailing_bytes_after_end_of_archive_pass_through(two_images):
     data = archive_bytes([two_images[0]]) + b"trailing garbage"
     tap, out = tap_all(data)
     assert out == data and tap.config_digest == two_images[0].image_id
+
+
+def replaced_layer(image, index, data):
+    """A docker-archive of ``image`` whose layer ``index`` holds ``data`` instead."""
+    members = {}
+    with tarfile.open(fileobj=io.BytesIO(archive_bytes([image]))) as tar:
+        names = json.loads(tar.extractfile("manifest.json").read())[0]["Layers"]
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as new:
+            for member in tar:
+                payload = tar.extractfile(member).read() if member.isreg() else b""
+                if member.name == names[index]:
+                    payload = data
+                member.size = len(payload)
+                new.addfile(member, io.BytesIO(payload))
+                members[member.name] = payload
+    return out.getvalue(), names[index]
+
+
+def test_a_layer_tar_that_does_not_match_its_diff_id_is_refused(two_images):
+    image = two_images[0]
+    corrupt = bytearray(image.layers[0].data)
+    corrupt[600] ^= 1  # one bit of a file's content
+    data, name = replaced_layer(image, 0, bytes(corrupt))
+    with pytest.raises(BadArchive, match="layer '{}' does not match its diff id".format(name)):
+        tap_all(data)
+
+
+def test_a_layer_swapped_for_another_valid_layer_is_refused(two_images):
+    image = two_images[0]
+    data, _ = replaced_layer(image, 0, two_images[1].layers[1].data)
+    with pytest.raises(BadArchive, match="does not match its diff id"):
+        tap_all(data)
+
+
+def test_gzip_layers_are_checked_as_blobs_and_as_diff_ids():
+    image = ib.build_image([{"a": b"a" * 5000}, {"b": b"b"}], compression="gzip")
+    tap, _ = tap_all(archive_bytes([image], "docker25"))
+    assert [(d.raw, d.diff_id, d.compression) for d in tap.layer_digests] == [
+        (layer.digest, layer.diff_id, "gzip") for layer in image.layers]
+
+
+def test_a_gzip_layer_whose_content_differs_from_the_config_is_refused():
+    """A blob that matches its own name but not the config's diff id."""
+    image = ib.build_image([{"a": b"a"}], compression="gzip")
+    other = ib.build_image([{"a": b"not a"}], compression="gzip")
+    blob = other.layers[0]
+    data = archive_bytes([image], "docker25")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar, \
+            tarfile.open(fileobj=out, mode="w") as new:
+        old_name = "blobs/sha256/" + image.layers[0].digest.split(":")[1]
+        new_name = "blobs/sha256/" + blob.digest.split(":")[1]
+        for member in tar:
+            payload = tar.extractfile(member).read() if member.isreg() else b""
+            if member.name == old_name:
+                member.name, payload = new_name, blob.data
+            elif member.name == "manifest.json":
+                payload = payload.replace(old_name.encode(), new_name.encode())
+            member.size = len(payload)
+            new.addfile(member, io.BytesIO(payload))
+    with pytest.raises(BadArchive, match="does not match its diff id"):
+        tap_all(out.getvalue())
+
+
+def test_a_truncated_gzip_layer_cannot_be_checked():
+    image = ib.build_image([{"a": b"a" * 100}], compression="gzip")
+    data, name = replaced_layer(image, 0, image.layers[0].data[:-9])
+    with pytest.raises(BadArchive, match="cannot be checked against its diff id .*truncated"):
+        tap_all(data)
+
+
+def test_config_without_diff_ids_is_refused(two_images):
+    image = two_images[0]
+    config = dict(image.config, rootfs={"type": "layers"})
+    bad = ib.BuiltImage(config, ib.canonical_json(config), image.layers, image.manifest_bytes,
+                        image.platform, image.repo_tags)
+    with pytest.raises(BadArchive, match="no rootfs.diff_ids"):
+        tap_all(archive_bytes([bad]))

@@ -6,7 +6,9 @@ import io
 import pytest
 
 from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE, BlockWriter, write_pieces
+from arv_keepdocker_plugin.archive.layercheck import Digests
 from arv_keepdocker_plugin.image import StoredData
+from arv_keepdocker_plugin.stored_layers import StoredLayer
 from arv_keepdocker_plugin.locators import block_key
 from arv_keepdocker_plugin.progress import Progress
 
@@ -104,8 +106,8 @@ def test_write_pieces_feeds_bytes_through_the_tap_and_skips_stored_layers():
         def feed(self, data):
             self.fed.append(bytes(data))
 
-        def skip(self, size):
-            self.skipped.append(size)
+        def skip(self, size, digests):
+            self.skipped.append((size, digests))
 
         def finish(self):
             self.finished = True
@@ -113,9 +115,11 @@ def test_write_pieces_feeds_bytes_through_the_tap_and_skips_stored_layers():
     tap = Tap()
     stored = [signed(b"L" * 20)]
     write_pieces([b"ab", b"", StoredData("sha256:l", 20), b"cd"], tap, w,
-                 {"sha256:l": stored})
+                 {"sha256:l": StoredLayer(stored, "sha256:d")})
     locators = w.close()
-    assert tap.fed == [b"ab", b"cd"] and tap.skipped == [20] and tap.finished
+    assert tap.fed == [b"ab", b"cd"] and tap.finished
+    # The tap checks a skipped layer's recorded digests against the config.
+    assert tap.skipped == [(20, Digests("sha256:l", "sha256:d"))]
     assert locators[1] == stored[0]
     assert w.progress.read == 4  # stored data is never read
 
