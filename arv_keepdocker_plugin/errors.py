@@ -39,3 +39,7 @@ class BadArchive(KeepdockerError):
 
 class FormatRefused(KeepdockerError):
     """The cluster does not accept this image format."""
+
+
+class LocalError(KeepdockerError):
+    """Something on this machine failed (an unwritable HOME, a full disk...)."""

@@ -17,14 +17,14 @@ import time
 from typing import IO, Dict, Optional
 
 from .locators import block_key, signature_expiry
-from .locking import cache_dir
+from .locking import cache_file
 
 #: Only locators valid for at least this long are trusted.
 MARGIN = 3600
 
 
 def journal_path(image_id: str) -> str:
-    return os.path.join(cache_dir(), "{}.tar.journal".format(image_id))
+    return cache_file(image_id, ".tar.journal")
 
 
 class Journal:

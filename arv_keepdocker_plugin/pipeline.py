@@ -18,6 +18,7 @@ from typing import IO, Optional
 
 import arvados.util
 
+from .arvlock import ArvadosLock
 from .errors import FormatRefused, KeepdockerError
 from .hooktypes import FormatVerdict
 from .image import Image, Reference
@@ -25,7 +26,7 @@ from .locking import image_lock
 from .progress import Progress, mode_from_options
 from .records import Recorder, default_collection_name
 from .resolve import choose_source, resolve_image
-from .reuse import find_stored_image
+from .reuse import Reuser, sweep_pending
 from .store import store_tar
 from .stored_layers import TrustRule, find_reusable_layers
 
@@ -50,13 +51,18 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
         # 3. reuse, or store
         user = current_user(api, retries)
         owner = options.project_uuid or user
+
+        def lock(image_id: str = image.image_id) -> ArvadosLock:
+            return ArvadosLock(api, owner, image_id, retries)
+
+        def reuser(image_id: str) -> Reuser:
+            return Reuser(api, recorder, retries, owner, frozenset({user, owner}),
+                          lambda: lock(image_id))
+
         if not options.force:
-            stored_image = find_stored_image(api, retries, image.image_id, repo_tag)
-            if stored_image is not None:
-                record = recorder.link_existing(
-                    image, repo_tag, collection_name(options, image, repo_tag), owner,
-                    stored_image.collections, stored_image.hash_links,
-                    stored_image.tag_links)
+            record = reuser(image.image_id).reuse(
+                image, repo_tag, collection_name(options, image, repo_tag))
+            if record is not None:
                 stdout.write(record["uuid"] + "\n")
                 return "reused"
         if image.export is None:
@@ -68,9 +74,18 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
                         use_cache=options.use_cache,
                         progress=Progress(mode_from_options(options)))
         image = tar.stored_image(image)
-        # 4. record
-        record = recorder.create(image, repo_tag, collection_name(options, image, repo_tag),
-                                 tar.manifest_text(image.image_id))
+        name = collection_name(options, image, repo_tag)
+        # 4. record, under the lock Arvados enforces: a run on another machine
+        # that stored the same image meanwhile wins, and this one adopts its copy.
+        with lock(image.image_id):
+            if not options.force:
+                record = reuser(image.image_id).reuse(image, repo_tag, name, locked=True)
+                if record is not None:
+                    tar.journal.discard()
+                    stdout.write(record["uuid"] + "\n")
+                    return "reused"
+            sweep_pending(api, owner, image.image_id, retries)
+            record = recorder.create(image, repo_tag, name, tar.manifest_text(image.image_id))
         tar.journal.discard()
     # What arv-put says and prints at the end of a 3.2.1 upload.
     put_logger.info("Collection saved as '%s'", record["name"])

@@ -4,8 +4,8 @@ Both ways a run ends well go through here, with the same hook calls:
 
 * :meth:`Recorder.create` saves a freshly stored tar as a collection and
   links it;
-* :meth:`Recorder.link_existing` makes the links (and, for another project,
-  the copy) of an image already in Arvados.
+* :meth:`Recorder.plan_existing` and :meth:`Recorder.apply` make the links
+  (and, for another project, the copy) of an image already in Arvados.
 
 The essential ``links`` plugin's answers are arv-keepdocker 3.2.1's links and
 property; other plugins add to them and cannot change or drop them. Every
@@ -15,6 +15,8 @@ write is undone together if one fails (:class:`~.rollback.Rollback`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -28,6 +30,39 @@ logger = logging.getLogger("arvados.keepdocker")
 
 #: Link classes only the essential plugin may ask for.
 CORE_LINK_CLASSES = (HASH_LINK, REPO_TAG_LINK)
+#: Marks a collection whose links are not all made yet; its value is the image id.
+PENDING_PROPERTY = "arv_keepdocker_pending"
+#: How long a pending collection lives if its run dies (seconds).
+PENDING_LEASE = 3600
+
+
+def pending_until() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+        seconds=PENDING_LEASE)
+
+
+@dataclasses.dataclass
+class ExistingPlan:
+    """The writes that make an image already in Arvados usable by ``parent``.
+
+    :ivar chosen: the collection reused (owned by ``parent``) or copied.
+    :ivar copy: whether a copy owned by ``parent`` is made.
+    :ivar links: link specs to create on the record (owner and head filled in).
+    :ivar finish: whether the record is an earlier run's pending one to finish.
+    :ivar properties: the copy's properties.
+    """
+
+    chosen: Mapping[str, Any]
+    copy: bool
+    name: str
+    parent: str
+    links: List[Dict[str, Any]]
+    finish: bool
+    properties: Dict[str, Any]
+
+    @property
+    def writes(self) -> bool:
+        return self.copy or bool(self.links) or self.finish
 
 
 def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
@@ -81,10 +116,17 @@ class Recorder:
 
     def create(self, image: Image, repo_tag: Optional[str], name: str,
                manifest_text: str) -> Dict[str, Any]:
-        """Save ``manifest_text`` as the image collection and link it."""
+        """Save ``manifest_text`` as the image collection and link it.
+
+        The collection is born pending: with a ``trash_at`` and the
+        :data:`PENDING_PROPERTY`, both cleared only once every link exists.
+        If this run dies in between, Arvados trashes it by itself, and the
+        next run finishes or removes it (:func:`sweep_pending`).
+        """
         collection = arvados.collection.Collection(
             manifest_text, api_client=self.api, num_retries=self.retries)
-        properties = self.properties(image, repo_tag)
+        properties = dict(self.properties(image, repo_tag))
+        properties[PENDING_PROPERTY] = image.image_id
         core, added = self.link_specs(image, repo_tag)
         owner = self.options.project_uuid
         with Rollback(self.api, self.retries) as rollback:
@@ -92,52 +134,75 @@ class Recorder:
             # the server adds its managed properties beside ours, as it would to
             # arv-put's record before 3.2.1's separate update.
             collection.save_new(name=name, owner_uuid=owner, properties=properties,
-                                ensure_unique_name=True, num_retries=self.retries)
+                                trash_at=pending_until(), ensure_unique_name=True,
+                                num_retries=self.retries)
             record = rollback.created_collection(collection.api_response())
             for spec in core + added:
                 body = dict(spec, head_uuid=record["uuid"])
                 if owner is not None:
                     body["owner_uuid"] = owner
                 rollback.link(body)
+            record = self.finish(record)
         self.notify(image, record, rollback.records)
         return record
 
+    def finish(self, record: Mapping[str, Any]) -> Dict[str, Any]:
+        """Clear a pending collection's ``trash_at`` and marker: it is complete."""
+        properties = {k: v for k, v in (record.get("properties") or {}).items()
+                      if k != PENDING_PROPERTY}
+        return self.api.collections().update(
+            uuid=record["uuid"], body={"trash_at": None, "properties": properties},
+        ).execute(num_retries=self.retries)
+
     # -- an image already in Arvados ----------------------------------------------
 
-    def link_existing(self, image: Image, repo_tag: Optional[str], name: str, parent: str,
-                      collections: Sequence[Mapping[str, Any]],
-                      hash_links: Sequence[Mapping[str, Any]],
-                      tag_links: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-        """3.2.1's "already in Arvados" records: a copy owned by ``parent`` and its links.
+    def plan_existing(self, image: Image, repo_tag: Optional[str], name: str, parent: str,
+                      chosen: Mapping[str, Any], hash_links: Sequence[Mapping[str, Any]],
+                      tag_links: Sequence[Mapping[str, Any]]) -> "ExistingPlan":
+        """What 3.2.1's "already in Arvados" path must write for ``chosen``.
 
-        ``collections`` are the readable image collections (3.2.1's order),
-        ``hash_links`` and ``tag_links`` their links, best first. As 3.2.1
-        does, the core links copy the best hash link's properties and are
-        made only when ``parent`` owns none of that kind yet; added links are
-        made when ``parent`` has none of that class and name on the record.
+        ``chosen`` is the collection to reuse (owned by ``parent``) or to
+        copy there. As 3.2.1 does, the core links copy the best hash link's
+        properties and are made only when ``parent`` owns none of that class
+        on the record yet; added links when it has none of that class and
+        name there; a pending record (an earlier run's) is finished.
         """
         core, added = self.link_specs(image, repo_tag)
+        copy = chosen["owner_uuid"] != parent
+        record_uuid = None if copy else chosen["uuid"]
+        have = set()
+        if record_uuid is not None:
+            have = {(l["link_class"], l["name"] if l["link_class"] not in CORE_LINK_CLASSES
+                     else "") for l in list(hash_links) + list(tag_links)
+                    if l["owner_uuid"] == parent and l["head_uuid"] == record_uuid}
+            if added:
+                have |= self._links_on(record_uuid, parent, added)
+        links = []
+        for spec in core:
+            if (spec["link_class"], "") not in have:
+                links.append(dict(spec, properties=dict(hash_links[0]["properties"])))
+        for spec in added:
+            if (spec["link_class"], spec["name"]) not in have:
+                links.append(dict(spec))
+        pending = PENDING_PROPERTY in (chosen.get("properties") or {})
+        return ExistingPlan(chosen, copy, name, parent, links, pending,
+                            self.properties(image, repo_tag) if copy else {})
+
+    def apply(self, image: Image, plan: "ExistingPlan") -> Dict[str, Any]:
+        """Make what ``plan`` says; undone together if a write fails."""
         with Rollback(self.api, self.retries) as rollback:
-            owned = [c for c in collections if c["owner_uuid"] == parent]
-            if owned:
-                record = dict(owned[0])
-            else:
+            if plan.copy:
                 record = rollback.created_collection(self.api.collections().create(
-                    body={"manifest_text": collections[0]["manifest_text"],
-                          "name": name, "owner_uuid": parent,
-                          "properties": self.properties(image, repo_tag)},
+                    body={"manifest_text": plan.chosen["manifest_text"],
+                          "name": plan.name, "owner_uuid": plan.parent,
+                          "properties": plan.properties},
                     ensure_unique_name=True).execute(num_retries=self.retries))
-            base = {"owner_uuid": parent, "head_uuid": record["uuid"]}
-            have = {HASH_LINK: any(l["owner_uuid"] == parent for l in hash_links),
-                    REPO_TAG_LINK: any(l["owner_uuid"] == parent for l in tag_links)}
-            for spec in core:
-                if not have.get(spec["link_class"], False):
-                    rollback.link(dict(spec, properties=dict(hash_links[0]["properties"]),
-                                       **base))
-            existing = self._links_on(record["uuid"], parent, added) if added else set()
-            for spec in added:
-                if (spec["link_class"], spec["name"]) not in existing:
-                    rollback.link(dict(spec, **base))
+            else:
+                record = dict(plan.chosen)
+            for spec in plan.links:
+                rollback.link(dict(spec, owner_uuid=plan.parent, head_uuid=record["uuid"]))
+            if plan.finish:
+                record = self.finish(record)
         self.notify(image, record, rollback.records)
         return record
 

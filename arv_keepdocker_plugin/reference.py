@@ -36,6 +36,21 @@ def _valid_name(name: str) -> bool:
     return bool(_PATH.match(name))
 
 
+#: A whole image id, as stored: ``sha256:`` + 64 hex (v2) or 64 bare hex (v1).
+_WHOLE_IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+def checked_image_id(text: object) -> str:
+    """``text`` if it is a whole image id, else a one-line :class:`BadReference`.
+
+    Ids come from engines and from link names anyone can write; they become
+    file names (locks, journals) only once they pass this check.
+    """
+    if not isinstance(text, str) or not _WHOLE_IMAGE_ID.match(text):
+        raise BadReference("not an image id (sha256:<64 hex digits>): {!r}".format(text))
+    return text
+
+
 def looks_like_image_id(text: str) -> bool:
     return bool(_IMAGE_ID.match(text))
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import Tuple
+from typing import List, Tuple
 
 from . import reference as refs
 from .errors import SourceError
 from .image import Image, ImageSource, Reference
 from .listing import list_images_in_arv
+from .reference import checked_image_id
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -70,6 +71,26 @@ def resolve_image(api, source: ImageSource, reference: Reference,
                                   "answers)".format(error, source.name)) from None
             raise
         logger.debug("%s; using the image already in Arvados", error)
-        info = in_arvados[0][1]
-        return Image(image_id=info["dockerhash"], source="arvados",
+        info = preferred(api, options, in_arvados)
+        return Image(image_id=checked_image_id(info["dockerhash"]), source="arvados",
                      repo_tag=reference.repo_tag)
+
+
+def preferred(api, options: argparse.Namespace, in_arvados: List[Tuple[str, dict]]) -> dict:
+    """The best image the user or the destination project owns, else the best of all.
+
+    Anyone can link a name to their own image and share it; what the user or
+    the destination owns was put there by them. (The image is then checked
+    like any other before it is reused: see :mod:`.reuse`.)
+    """
+    owners = {api.users().current().execute(num_retries=options.retries)["uuid"]}
+    if options.project_uuid:
+        owners.add(options.project_uuid)
+    owned = {c["uuid"] for c in api.collections().list(
+        filters=[["uuid", "in", [uuid for uuid, _ in in_arvados]],
+                 ["owner_uuid", "in", sorted(owners)]],
+        select=["uuid"]).execute(num_retries=options.retries)["items"]}
+    for uuid, info in in_arvados:
+        if uuid in owned:
+            return info
+    return in_arvados[0][1]
