@@ -9,6 +9,7 @@ identical. New behaviour arrives only as new long flags (``--source``,
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
@@ -167,6 +168,10 @@ def _connect(retries: int):
         raise KeepdockerError(str(error).splitlines()[0]) from None
 
 
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
+                   errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT}
+
+
 def _api_error_line(error: Exception) -> Optional[str]:
     """One line for errors from Arvados or the network; None for our own bugs."""
     import arvados.errors
@@ -179,8 +184,13 @@ def _api_error_line(error: Exception) -> Optional[str]:
         return "Arvados API error {}: {}".format(status, str(detail).strip().splitlines()[0])
     if isinstance(error, (arvados.errors.KeepWriteError, arvados.errors.KeepReadError)):
         return "Keep error: {}".format(str(error).splitlines()[0])
-    if isinstance(error, (httplib2.HttpLib2Error, socket.error, ssl.SSLError)):
+    if isinstance(error, (httplib2.HttpLib2Error, ssl.SSLError, ConnectionError,
+                          TimeoutError, socket.gaierror, socket.herror)) or (
+            isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS):
         return "cannot reach the Arvados API server: {}".format(str(error).splitlines()[0])
+    if isinstance(error, OSError):  # this machine: a full disk, an unwritable directory
+        where = " ({})".format(error.filename) if error.filename else ""
+        return "local error: {}{}".format(error.strerror or error, where)
     return None
 
 

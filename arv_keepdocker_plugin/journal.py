@@ -1,76 +1,186 @@
 """The resume journal: blocks an interrupted upload already stored.
 
 ``<Arvados cache>/docker/<image id>.tar.journal`` gets one signed locator per
-line as each block reaches Keep. Running the same upload again feeds them to
-the Keep writer as known blocks, so only what is missing is uploaded (the
-stream is cut into the same blocks every time). The journal is checked like
-arv-put's resume cache (a HEAD of one block); expired or refused signatures
-make it be ignored. ``--no-resume`` starts over, ``--no-cache`` keeps no
-journal, and a finished upload removes it.
+line as each block reaches Keep, after a first line naming the token that
+signed them (its UUID part, ``token <uuid>``: never the secret). Running the
+same upload again hands the still-usable locators to the Keep writer as
+known blocks: a block is reused only when the bytes read again have the same
+md5 and size, so a journal can never put other bytes into an image. A
+locator is usable when its signature outlives the upload by a margin and it
+was signed for this token (the recorded UUID matches; for a token without a
+UUID, a Keep HEAD of that locator answers); others are dropped and those
+blocks uploaded again.
+
+A journal that is not a regular file, is unreadable or is garbage is
+discarded with a warning. A journal that cannot be written (a full disk, a
+read-only HOME) is a warning too: the upload goes on without one.
+``--no-resume`` starts over, ``--no-cache`` keeps no journal, and a finished
+upload removes it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import stat
 import threading
 import time
-from typing import IO, Dict, Optional
+from typing import IO, Dict, List, Optional
 
 from .locators import block_key, signature_expiry
 from .locking import cache_file
 
-#: Only locators valid for at least this long are trusted.
+logger = logging.getLogger("arvados.keepdocker")
+
+#: Locators must stay valid at least this long (seconds) when no deadline is given.
 MARGIN = 3600
+#: A journal larger than this is not one of ours.
+MAX_SIZE = 16 << 20
+#: For tokens without a UUID, at most this many locators are checked by HEAD.
+MAX_HEADS = 256
+_LOCATOR = re.compile(r"^[0-9a-f]{32}\+[0-9]+(\+[A-Z][A-Za-z0-9@_-]*)*$")
+_TOKEN_UUID = re.compile(r"^v2/([a-z0-9]{5}-gj3su-[a-z0-9]{15})/")
 
 
 def journal_path(image_id: str) -> str:
     return cache_file(image_id, ".tar.journal")
 
 
+def token_uuid(token: Optional[str]) -> Optional[str]:
+    """The UUID part of a v2 token (``v2/<uuid>/<secret>``), else None."""
+    match = _TOKEN_UUID.match(token or "")
+    return match.group(1) if match else None
+
+
 class Journal:
-    def __init__(self, image_id: str, enabled: bool = True):
+    """One image's journal. ``token`` is the API token; only its UUID is written."""
+
+    def __init__(self, image_id: str, enabled: bool = True, token: Optional[str] = None):
         self.path = journal_path(image_id)
         self.enabled = enabled
+        self.token_uuid = token_uuid(token)
         self._lock = threading.Lock()
         self._file: Optional[IO[str]] = None
+        #: Set by :meth:`load` when the journal on disk is ours to append to.
+        self._appendable = False
 
-    def load(self, keep) -> Dict[str, str]:
-        """Known blocks from an earlier run, ``{"<md5>+<size>": locator}``."""
-        try:
-            with open(self.path) as f:
-                lines = [line.strip() for line in f if line.strip()]
-        except OSError:
+    # -- reading ---------------------------------------------------------------
+
+    def load(self, keep, valid_until: Optional[float] = None) -> Dict[str, str]:
+        """Usable blocks from an earlier run, ``{"<md5>+<size>": locator}``."""
+        lines = self._read_lines()
+        if not lines:
             return {}
-        now = time.time()
-        known = {}
-        for locator in lines:
+        header, locators = lines[0], lines[1:]
+        recorded = header[len("token "):] if header.startswith("token ") else None
+        if recorded is None:
+            locators = lines  # a journal from before the header existed
+        if self.token_uuid is not None and recorded != self.token_uuid:
+            if locators:
+                logger.info("resume journal %s was made with another token; starting over",
+                            self.path)
+            return {}
+        self._appendable = recorded is not None and recorded == (self.token_uuid or "-")
+        deadline = valid_until if valid_until is not None else time.time() + MARGIN
+        known: Dict[str, str] = {}
+        for locator in locators:
             expiry = signature_expiry(locator)
-            if expiry is not None and expiry > now + MARGIN:
+            if _LOCATOR.match(locator) and expiry is not None and expiry >= deadline:
                 known[block_key(locator)] = locator
-        if known:
-            try:
-                keep.head(next(iter(known.values())), num_retries=0)
-            except Exception:
-                return {}
+        if self.token_uuid is None:
+            known = self._head_checked(keep, known)
         return known
+
+    def _head_checked(self, keep, known: Dict[str, str]) -> Dict[str, str]:
+        """Without a token UUID to compare, ask Keep whether each signature is valid."""
+        checked: Dict[str, str] = {}
+        for key, locator in list(known.items())[:MAX_HEADS]:
+            try:
+                keep.head(locator, num_retries=0)
+            except Exception:
+                continue
+            checked[key] = locator
+        return checked
+
+    def _read_lines(self) -> List[str]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            self._unusable("cannot open it ({})".format(error.strerror or error))
+            return []
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            self._unusable("it is not a regular file")
+            return []
+        with os.fdopen(fd, "rb") as f:
+            if info.st_size > MAX_SIZE:
+                self._unusable("it is larger than {} bytes".format(MAX_SIZE))
+                return []
+            try:
+                text = f.read(MAX_SIZE + 1).decode("ascii")
+            except (OSError, UnicodeDecodeError) as error:
+                self._unusable("it cannot be read as text ({})".format(error))
+                return []
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        bad = [line for line in lines[1:] if not _LOCATOR.match(line)]
+        if bad or (lines and not (lines[0].startswith("token ") or _LOCATOR.match(lines[0]))):
+            self._unusable("it holds lines that are not Keep locators")
+            return []
+        return lines
+
+    def _unusable(self, why: str) -> None:
+        logger.warning("ignoring the resume journal %s: %s; uploading again", self.path, why)
+        self.discard()
+
+    # -- writing ---------------------------------------------------------------
 
     def discard(self) -> None:
         try:
-            os.unlink(self.path)
+            info = os.lstat(self.path)
         except FileNotFoundError:
-            pass
+            return
+        except OSError:
+            return
+        try:
+            if stat.S_ISDIR(info.st_mode):
+                os.rmdir(self.path)
+            else:
+                os.unlink(self.path)
+        except OSError as error:
+            logger.warning("cannot remove the resume journal %s: %s", self.path,
+                           error.strerror or error)
 
     def record(self, locator: str) -> None:
         if not self.enabled:
             return
         with self._lock:
-            if self._file is None:
-                self._file = open(self.path, "a")
-            self._file.write(locator + "\n")
-            self._file.flush()
+            try:
+                if self._file is None and self._appendable:
+                    self._file = open(self.path, "a")
+                elif self._file is None:
+                    self.discard()  # never append to a journal that is not ours
+                    self._file = open(self.path, "x")
+                    self._file.write("token {}\n".format(self.token_uuid or "-"))
+                self._file.write(locator + "\n")
+                self._file.flush()
+            except OSError as error:
+                logger.warning("cannot write the resume journal %s (%s); continuing "
+                               "without it", self.path, error.strerror or error)
+                self.enabled = False
+                self._close()
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
+            self._close()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            try:
                 self._file.close()
-                self._file = None
+            except OSError:
+                pass
+            self._file = None

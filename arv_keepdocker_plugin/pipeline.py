@@ -68,10 +68,11 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
         if image.export is None:
             raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
                                   "uploaded again with --force".format(image.image_id))
+        rule = trust_rule(image, user, owner)
         reusable = find_reusable_layers(pm.hook.keepdocker_stored_layers, api, image,
-                                        owner, retries, trust_rule(image, user, owner))
+                                        owner, retries, rule)
         tar = store_tar(api, image, reusable, retries=retries, resume=options.resume,
-                        use_cache=options.use_cache,
+                        use_cache=options.use_cache, valid_until=rule.valid_until,
                         progress=Progress(mode_from_options(options)))
         image = tar.stored_image(image)
         name = collection_name(options, image, repo_tag)

@@ -70,16 +70,21 @@ class StoredTar:
 
 
 def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
-              resume: bool, use_cache: bool, progress: Progress) -> StoredTar:
-    """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored."""
-    journal = Journal(image.image_id, enabled=use_cache)
+              resume: bool, use_cache: bool, progress: Progress,
+              valid_until: float) -> StoredTar:
+    """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored.
+
+    ``valid_until``: blocks from the resume journal whose signatures expire
+    before then are uploaded again.
+    """
+    journal = Journal(image.image_id, enabled=use_cache, token=getattr(api, "api_token", None))
     if not resume:
         journal.discard()
     keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
         api_client=api, num_retries=retries)
     known = dict(reusable.known_blocks)
     if resume:
-        known.update(journal.load(keep))
+        known.update(journal.load(keep, valid_until))
     copies = api._rootDesc.get("defaultCollectionReplication") or 2
     writer = BlockWriter(keep, copies, retries, progress, known, journal.record)
 
