@@ -20,11 +20,23 @@ import arvados  # noqa: F401  (installs the SDK's stderr log handler)
 import arvados.config
 
 from . import __version__
-from .errors import KeepdockerError
+from .errors import KeepdockerError, printable
 from .plugins import get_plugin_manager
 
 logger = logging.getLogger("arvados.keepdocker")
 logger.setLevel(logging.DEBUG if arvados.config.get("ARVADOS_DEBUG") else logging.INFO)
+
+
+class _Printable(logging.Filter):
+    """Escape control characters in every message this command logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), ()
+        return True
+
+
+logger.addFilter(_Printable())
+logging.getLogger("arvados.arv_put").addFilter(_Printable())
 
 
 def _sdk_parents() -> List[argparse.ArgumentParser]:

@@ -6,6 +6,15 @@ traceback.
 """
 
 
+def printable(text: str) -> str:
+    """``text`` with every control or unprintable character escaped (``\\x1b``, ``\\n``).
+
+    Names in messages come from archives, links and users; printed raw, a
+    name could move the cursor, recolour the terminal or fake another line.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class KeepdockerError(Exception):
     """A user-facing error: bad input, missing image, refused format..."""
 

@@ -31,7 +31,7 @@ from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece, StoredData
 from ..streams import ChunkReader
 from . import safety, tarwrite
-from .members import Member, OwnsMembers, TarMembers, verified
+from .members import Member, OwnsMembers, TarMembers, open_regular_file, verified
 from .safety import bad
 from .tap import BLOB, HEX_JSON, TarTap, layer_digest
 
@@ -249,11 +249,7 @@ class DockerArchive(OwnsMembers):
 @contextlib.contextmanager
 def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[ByteStream]:
     """The file itself, through a :class:`TarTap` that checks it as it passes."""
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
-    with f:
+    with open_regular_file(path) as f:
         yield _CheckedTap(f, path, expected_id)
 
 

@@ -15,11 +15,11 @@ import dataclasses
 import hashlib
 import os
 import stat
-import tarfile
 from typing import IO, Dict, Generator, Iterator, Optional
 
 from . import safety
 from .safety import bad
+from .tarheaders import BLOCK, Extensions, check_extension, is_extension, padding, parse_block
 
 CHUNK = 1024 * 1024
 
@@ -65,13 +65,7 @@ class TarMembers:
     def __init__(self, path: str, allow_symlinks: bool = False) -> None:
         self.path = path
         self.archive = path
-        if os.path.isdir(path):
-            raise bad(path, "is a directory, not a tar archive (an OCI layout directory "
-                      "is read with oci:{})".format(path))
-        try:
-            self.file: IO[bytes] = open(path, "rb")
-        except OSError as e:
-            raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
+        self.file: IO[bytes] = open_regular_file(path)
         try:
             self.identity = _identity(self.file)
             self.size = self.identity[1]
@@ -83,29 +77,45 @@ class TarMembers:
             raise
 
     def _list(self) -> None:
+        """Walk the headers, seeking over data: never more than one header in memory."""
+        f = self.file
+        extensions = Extensions(self.path)
+        pos = 0
         try:
-            tar = tarfile.open(fileobj=self.file, mode="r:")
-            for info in tar:
-                kind = safety.member_kind(info)
-                norm = self.checker.check(info.name, kind, info.linkname)
-                if norm is None:
+            while pos < self.size:
+                f.seek(pos)
+                block = f.read(BLOCK)
+                if len(block) < BLOCK:
+                    raise bad(self.path, "not a tar archive (shorter than one header)"
+                              if pos == 0 else "truncated archive (a header is cut short)")
+                info = parse_block(self.path, block, pos)
+                if info is None:
+                    if pos == 0:
+                        raise bad(self.path, "not a tar archive (starts with a zero block)")
+                    break
+                data_offset = pos + BLOCK
+                if is_extension(info):
+                    size = check_extension(self.path, info)
+                    data = f.read(size)
+                    if len(data) < size:
+                        raise bad(self.path, "truncated archive (in a tar extension header)")
+                    extensions.add(info, data)
+                    pos = data_offset + size + padding(size)
                     continue
-                size = info.size if kind == safety.FILE else 0
-                if info.offset_data + size > self.size:
+                member = extensions.apply(info)
+                norm = self.checker.check(member.name, member.kind, member.linkname)
+                skipped = member.size if member.kind == safety.FILE else info.size
+                if data_offset + skipped > self.size:
                     raise bad(self.path, "truncated archive (member {!r} ends past "
-                              "the end of the file)".format(norm))
-                self.members[norm] = Member(norm, kind, size,
-                                            info.offset_data, info.linkname)
-        except tarfile.ReadError as e:
-            text = str(e)
-            if "empty file" in text:
-                raise bad(self.path, "empty file, not a tar archive") from None
-            if not self.members:
-                raise bad(self.path, "not a tar archive ({})".format(text)) from None
-            raise bad(self.path, "truncated or corrupt tar archive "
-                      "({})".format(text)) from None
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise bad(self.path, "unreadable tar archive ({})".format(e)) from None
+                              "the end of the file)".format(norm or member.name))
+                if norm is not None:
+                    self.members[norm] = Member(norm, member.kind, member.size,
+                                                data_offset, member.linkname)
+                pos = data_offset + skipped + padding(skipped)
+        except OSError as e:
+            raise bad(self.path, "unreadable tar archive ({})".format(e.strerror or e)) from None
+        if self.size == 0:
+            raise bad(self.path, "empty file, not a tar archive")
 
     def __enter__(self):
         return self
@@ -165,6 +175,28 @@ class TarMembers:
         """Parse the JSON member ``name``."""
         what = what or name
         return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
+
+
+def open_regular_file(path: str) -> IO[bytes]:
+    """Open an archive for reading; refuse directories, FIFOs, devices and sockets.
+
+    Opening a FIFO would wait for a writer forever, and a device may never
+    end: both are refused before anything is read (``O_NONBLOCK`` only for
+    the open itself).
+    """
+    if os.path.isdir(path):
+        raise bad(path, "is a directory, not a tar archive (an OCI layout directory "
+                  "is read with oci:{})".format(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise bad(path, "is not a regular file (a FIFO, device or socket), not an archive")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _identity(f: IO[bytes]) -> tuple:

@@ -154,6 +154,9 @@ def parse_json(archive: str, what: str, data: bytes,
         raise bad(archive, "{} is not UTF-8 text".format(what)) from None
     except ValueError as e:
         raise bad(archive, "{} is not valid JSON ({})".format(what, e)) from None
+    except RecursionError:
+        raise bad(archive, "{} is nested too deeply to be an image document".format(
+            what)) from None
 
 
 def check_size(archive: str, what: str, size: int,

@@ -24,10 +24,8 @@ from ..image import ByteStream
 from . import safety
 from .layercheck import Digests, MemberDigest
 from .safety import bad
+from .tarheaders import BLOCK, Extensions, check_extension, is_extension, parse_block
 
-BLOCK = 512
-#: Largest PAX / GNU long-name extension we accept.
-EXTENSION_LIMIT = 1024 * 1024
 #: Members smaller than this that start with ``{`` are kept until manifest.json
 #: says which one is the config (``<hex>.json`` members: up to the JSON cap).
 BLOB_KEEP_LIMIT = 1024 * 1024
@@ -53,27 +51,6 @@ def layer_digest(member_name: str, index: int, diff_ids: list, layer_count: int)
     return diff_ids[index] if len(diff_ids) == layer_count else None
 
 _HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
-
-
-def _pax_records(archive: str, data: bytes) -> Dict[str, str]:
-    """Parse PAX extended header records ``"<len> <key>=<value>\\n"``."""
-    records = {}
-    pos = 0
-    while pos < len(data):
-        if data[pos:pos + 1] == b"\0":
-            break
-        space = data.find(b" ", pos)
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise bad(archive, "malformed PAX header") from None
-        record = data[space + 1:pos + length]
-        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
-            raise bad(archive, "malformed PAX header")
-        key, _, value = record[:-1].partition(b"=")
-        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
-        pos += length
-    return records
 
 
 class TarTap:
@@ -121,8 +98,8 @@ class TarTap:
         self._left = 0            # bytes left in the current data/extension/padding
         self._padding_after = 0
         self._ext = bytearray()
-        self._ext_type = b""
-        self._pending: Dict[str, str] = {}
+        self._ext_info: Optional[tarfile.TarInfo] = None
+        self._extensions = Extensions(archive)
         self._current: Optional[str] = None
         self._digest: Optional[MemberDigest] = None
         self.digests: Dict[str, Digests] = {}
@@ -254,34 +231,21 @@ class TarTap:
                 self._state = _HEADER
 
     def _header(self, block: bytes) -> None:
-        if block == b"\0" * BLOCK:
-            if not self.members and not self._pending:
+        info = parse_block(self.archive, block, self._pos - BLOCK)
+        if info is None:
+            if not self.members and not self._extensions:
                 raise bad(self.archive, "not a tar archive (starts with a zero block)")
             self._state = _END
             return
-        try:
-            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.HeaderError as e:
-            if self._pos == BLOCK:
-                raise bad(self.archive, "not a tar archive ({})".format(e)) from None
-            raise bad(self.archive, "corrupt tar header at offset {} ({})".format(
-                self._pos - BLOCK, e)) from None
-        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-            if info.size > EXTENSION_LIMIT:
-                raise bad(self.archive, "tar extension header of {} bytes is too "
-                          "large".format(info.size))
-            self._ext_type = info.type
+        if is_extension(info):
+            self._ext_info = info
             self._ext.clear()
-            self._start(_EXTENSION, info.size)
+            self._start(_EXTENSION, check_extension(self.archive, info))
             return
-        pending, self._pending = self._pending, {}
-        name = pending.get("path", info.name)
-        linkname = pending.get("linkpath", info.linkname)
-        size = int(pending["size"]) if "size" in pending else info.size
-        kind = safety.member_kind(info)
-        norm = self._checker.check(name, kind, linkname)
-        data_size = size if kind == safety.FILE else 0
+        member = self._extensions.apply(info)
+        kind = member.kind
+        norm = self._checker.check(member.name, kind, member.linkname)
+        data_size = member.size
         self.members.append((norm or ".", self._pos, data_size))
         if norm is not None and kind == safety.FILE:
             self._sizes[norm] = data_size
@@ -301,20 +265,10 @@ class TarTap:
                 self._member_done()
 
     def _extension_done(self) -> None:
-        data = bytes(self._ext)
+        assert self._ext_info is not None
+        self._extensions.add(self._ext_info, bytes(self._ext))
+        self._left = -len(self._ext) % BLOCK
         self._ext.clear()
-        kind = self._ext_type
-        if kind in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
-            records = _pax_records(self.archive, data)
-            for key in ("path", "linkpath", "size"):
-                if key in records:
-                    self._pending[key] = records[key]
-        elif kind == tarfile.GNUTYPE_LONGNAME:
-            self._pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        elif kind == tarfile.GNUTYPE_LONGLINK:
-            self._pending["linkpath"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        size = len(data)
-        self._left = -size % BLOCK
         self._state = _PADDING if self._left else _HEADER
 
     def _begin_data(self, name: Optional[str], size: int) -> None:

@@ -109,7 +109,7 @@ class ContainersStorageSource(ImageSource):
             raise SourceError("podman image inspect failed: {}".format(message))
         try:
             matches = json.loads(result.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SourceError("podman image inspect {} printed no JSON".format(target)) from None
         if not matches:
             raise ImageNotFound("no matching image found for {}".format(target))

@@ -98,7 +98,7 @@ def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:
                              .format(digest))
         try:
             manifest = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(manifest, dict) and (manifest.get("config") or {}).get("digest") == image_id:
             return digest

@@ -152,7 +152,7 @@ class DockerDaemonSource(ImageSource):
             raise self._error("image inspect", result.stderr, target)
         try:
             matches = json.loads(result.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SourceError("docker image inspect {} printed no JSON".format(target)) from None
         if not matches:
             raise ImageNotFound("no matching image found for {}".format(target))
