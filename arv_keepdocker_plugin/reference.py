@@ -72,6 +72,8 @@ def split_path(details: str, transport: str) -> Tuple[str, Optional[str]]:
     path, sep, rest = details.partition(":")
     if not path:
         raise BadReference("{}:{}: missing PATH".format(transport, details))
+    if "\0" in path:
+        raise BadReference("{}:{}: a path cannot contain a NUL byte".format(transport, details))
     return path, (rest if sep else None)
 
 

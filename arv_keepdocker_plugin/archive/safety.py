@@ -22,6 +22,10 @@ from ..errors import BadArchive
 
 #: Largest manifest.json / index.json / image config / OCI manifest we parse.
 JSON_SIZE_LIMIT = 4 * 1024 * 1024
+#: Most members an image archive may have. ``docker save`` writes four per
+#: layer (Docker allows 127 layers), OCI layouts about three: 10,000 is far
+#: beyond any real image, and bounds the memory and time spent listing.
+MAX_MEMBERS = 10_000
 
 FILE = "file"
 DIR = "dir"
@@ -92,10 +96,15 @@ class MemberChecker:
         self.allow_symlinks = allow_symlinks
         self.kinds: Dict[str, str] = {}
         self.symlinks: Dict[str, str] = {}
+        self.count = 0
 
     def check(self, name: str, kind: str, linkname: str = "") -> Optional[str]:
         """Check one member; return its normalized name (``None`` for the root)."""
         norm = normalize_member_name(self.archive, name)
+        self.count += 1
+        if self.count > MAX_MEMBERS:
+            raise bad(self.archive, "more than {} members: not an image archive".format(
+                MAX_MEMBERS))
         if kind == OTHER:
             raise bad(self.archive, "member {!r} is a device, FIFO or other special "
                       "file, which an image archive never holds".format(name))
