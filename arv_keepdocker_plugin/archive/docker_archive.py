@@ -25,13 +25,15 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple, Union, cast
+from typing import Any, Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece, StoredData
 from ..streams import ChunkReader
 from . import safety, tarwrite
 from .members import Member, OwnsMembers, TarMembers, open_regular_file, verified
+from .streamed import ArchiveMembers, decompressed, open_archive, walk
+from .tarheaders import padding
 from .safety import bad
 from .tap import BLOB, HEX_JSON, TarTap, layer_digest
 
@@ -82,9 +84,13 @@ class DockerArchive(OwnsMembers):
         or malformed ``manifest.json``, a member it names is missing.
     """
 
+    members: ArchiveMembers
+
     def __init__(self, path: str) -> None:
         self.path = path
-        self.members = TarMembers(path, allow_symlinks=True)
+        self.members = open_archive(path, allow_symlinks=True)
+        #: ``gzip``, ``bzip2``, ``xz``, ``zstd`` or None (see :mod:`.streamed`).
+        self.compression = getattr(self.members, "compression", None)
         try:
             self.entries = self._read_manifest()
         except BaseException:
@@ -200,6 +206,17 @@ class DockerArchive(OwnsMembers):
         ``expected_id``, a single-image archive that changed since it was
         read is refused when the stream ends.
         """
+        if self.compression is not None:
+            with decompressed(self.path, self.compression) as stream:
+                if len(self.entries) == 1:
+                    yield _CheckedTap(stream, self.path, expected_id)
+                    return
+                reader = ChunkReader(_selected_stream(stream, self, entry))
+                try:
+                    yield reader
+                finally:
+                    reader.close()
+            return
         if len(self.entries) == 1:
             with open_single(self.path, expected_id) as stream:
                 yield stream
@@ -222,8 +239,12 @@ class DockerArchive(OwnsMembers):
 
         Reopens the archive and reads its headers and ``manifest.json`` again,
         so the pieces describe the file as it is; with ``expected_id``, an
-        archive whose image changed is refused.
+        archive whose image changed is refused. Not for a compressed archive,
+        which cannot be read but in order.
         """
+        if self.compression is not None:
+            raise bad(self.path, "a {} archive is read whole; no layer can be skipped".format(
+                self.compression))
         with DockerArchive(self.path) as archive:
             if entry.index >= len(archive.entries):
                 raise bad(self.path, "changed while being read: no image @{} any "
@@ -276,6 +297,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
     they pass; the file must not change while it is read.
     """
     members = archive.members
+    assert isinstance(members, TarMembers), "a compressed archive has no random access"
     # member name -> (member, StoredData, or digest to check)
     special: Dict[str, Tuple[Member, Union[str, StoredData]]] = {}
     for m in members.members.values():
@@ -355,6 +377,51 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                           stored_as=stored[i] if stored else None)
         tops.append(blob.group(1) if blob else layer_dir)
     yield from member(entry.config_name, "config")
+    yield from _selected_tail(entry, tops)
+
+
+def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: ArchiveEntry
+                     ) -> Iterator[bytes]:
+    """:func:`_selected` for a compressed archive: its members in stream order.
+
+    The members ``entry`` needs (its layers, symlinked ones with their
+    targets, their legacy ``VERSION``/``json`` and directories, its config)
+    pass through as they are; everything else is skipped; a one-image
+    ``manifest.json`` and ``repositories`` end the stream.
+    """
+    members, path = archive.members, archive.path
+    keep: Set[str] = set()
+
+    def add(name: str) -> None:
+        norm = safety.normalize_member_name(path, name)
+        if norm is None:
+            raise bad(path, "manifest.json names the archive root as a member")
+        for target in (norm, members.checker.resolve(norm)):
+            parts = target.split("/")
+            keep.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+
+    tops = []
+    for name in entry.layer_names:
+        add(name)
+        blob = BLOB.match(safety.normalize_member_name(path, name) or "")
+        layer_dir = name.rpartition("/")[0]
+        if not blob and layer_dir:
+            for extra in ("VERSION", "json"):
+                if members.find(layer_dir + "/" + extra) is not None:
+                    add(layer_dir + "/" + extra)
+        tops.append(blob.group(1) if blob else layer_dir)
+    add(entry.config_name)
+    checker = safety.MemberChecker(path, allow_symlinks=True)
+    for walked, data in walk(stream, path, checker):
+        if walked.name in keep:
+            yield walked.header
+            yield from data
+            yield b"\0" * padding(walked.size)
+    yield from _selected_tail(entry, tops)
+
+
+def _selected_tail(entry: ArchiveEntry, tops: List[str]) -> Iterator[bytes]:
+    """``manifest.json`` (and ``repositories``) of a one-image docker-archive, and its end."""
     manifest: List[Dict[str, Any]] = [{
         "Config": entry.config_name, "RepoTags": entry.repo_tags or None,
         "Layers": entry.layer_names}]

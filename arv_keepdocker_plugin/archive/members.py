@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import os
 import stat
-from typing import IO, Dict, Generator, Iterator, Optional
+from typing import IO, Dict, Generator, Iterator, Optional, Protocol
 
 from . import safety
 from .safety import bad
@@ -36,10 +36,14 @@ class Member:
     linkname: str = ""
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class OwnsMembers:
     """For readers that hold a ``members`` object: close it, also as a context manager."""
 
-    members: "TarMembers"
+    members: "_Closable"
 
     def __enter__(self):
         return self
@@ -165,6 +169,14 @@ class TarMembers:
         """Refuse a file that was modified or resized since it was listed."""
         if _identity(self.file) != self.identity:
             raise bad(self.archive, "changed while being read")
+
+    def head(self, member: Member, size: int) -> bytes:
+        """The first ``size`` bytes of a member's data (fewer if it is shorter)."""
+        chunks = self.chunks(member)
+        try:
+            return next(chunks, b"")[:size]
+        finally:
+            chunks.close()
 
     def read(self, member: Member, what: str) -> bytes:
         """All of a small member's data (capped like a JSON document)."""

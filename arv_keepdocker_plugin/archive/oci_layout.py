@@ -27,15 +27,16 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import AbstractSet, Generator, Iterator, List, Optional, cast
+from typing import AbstractSet, Generator, Iterator, List, Optional, Set, cast
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece, StoredData
 from ..streams import ChunkReader
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
-from .members import DirectoryMembers, OwnsMembers, TarMembers, verified
+from .members import DirectoryMembers, OwnsMembers, verified
 from .platforms import Platform, host_platform
+from .streamed import ArchiveMembers, decompressed, open_archive, walk
 from .safety import bad
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -97,6 +98,8 @@ class OciImage:
     config: dict
     config_bytes: bytes
     layer_descriptors: List[dict]
+    #: The layout tar's compression (read in order, whole), or None.
+    compression: Optional[str] = None
 
     @property
     def image_id(self) -> str:
@@ -114,6 +117,14 @@ class OciImage:
     @contextlib.contextmanager
     def export(self, repo_tag: Optional[str] = None) -> Iterator[ByteStream]:
         """A docker-archive stream of this image (reopens the layout)."""
+        if self.compression is not None:
+            with decompressed(self.path, self.compression) as stream:
+                reader = ChunkReader(_stream_to_docker_archive(stream, self, repo_tag))
+                try:
+                    yield reader
+                finally:
+                    reader.close()
+            return
         members = open_members(self.path, self.directory)
         # With no layer skipped, every piece is bytes.
         reader = ChunkReader(cast(Iterator[bytes], to_docker_archive(members, self, repo_tag)))
@@ -127,7 +138,11 @@ class OciImage:
     def export_pieces(self, skip: AbstractSet[str], repo_tag: Optional[str] = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
-        of each layer blob whose digest is in ``skip``."""
+        of each layer blob whose digest is in ``skip``. Not for a compressed
+        layout tar, which is read in order, whole."""
+        if self.compression is not None:
+            raise bad(self.path, "a {} layout is read whole; no layer can be skipped".format(
+                self.compression))
         members = open_members(self.path, self.directory)
         pieces = to_docker_archive(members, self, repo_tag, skip)
         try:
@@ -137,9 +152,9 @@ class OciImage:
             members.close()
 
 
-def open_members(path: str, directory: bool) -> TarMembers:
-    """The layout's files: a :class:`TarMembers` (no links allowed) or a directory."""
-    return DirectoryMembers(path) if directory else TarMembers(path, allow_symlinks=False)
+def open_members(path: str, directory: bool) -> ArchiveMembers:
+    """The layout's files: a directory, a tar (no links allowed), or a compressed tar."""
+    return DirectoryMembers(path) if directory else open_archive(path, allow_symlinks=False)
 
 
 class OciLayout(OwnsMembers):
@@ -147,6 +162,8 @@ class OciLayout(OwnsMembers):
 
     :raises BadArchive: unreadable, unsafe, no or malformed ``index.json``.
     """
+
+    members: ArchiveMembers
 
     def __init__(self, path: str, directory: bool = False) -> None:
         self.path = path
@@ -272,7 +289,8 @@ class OciLayout(OwnsMembers):
             self._check_layer(desc)
         media = manifest.get("mediaType") or cand.descriptor.get("mediaType") or MANIFEST_TYPES[0]
         return OciImage(self.path, self.directory, cand.ref, cand.annotations, manifest,
-                        data, media, config, config_bytes, layers)
+                        data, media, config, config_bytes, layers,
+                        getattr(self.members, "compression", None))
 
     def _check_layer(self, desc: dict) -> None:
         name = _blob_name(self.path, desc, "layer")
@@ -280,7 +298,7 @@ class OciLayout(OwnsMembers):
         member = self.members.find(name)
         if member is None:
             raise bad(self.path, "layer blob {} is missing".format(desc.get("digest")))
-        if "zstd" in media or _starts_with(self.members, member, ZSTD_MAGIC):
+        if "zstd" in media or self.members.head(member, len(ZSTD_MAGIC)) == ZSTD_MAGIC:
             raise bad(self.path, "layer {} is zstd-compressed; zstd-compressed layers cannot "
                       "be loaded by docker load; convert the image first, e.g. with "
                       "skopeo copy --dest-compress-format gzip".format(desc.get("digest")))
@@ -292,17 +310,7 @@ class OciLayout(OwnsMembers):
                 desc.get("digest"), member.size, desc.get("size")))
 
 
-def _starts_with(members: TarMembers, member, magic: bytes) -> bool:
-    if member.size < len(magic):
-        return False
-    chunks = members.chunks(member)
-    try:
-        return next(chunks)[:len(magic)] == magic
-    finally:
-        chunks.close()
-
-
-def to_docker_archive(members: TarMembers, image: OciImage, repo_tag: Optional[str] = None,
+def to_docker_archive(members: ArchiveMembers, image: OciImage, repo_tag: Optional[str] = None,
                       skip: AbstractSet[str] = frozenset()) -> Generator[Piece, None, None]:
     """The tar bytes of a Docker 25-style docker-archive of ``image``.
 
@@ -334,6 +342,46 @@ def to_docker_archive(members: TarMembers, image: OciImage, repo_tag: Optional[s
         chunks = verified(archive, "layer blob {}".format(desc["digest"]),
                           members.chunks(member), desc["digest"], desc["size"])
         yield from tarwrite.streamed_member(name, member.size, chunks)
+    yield from _small_blobs_and_metadata(image, layer_names, written, repo_tag)
+
+
+def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
+                              repo_tag: Optional[str]) -> Iterator[bytes]:
+    """:func:`to_docker_archive` from a compressed layout tar, read in stream order.
+
+    Each layer blob the image needs is written as it passes (the order of
+    members does not matter to a loader: ``manifest.json`` names them), its
+    size checked against its descriptor (the digest is checked by the tap
+    that stores the stream); then config, manifest and metadata.
+    """
+    archive = image.path
+    yield tarwrite.header("blobs", directory=True)
+    yield tarwrite.header("blobs/sha256", directory=True)
+    sizes = {}
+    layer_names = []
+    for desc in image.layer_descriptors:
+        name = _blob_name(archive, desc, "layer")
+        layer_names.append(name)
+        sizes[name] = desc["size"]
+    written: Set[str] = set()
+    for walked, data in walk(stream, archive, safety.MemberChecker(archive)):
+        if walked.name not in sizes or walked.name in written:
+            continue
+        if walked.size != sizes[walked.name]:
+            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
+                walked.name, walked.size, sizes[walked.name]))
+        written.add(walked.name)
+        yield from tarwrite.streamed_member(walked.name, walked.size, data)
+    missing = set(sizes) - written
+    if missing:
+        raise bad(archive, "layer blob {} is missing".format(sorted(missing)[0]))
+    yield from _small_blobs_and_metadata(image, layer_names, written, repo_tag)
+
+
+def _small_blobs_and_metadata(image: OciImage, layer_names: List[str], written: Set[str],
+                              repo_tag: Optional[str]) -> Iterator[bytes]:
+    """Config and manifest blobs, ``index.json``, ``manifest.json``, ``oci-layout``,
+    ``repositories`` and the end of the archive."""
     config_name = "blobs/sha256/" + image.image_id.split(":", 1)[1]
     if config_name not in written:
         written.add(config_name)

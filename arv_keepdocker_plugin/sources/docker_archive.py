@@ -76,8 +76,9 @@ class DockerArchiveSource(ImageSource):
         return Image(image_id=image_id, source=self.name, repo_tag=repo_tag, config=config,
                      manifest_digest=manifest_digest, layers=tuple(layers),
                      export=lambda: archive.export(entry, expected_id=image_id),
-                     export_pieces=lambda skip: archive.export_pieces(
-                         entry, skip, expected_id=image_id))
+                     # A compressed archive is read in order, whole: no layer is skipped.
+                     export_pieces=None if archive.compression else (
+                         lambda skip: archive.export_pieces(entry, skip, expected_id=image_id)))
 
 
 def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:

@@ -61,7 +61,9 @@ class _LayoutSource(ImageSource):
         return Image(image_id=image.image_id, source=self.name, repo_tag=repo_tag,
                      config=image.config, manifest_digest=image.manifest_digest,
                      layers=image.layers, export=lambda: image.export(repo_tag),
-                     export_pieces=lambda skip: image.export_pieces(skip, repo_tag))
+                     # A compressed layout tar is read in order, whole: nothing is skipped.
+                     export_pieces=None if image.compression else (
+                         lambda skip: image.export_pieces(skip, repo_tag)))
 
 
 class OciArchiveSource(_LayoutSource):

@@ -1,0 +1,254 @@
+"""Compressed archives (``docker save | gzip``, bzip2, xz, zstd), read as streams in two passes.
+
+A compressed tar cannot seek, and ``docker save`` writes ``manifest.json``
+last, so nothing says which image it holds or which members are its layers
+until the whole stream has passed. We read it twice, decompressing each
+time, never writing it out:
+
+1. :class:`StreamMembers` walks the decompressed stream once and remembers
+   every member (name, kind, size) and the small JSON documents
+   (``manifest.json``, ``index.json``, configs, OCI manifests), so the image
+   id is known before anything is uploaded: an image already in Arvados
+   costs one pass and no upload;
+2. the export decompresses the file again and streams the tar (or, for one
+   image out of several, or an OCI layout, only the members the image needs,
+   via :func:`walk`) into Keep. Layers already stored are decompressed but
+   not uploaded (their blocks have the same md5).
+
+The cost is a second decompression of the whole archive for a new image
+(figures in bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from ..compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
+from ..image import ByteStream
+from ..streams import ChunkReader
+from . import safety
+from .members import Member, TarMembers, open_regular_file
+from .safety import bad
+from .tarheaders import (BLOCK, Extensions, check_extension, is_extension, padding,
+                         parse_block)
+
+#: Compressed bytes read per call.
+READ_CHUNK = 1 << 20
+#: Small members kept in memory during the first pass (all JSON the image needs).
+KEEP_LIMIT = safety.JSON_SIZE_LIMIT
+#: Bound on all bytes kept at once.
+KEEP_TOTAL = 64 << 20
+#: Bytes kept from the start of every member (to recognise zstd layers).
+HEAD_BYTES = 8
+
+
+def compression_of(path: str) -> Optional[str]:
+    """The compression of the file at ``path`` (``None`` for a plain tar)."""
+    with open_regular_file(path) as f:
+        return sniff(f.read(SNIFF_BYTES))
+
+
+def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
+    """The members of an archive file: listed by seeking, or learnt by a first pass."""
+    kind = compression_of(path)
+    if kind is None:
+        return TarMembers(path, allow_symlinks)
+    return StreamMembers(path, kind, allow_symlinks)
+
+
+@contextlib.contextmanager
+def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
+    """The decompressed bytes of ``path`` as a stream; a corrupt or truncated file fails."""
+    f = open_regular_file(path)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            decompressor = Decompressor(kind)
+            while True:
+                data = f.read(READ_CHUNK)
+                if not data:
+                    decompressor.end()
+                    return
+                yield from decompressor.feed(data)
+        except CompressionError as error:
+            raise bad(path, str(error)) from None
+
+    reader = ChunkReader(chunks())
+    try:
+        yield reader
+    finally:
+        reader.close()
+        f.close()
+
+
+@dataclasses.dataclass
+class Walked:
+    """One member met by :func:`walk`: what it is, its header bytes, where it is."""
+
+    name: Optional[str]   # normalized; None for the archive root
+    kind: str
+    size: int             # data bytes that follow the header
+    linkname: str
+    header: bytes         # the raw header block(s), extensions included
+    offset: int           # where its data starts in the uncompressed stream
+
+
+def walk(stream: ByteStream, archive: str, checker: safety.MemberChecker
+         ) -> Iterator[Tuple[Walked, Iterator[bytes]]]:
+    """Each member of a tar stream with an iterator over its data.
+
+    The consumer may read the data iterator or not; what it leaves unread
+    is skipped before the next member. Padding is skipped too.
+    """
+    pos = 0
+    extensions = Extensions(archive)
+    prefix = b""
+    while True:
+        block = _read_exact(stream, BLOCK, archive, "a header", allow_empty=True)
+        if not block:
+            return  # the end, without end-of-archive blocks
+        info = parse_block(archive, block, pos)
+        pos += BLOCK
+        if info is None:
+            if pos == BLOCK:
+                raise bad(archive, "not a tar archive (starts with a zero block)")
+            return
+        if is_extension(info):
+            size = check_extension(archive, info)
+            extension = _read_exact(stream, size + padding(size), archive,
+                                    "a tar extension header")
+            extensions.add(info, extension[:size])
+            prefix += block + extension
+            pos += len(extension)
+            continue
+        member = extensions.apply(info)
+        norm = checker.check(member.name, member.kind, member.linkname)
+        size = member.size if member.kind == safety.FILE else info.size
+        walked = Walked(norm, member.kind, size, member.linkname, prefix + block, pos)
+        prefix = b""
+        data = _DataReader(stream, size, archive, norm or member.name)
+        yield walked, iter(data)
+        data.skip_rest()
+        pos += size
+        skipped = _read_exact(stream, padding(size), archive, "padding")
+        pos += len(skipped)
+
+
+class _DataReader:
+    def __init__(self, stream: ByteStream, size: int, archive: str, name: str) -> None:
+        self.stream = stream
+        self.left = size
+        self.archive = archive
+        self.name = name
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.left:
+            data = self.stream.read(min(self.left, READ_CHUNK))
+            if not data:
+                raise bad(self.archive, "truncated archive (ends inside {!r})".format(self.name))
+            self.left -= len(data)
+            yield data
+
+    def skip_rest(self) -> None:
+        for _ in self:
+            pass
+
+
+def _read_exact(stream: ByteStream, size: int, archive: str, what: str,
+                allow_empty: bool = False) -> bytes:
+    parts: List[bytes] = []
+    got = 0
+    while got < size:
+        data = stream.read(size - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    out = b"".join(parts)
+    if got < size and not (allow_empty and got == 0):
+        raise bad(archive, "truncated archive (ends inside {})".format(what))
+    return out
+
+
+class StreamMembers:
+    """The members of a compressed archive, learnt in one pass (see the module docstring).
+
+    Offers the reading interface of :class:`~.members.TarMembers` for what
+    was kept (small documents); the data of other members is read again by
+    the second pass, never from here.
+    """
+
+    def __init__(self, path: str, kind: str, allow_symlinks: bool = False) -> None:
+        self.path = path
+        self.archive = path
+        self.compression = kind
+        self.checker = safety.MemberChecker(path, allow_symlinks)
+        self.members: Dict[str, Member] = {}
+        self.kept: Dict[str, bytes] = {}
+        self.heads: Dict[str, bytes] = {}
+        kept_total = 0
+        with decompressed(path, kind) as stream:
+            for walked, data in walk(stream, path, self.checker):
+                if walked.name is None:
+                    continue
+                self.members[walked.name] = Member(walked.name, walked.kind, walked.size
+                                                   if walked.kind == safety.FILE else 0,
+                                                   walked.offset, walked.linkname)
+                if walked.kind != safety.FILE:
+                    continue
+                if walked.size <= KEEP_LIMIT and kept_total + walked.size <= KEEP_TOTAL:
+                    body = b"".join(data)
+                    if walked.size <= HEAD_BYTES or body[:1] in (b"{", b"["):
+                        self.kept[walked.name] = body
+                        kept_total += len(body)
+                    self.heads[walked.name] = body[:HEAD_BYTES]
+                else:
+                    first = next(data, b"")
+                    self.heads[walked.name] = first[:HEAD_BYTES]
+        if not self.members:
+            raise bad(path, "empty {} stream, not a tar archive".format(kind))
+
+    # -- the TarMembers interface, for kept members ------------------------------
+
+    def close(self) -> None:
+        """Nothing stays open between passes."""
+
+    def find(self, name: str) -> Optional[Member]:
+        norm = safety.normalize_member_name(self.archive, name)
+        if norm is None:
+            return None
+        member = self.members.get(self.checker.resolve(norm))
+        if member is None or member.kind != safety.FILE:
+            return None
+        return member
+
+    def get(self, name: str, what: Optional[str] = None) -> Member:
+        member = self.find(name)
+        if member is None:
+            raise bad(self.archive, "{} {!r} is missing from the archive".format(
+                what or "member", name))
+        return member
+
+    def head(self, member: Member, size: int) -> bytes:
+        return self.heads.get(member.name, b"")[:size]
+
+    def chunks(self, member: Member) -> Iterator[bytes]:
+        data = self.kept.get(member.name)
+        if data is None:
+            raise bad(self.archive, "{!r} is not a small document; it is read while the "
+                      "archive streams".format(member.name))
+        yield data
+
+    def read(self, member: Member, what: str) -> bytes:
+        safety.check_size(self.archive, what, member.size)
+        return b"".join(self.chunks(member))
+
+    def read_json(self, name: str, what: Optional[str] = None):
+        what = what or name
+        return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
+
+
+#: The members of an archive file, however it is read.
+ArchiveMembers = Union[TarMembers, StreamMembers]
