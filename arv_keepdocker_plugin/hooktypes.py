@@ -19,6 +19,10 @@ LAYER_LINK = "docker_image_layer"
 #: Hash-link property holding an image's manifest digest (registries and
 #: Docker's containerd store name images by it), so either digest finds it.
 MANIFEST_DIGEST_PROPERTY = "image_manifest_digest"
+#: Hash-link property holding the digest of the image index (multi-platform
+#: image) the image was chosen from, which Docker's containerd store and
+#: ``docker pull`` name a multi-platform image by.
+INDEX_DIGEST_PROPERTY = "image_index_digest"
 
 
 class FormatVerdict(NamedTuple):

@@ -121,7 +121,12 @@ class Image:
     (``repo:tag``) or ``None`` when the image was given by id. ``config`` is the
     parsed image configuration (``created``, ``config.Labels``...), possibly
     empty when the source cannot read it cheaply before export.
-    ``manifest_digest`` is the registry/OCI manifest digest when known.
+    ``manifest_digest`` is the registry/OCI manifest digest when known, and
+    ``index_digest`` the digest of the image index (a multi-platform image)
+    it was chosen from. ``provisional_id`` is true when the source could only
+    name the image by such a digest (Docker's containerd image store calls
+    images by their manifest or index digest): ``image_id`` then holds that
+    digest until the upload learns the config digest from the export.
     ``export`` opens a docker-archive byte stream of the image; call it as a
     context manager. Sources that cannot export (for instance an image only
     known from Arvados) leave it ``None``.
@@ -140,6 +145,8 @@ class Image:
     repo_tag: Optional[str] = None
     config: Dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest_digest: Optional[str] = None
+    index_digest: Optional[str] = None
+    provisional_id: bool = False
     layers: Tuple[Layer, ...] = ()
     export: Optional[Callable[[], ContextManager[ByteStream]]] = None
     export_pieces: Optional[Callable[[AbstractSet[str]], ContextManager[Iterator[Piece]]]] = None

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import arvados.util
 import ciso8601
 
-from .hooktypes import HASH_LINK, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
+from .hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
 
 #: Sort value for links without a usable ``image_timestamp``.
 EARLIEST = datetime.datetime(datetime.MINYEAR, 1, 1)
@@ -90,12 +90,14 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
             found = hash_links = docker_links(api, num_retries, [
                 ["link_class", "=", HASH_LINK],
                 ["name", "ilike", image_name + "%"]] + owner)
-            if not found and _DIGEST.match(image_name):
-                # A manifest digest (what registries and Docker's containerd
-                # store call the image) recorded beside the config digest.
+            for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
+                if found or not _DIGEST.match(image_name):
+                    break
+                # A manifest or index digest (what registries and Docker's
+                # containerd store call an image) recorded beside the config digest.
                 found = hash_links = docker_links(api, num_retries, [
                     ["link_class", "=", HASH_LINK],
-                    ["properties." + MANIFEST_DIGEST_PROPERTY, "=", image_name]] + owner)
+                    ["properties." + prop, "=", image_name]] + owner)
         head_filter = [["head_uuid", "in", [link["head_uuid"] for link in found]]]
 
     if hash_links is None:

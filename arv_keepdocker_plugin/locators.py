@@ -34,6 +34,11 @@ def escape_name(name: str) -> str:
     return "".join("\\%03o" % ord(c) if c in "\\:" or ord(c) <= 32 else c for c in name)
 
 
+def unescape_name(token: str) -> str:
+    """A manifest's file name token back to the name (``\\ooo`` octal escapes)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), token)
+
+
 def manifest_text(locators: List[str], size: int, filename: str) -> str:
     """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
     blocks = locators or [EMPTY_BLOCK]

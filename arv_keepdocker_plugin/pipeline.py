@@ -52,16 +52,16 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
         user = current_user(api, retries)
         owner = options.project_uuid or user
 
-        def lock(image_id: str = image.image_id) -> ArvadosLock:
+        def lock(image_id: str) -> ArvadosLock:
             return ArvadosLock(api, owner, image_id, retries)
 
-        def reuser(image_id: str) -> Reuser:
-            return Reuser(api, recorder, retries, owner, frozenset({user, owner}),
-                          lambda: lock(image_id))
+        reuser = Reuser(api, recorder, retries, owner, frozenset({user, owner}), lock)
+
+        def name_for(found: Image) -> str:
+            return collection_name(options, found, repo_tag)
 
         if not options.force:
-            record = reuser(image.image_id).reuse(
-                image, repo_tag, collection_name(options, image, repo_tag))
+            record = reuser.reuse(image, repo_tag, name_for)
             if record is not None:
                 stdout.write(record["uuid"] + "\n")
                 return "reused"
@@ -80,7 +80,7 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
         # that stored the same image meanwhile wins, and this one adopts its copy.
         with lock(image.image_id):
             if not options.force:
-                record = reuser(image.image_id).reuse(image, repo_tag, name, locked=True)
+                record = reuser.reuse(image, repo_tag, name_for, locked=True)
                 if record is not None:
                     tar.journal.discard()
                     stdout.write(record["uuid"] + "\n")

@@ -50,6 +50,9 @@ class StoredTar:
     config_digest: str
     layers: List[Layer]
     journal: Journal
+    #: From the tar's ``index.json``, when it has one.
+    manifest_digest: Optional[str] = None
+    index_digest: Optional[str] = None
 
     def manifest_text(self, image_id: str) -> str:
         """The one-file manifest ``<image_id>.tar``."""
@@ -62,10 +65,16 @@ class StoredTar:
         prints the manifest digest); the id is the config digest of what was
         exported, as ``docker load`` will report it.
         """
-        changes: Dict[str, Any] = {"config": self.config, "layers": tuple(self.layers)}
+        changes: Dict[str, Any] = {"config": self.config, "layers": tuple(self.layers),
+                                   "provisional_id": False}
         if self.config_digest != image.image_id and image.format == "v2":
             changes["image_id"] = self.config_digest
-            changes["manifest_digest"] = image.manifest_digest or image.image_id
+        # The archive's own index.json says best what the image is called by.
+        if self.manifest_digest is not None:
+            changes["manifest_digest"] = self.manifest_digest
+            changes["index_digest"] = self.index_digest or image.index_digest
+        elif self.config_digest != image.image_id and not image.manifest_digest:
+            changes["manifest_digest"] = image.image_id
         return dataclasses.replace(image, **changes)
 
 
@@ -111,7 +120,7 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
     progress.finish()
     assert tap.config is not None and tap.config_digest is not None
     return StoredTar(locators, writer.position, tap.config, tap.config_digest,
-                     aligned_layers(tap), journal)
+                     aligned_layers(tap), journal, tap.manifest_digest, tap.index_digest)
 
 
 def aligned_layers(tap: TarTap) -> List[Layer]:

@@ -28,8 +28,14 @@ READ_CHUNK = 8 << 20
 
 
 def problem_with(api, collection: Mapping[str, Any], image_id: str,
-                 retries: int) -> Optional[str]:
-    """Why ``collection`` is not a loadable ``image_id``, or None when it is."""
+                 retries: int, named_by: Optional[str] = None) -> Optional[str]:
+    """Why ``collection`` is not a loadable ``image_id``, or None when it is.
+
+    With ``named_by`` (a manifest or index digest someone's link says names
+    this image), the tar must also prove it: its ``index.json`` must lead
+    from that digest to the config (blobs are checked against their names,
+    so no other bytes can pass for that digest).
+    """
     try:
         reader = arvados.collection.CollectionReader(
             collection["manifest_text"], api_client=api, num_retries=retries)
@@ -51,13 +57,16 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
                                                  else type(error).__name__)
     if tap.config_digest != image_id:
         return "its config has {}, not {}".format(tap.config_digest, image_id)
+    if named_by is not None and named_by not in (tap.index_digest, tap.manifest_digest):
+        return "it does not show that {} names this image".format(named_by)
     return None
 
 
-def loadable(api, collection: Mapping[str, Any], image_id: str, retries: int) -> bool:
+def loadable(api, collection: Mapping[str, Any], image_id: str, retries: int,
+             named_by: Optional[str] = None) -> bool:
     """Check ``collection``; warn, naming it, when it fails."""
     logger.info("checking %s, made by another user, before reusing it", collection["uuid"])
-    problem = problem_with(api, collection, image_id, retries)
+    problem = problem_with(api, collection, image_id, retries, named_by)
     if problem is not None:
         logger.warning("not reusing collection %s as image %s: %s", collection["uuid"],
                        image_id, problem)

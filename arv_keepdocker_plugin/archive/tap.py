@@ -16,6 +16,7 @@ the archive.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tarfile
 from typing import Callable, Dict, List, Optional, Tuple
@@ -31,6 +32,10 @@ from .tarheaders import BLOCK, Extensions, check_extension, is_extension, parse_
 BLOB_KEEP_LIMIT = 1024 * 1024
 #: Bound on all bytes kept at once (JSON candidates waiting for manifest.json).
 KEEP_TOTAL_LIMIT = 32 * 1024 * 1024
+#: OCI manifests and indexes (``index.json``, small blobs) kept to learn the
+#: manifest digest; each at most, and all together at most.
+OCI_DOC_LIMIT = 1024 * 1024
+OCI_DOCS_TOTAL = 8 * 1024 * 1024
 
 #: A content-addressed member (Docker 25+ and OCI layouts).
 BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
@@ -107,6 +112,11 @@ class TarTap:
         self._keep: Optional[bytearray] = None
         self._keep_limit = 0
         self._kept: Dict[str, bytes] = {}
+        self._oci_docs: Dict[str, bytes] = {}
+        self._oci_total = 0
+        #: From ``index.json`` (Docker 25+, OCI): what the archive names the image by.
+        self.index_digest: Optional[str] = None
+        self.manifest_digest: Optional[str] = None
         self._kept_total = 0
         self._sizes: Dict[str, int] = {}
         self.members: List[Tuple[str, int, int]] = []
@@ -283,10 +293,13 @@ class TarTap:
             self._keep_limit = safety.JSON_SIZE_LIMIT
         elif self.manifest is not None:
             wanted = self.manifest.get("Config") if isinstance(self.manifest, dict) else None
-            if name != wanted:
+            if name == wanted:
+                safety.check_size(self.archive, "image config {!r}".format(name), size)
+                self._keep_limit = safety.JSON_SIZE_LIMIT
+            elif BLOB.match(name):
+                self._keep_limit = OCI_DOC_LIMIT  # perhaps an OCI manifest or index
+            else:
                 return
-            safety.check_size(self.archive, "image config {!r}".format(name), size)
-            self._keep_limit = safety.JSON_SIZE_LIMIT
         elif name.endswith(".json") and "/" not in name:
             self._keep_limit = safety.JSON_SIZE_LIMIT
         else:
@@ -326,6 +339,12 @@ class TarTap:
     def _remember(self, name: str, data: bytes) -> None:
         if name == "manifest.json":
             self._set_manifest(data)
+            return
+        if (name == "index.json" or BLOB.match(name)) and len(data) <= OCI_DOC_LIMIT \
+                and self._oci_total + len(data) <= OCI_DOCS_TOTAL:
+            self._oci_docs[name] = data
+            self._oci_total += len(data)
+        if self.manifest is not None and name != self.manifest.get("Config"):
             return
         self._kept[name] = data
         self._kept_total += len(data)
@@ -398,7 +417,10 @@ class TarTap:
             raise bad(self.archive, "config {!r} has {}, not the digest its name "
                       "says".format(config_name, self.config_digest))
         self.layer_digests = self._check_layers(self.manifest["Layers"], self.config)
+        self.index_digest, self.manifest_digest = oci_digests(
+            self._oci_docs, self.config_digest)
         self._kept = {}
+        self._oci_docs = {}
         self.finished = True
 
     def _check_layers(self, layers: List[str], config: dict) -> List[Digests]:
@@ -422,3 +444,39 @@ class TarTap:
                               name, digests.diff_id, diff_id))
             checked.append(digests)
         return checked
+
+
+def oci_digests(docs: Dict[str, bytes], config_digest: str) -> Tuple[Optional[str],
+                                                                      Optional[str]]:
+    """``(index digest, manifest digest)`` of the image whose config is ``config_digest``.
+
+    Follows ``index.json`` (as Docker 25+ and OCI layouts write it) through
+    nested indexes, among the blobs at hand, to the manifest that names the
+    config; the index digest is ``index.json``'s target when that is an index
+    (a multi-platform image), else None. ``(None, None)`` when the archive
+    does not say.
+    """
+    def load(name: str):
+        try:
+            return json.loads(docs[name])
+        except (KeyError, ValueError, RecursionError):
+            return None
+
+    def manifests(doc, depth):
+        if depth > 4 or not isinstance(doc, dict):
+            return
+        for desc in doc.get("manifests") or []:
+            digest = desc.get("digest") if isinstance(desc, dict) else None
+            if not isinstance(digest, str) or not digest.startswith("sha256:"):
+                continue
+            blob = load("blobs/sha256/" + digest[7:])
+            if isinstance(blob, dict) and isinstance(blob.get("manifests"), list):
+                yield from ((top or digest, found)
+                            for top, found in manifests(blob, depth + 1))
+            elif isinstance(blob, dict) and (blob.get("config") or {}).get("digest") \
+                    == config_digest:
+                yield None, digest
+
+    for index, manifest in manifests(load("index.json"), 0):
+        return index, manifest
+    return None, None

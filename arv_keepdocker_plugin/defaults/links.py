@@ -16,7 +16,8 @@ finds the image.
 from typing import Any, Dict, List, Optional
 
 from .. import hookimpl
-from ..hooktypes import HASH_LINK, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK, LinkSpec
+from ..hooktypes import (HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY,
+                         REPO_TAG_LINK, LinkSpec)
 from ..image import Image
 
 #: The collection property 3.2.1 sets.
@@ -29,6 +30,9 @@ def link_properties(image: Image) -> Dict[str, Any]:
         properties["image_timestamp"] = image.created
     if image.manifest_digest and image.manifest_digest != image.image_id:
         properties[MANIFEST_DIGEST_PROPERTY] = image.manifest_digest
+    if image.index_digest and image.index_digest not in (image.image_id,
+                                                         image.manifest_digest):
+        properties[INDEX_DIGEST_PROPERTY] = image.index_digest
     return properties
 
 

@@ -9,6 +9,7 @@ the user's docker configuration apply unchanged. The image is exported with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..reference import parse_engine_reference
+from ..reference import checked_image_id, parse_engine_reference
 from .enginecli import exporting, first_line, image_from_inspect
 
 #: How long ``available()`` waits for the engine to answer.
@@ -98,6 +99,9 @@ class DockerDaemonSource(ImageSource):
     description = "images in the local Docker engine (docker CLI, honours DOCKER_HOST)"
     serves_bare_names = True
 
+    def __init__(self) -> None:
+        self._containerd: Optional[bool] = None
+
     # -- the CLI ----------------------------------------------------------
 
     def _binary(self) -> str:
@@ -159,12 +163,29 @@ class DockerDaemonSource(ImageSource):
         if len(matches) > 1:
             raise ImageNotFound("{} images match {}".format(len(matches), target))
         info = matches[0]
-        image_id = info["Id"]
+        image_id = checked_image_id(info.get("Id"))
         binary = self._binary()
-        return image_from_inspect(
+        image = image_from_inspect(
             info, self.name, reference, image_id,
             lambda: exporting([binary, "save", image_id], "docker save " + image_id),
             manifest_digest=pick_repo_digest(info.get("RepoDigests"), reference.name))
+        if self.containerd_store():
+            # Its Id is the manifest (or index) digest: the config digest, the id
+            # the image is stored under, is known once the export has passed.
+            image = dataclasses.replace(image, provisional_id=True, manifest_digest=None)
+        return image
+
+    def containerd_store(self) -> bool:
+        """Whether the engine keeps images in containerd's store (Docker 29's default).
+
+        ``docker info`` says so in its driver status
+        (``driver-type: io.containerd.snapshotter.v1``); asked once per run.
+        """
+        if self._containerd is None:
+            result = self._run(["info", "--format", "{{json .DriverStatus}}"],
+                               INSPECT_TIMEOUT)
+            self._containerd = b"io.containerd.snapshotter" in result.stdout
+        return self._containerd
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None:

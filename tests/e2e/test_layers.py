@@ -146,7 +146,9 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
     while time.monotonic() < deadline:
         if os.path.exists(path):
             with open(path) as f:
-                done = sum(int(line.split("+")[1]) for line in f if line.strip())
+                # The first line names the token ("token <uuid>"); then locators.
+                done = sum(int(line.split("+")[1]) for line in f
+                           if line.strip() and not line.startswith("token "))
             if done >= min_bytes:
                 return done
         assert proc.poll() is None, proc.communicate()
