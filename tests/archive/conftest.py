@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 #: Docker's hello-world test archives live beside the project, not in it.
 SHARED_TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "testdata")

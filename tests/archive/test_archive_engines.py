@@ -1,6 +1,6 @@
 """Converted streams load into a real Docker engine; podman's saves are read right.
 
-Uses the session engines from :mod:`arv_keepdocker_plugin.testing.engines_fixtures`
+Uses the session engines from :mod:`arv_keepdocker_testkit.engines_fixtures`
 (skipped with the reason when an engine cannot start, failed under ``CI``).
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout import OciLayout
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 def unique(prefix):

@@ -14,8 +14,8 @@ import arvados.collection
 import arvados.errors
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import Cluster
-from arv_keepdocker_plugin.testing.cluster.cluster import pid_alive
+from arv_keepdocker_testkit.cluster import Cluster
+from arv_keepdocker_testkit.cluster.cluster import pid_alive
 
 SCRIPT = Path(sys.executable).parent / "arv-keepdocker-cluster"
 ENV_LINE = re.compile(r"^export (ARVADOS_API_HOST|ARVADOS_API_TOKEN|ARVADOS_API_HOST_INSECURE)=(\S+)$")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import discovery
-from arv_keepdocker_plugin.testing.cluster.routes import GLOBAL_PARAMS, Router
+from arv_keepdocker_testkit.cluster import discovery
+from arv_keepdocker_testkit.cluster.routes import GLOBAL_PARAMS, Router
 
 SHARED_DOC = Path(__file__).resolve().parents[2] / ".." / "shared" / "arvados" / "arvados-v1-discovery.json"
 RUNTIME_KEYS = {"rootUrl", "baseUrl", "uuidPrefix", "dockerImageFormats", "defaultCollectionReplication",

@@ -9,7 +9,7 @@ import arvados.errors
 import pytest
 from googleapiclient.errors import HttpError
 
-from arv_keepdocker_plugin.testing.cluster.faults import Fault, Faults
+from arv_keepdocker_testkit.cluster.faults import Fault, Faults
 
 
 # -- the table ---------------------------------------------------------------------

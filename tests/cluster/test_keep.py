@@ -9,7 +9,7 @@ import arvados.errors
 import pytest
 from googleapiclient.errors import HttpError
 
-from arv_keepdocker_plugin.testing.cluster import manifest, signing
+from arv_keepdocker_testkit.cluster import manifest, signing
 from keep_http import KeepConnection
 
 MiB = 1 << 20

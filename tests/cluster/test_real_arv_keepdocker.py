@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 UUID = re.compile(r"^[a-z0-9]{5}-4zz18-[a-z0-9]{15}$")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import Cluster
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.cluster import Cluster
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import Runner, error_lines
 from .test_upload_docker import uploaded_uuid

@@ -16,7 +16,7 @@ import pytest
 
 from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE, block_key
 from arv_keepdocker_plugin.layerindex import locators_for_range
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import layer_links, load_from_keep
 from .test_upload_docker import uploaded_uuid

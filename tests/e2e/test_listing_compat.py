@@ -7,7 +7,7 @@ import arvados.commands.keepdocker as sdk_keepdocker
 import pytest
 
 from arv_keepdocker_plugin import compat
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .test_upload_docker import uploaded_uuid
 

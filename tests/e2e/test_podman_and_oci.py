@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from arv_keepdocker_plugin.testing import imagebuild
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit import imagebuild
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import Runner, image_links, load_from_keep
 from .test_bad_input import one_error

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import collection_files, image_links, load_from_keep
 

@@ -14,7 +14,7 @@ from arv_keepdocker_plugin.sources.containers_storage import (
     ContainersStorageSource,
     is_loopback_registry,
 )
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 
 @pytest.fixture(scope="module")

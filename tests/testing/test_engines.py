@@ -1,4 +1,4 @@
-"""The private engines shipped for tests and hook authors (testing/engines.py)."""
+"""The private engines shipped for tests and hook authors (arv_keepdocker_testkit/engines.py)."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from arv_keepdocker_plugin.testing import engines_fixtures
-from arv_keepdocker_plugin.testing.engines import (
+from arv_keepdocker_testkit import engines_fixtures
+from arv_keepdocker_testkit.engines import (
     DockerEngine,
     EngineStartError,
     PodmanStore,

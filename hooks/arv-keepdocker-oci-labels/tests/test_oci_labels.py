@@ -14,7 +14,7 @@ import pytest
 import arv_keepdocker_oci_labels as oci_labels
 from arv_keepdocker_plugin.image import Image
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.testing import imagebuild
+from arv_keepdocker_testkit import imagebuild
 
 
 def test_only_string_oci_labels_are_kept():

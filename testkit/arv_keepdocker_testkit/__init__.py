@@ -1,4 +1,7 @@
-"""Test support shipped with the product, for this project and for hook authors.
+"""arv-keepdocker-testkit: test support for arv-keepdocker-plugin and hook authors.
+
+A distribution of its own (``testkit/`` in the repository), so the product
+carries no test server, TLS or fixtures.
 
 * :mod:`.cluster` - a local Arvados-compatible cluster (API + Keep over HTTPS),
   also the ``arv-keepdocker-cluster`` command.
