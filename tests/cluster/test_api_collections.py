@@ -224,12 +224,12 @@ def test_method_override_post_with_form_body(raw, arv_api, arv_project):
     assert sorted(item["uuid"] for item in items) == sorted(made)
 
 
-def test_discovery_config_and_keep_services(raw, arvados_cluster, arv_api):
+def test_discovery_config_and_keep_services(raw, arv_cluster, arv_api):
     status, doc, headers = raw("GET", "/discovery/v1/apis/arvados/v1/rest", user=None)
     assert status == 200 and headers["Cache-Control"] == "no-store"
-    assert doc["rootUrl"] == "https://%s/" % arvados_cluster.api_host
+    assert doc["rootUrl"] == "https://%s/" % arv_cluster.api_host
     assert doc["baseUrl"] == doc["rootUrl"] + "arvados/v1/"
-    assert doc["uuidPrefix"] == arvados_cluster.settings.cluster_id
+    assert doc["uuidPrefix"] == arv_cluster.settings.cluster_id
     assert doc["defaultCollectionReplication"] == 2 and doc["blobSignatureTtl"] == 1209600
     assert doc["revision"] == "20250402" and doc["dockerImageFormats"] == ["v2"]
     config = arv_api.configs().get().execute()
@@ -239,10 +239,10 @@ def test_discovery_config_and_keep_services(raw, arvados_cluster, arv_api):
     assert len(services) == 1
     svc = services[0]
     assert (svc["service_host"], svc["service_port"], svc["service_ssl_flag"], svc["service_type"]) == (
-        "127.0.0.1", int(arvados_cluster.api_host.split(":")[1]), True, "disk")
+        "127.0.0.1", int(arv_cluster.api_host.split(":")[1]), True, "disk")
     assert arv_api.keep_services().list().execute()["items"][0]["uuid"] == svc["uuid"]
     me = arv_api.users().current().execute()
-    assert me["uuid"] == arvados_cluster.user_uuid("alice") and me["is_admin"] is False
+    assert me["uuid"] == arv_cluster.user_uuid("alice") and me["is_admin"] is False
     assert arv_api.users().get(uuid=me["uuid"]).execute()["username"] == "alice"
 
 

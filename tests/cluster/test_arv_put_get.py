@@ -125,7 +125,7 @@ def _manifest_or_empty(cache_dir):
 
 
 def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
-        arv_env, arvados_cluster, arv_api, arv_api_bob, arv_project, big_file, tmp_path):
+        arv_env, arv_cluster, arv_api, arv_api_bob, arv_project, big_file, tmp_path):
     """A run that uploads every block but cannot save its collection leaves a resume
     cache; the next run reuses those blocks (no Keep PUT for them) and finishes.
 
@@ -137,22 +137,22 @@ def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
         body={"name": "read-only for alice %s" % time.time(), "group_class": "project"}).execute()
     arv_api_bob.links().create(body={
         "link_class": "permission", "name": "can_read",
-        "tail_uuid": arvados_cluster.user_uuid("alice"), "head_uuid": readonly["uuid"]}).execute()
+        "tail_uuid": arv_cluster.user_uuid("alice"), "head_uuid": readonly["uuid"]}).execute()
 
-    offset = arvados_cluster.log_file.stat().st_size
+    offset = arv_cluster.log_file.stat().st_size
     first = run(["arv-put", "--no-progress", "--project-uuid", readonly["uuid"], str(path)])
     assert first.returncode == 1
     assert "arv-put: " in first.stderr
-    assert sorted(put_lines(arvados_cluster, offset, set(blocks))) == sorted(blocks)
+    assert sorted(put_lines(arv_cluster, offset, set(blocks))) == sorted(blocks)
     cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "arvados" / "arv-put"
     cached = _cached_manifest(cache_dir)
     assert all(block in cached for block in blocks)
 
-    offset = arvados_cluster.log_file.stat().st_size
+    offset = arv_cluster.log_file.stat().st_size
     second = run(["arv-put", "--no-progress", "--project-uuid", arv_project["uuid"], str(path)])
     assert second.returncode == 0, second.stderr
     assert "Resuming upload from cache file" in second.stderr
-    assert put_lines(arvados_cluster, offset, set(blocks)) == []
+    assert put_lines(arv_cluster, offset, set(blocks)) == []
     coll = arv_api.collections().get(uuid=second.stdout.strip()).execute()
     assert coll["owner_uuid"] == arv_project["uuid"]
     dest = tmp_path / "resumed.bin"
@@ -162,7 +162,7 @@ def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
     assert md5_of(dest) == whole
 
 
-def test_arv_put_resumes_an_interrupted_upload(arv_env, arvados_cluster, arv_api, tmp_path):
+def test_arv_put_resumes_an_interrupted_upload(arv_env, arv_cluster, arv_api, tmp_path):
     """Kill arv-put mid-upload after a checkpoint; the next run sends only what is missing.
 
     arv-put is given ``a.bin`` (40 MiB: over 32 MiB, so its block is committed
@@ -191,11 +191,11 @@ def test_arv_put_resumes_an_interrupted_upload(arv_env, arvados_cluster, arv_api
 
     c_path.unlink()
     c_path.write_bytes(b"the rest of the upload\n")
-    offset = arvados_cluster.log_file.stat().st_size
+    offset = arv_cluster.log_file.stat().st_size
     second = run(["arv-put", "--no-progress", str(a_path), str(c_path)])
     assert second.returncode == 0, second.stderr
     assert "Resuming upload from cache file" in second.stderr
-    sent = put_lines(arvados_cluster, offset, set(a_blocks))
+    sent = put_lines(arv_cluster, offset, set(a_blocks))
     assert sent == []                                   # a.bin was not sent again
     coll = arv_api.collections().get(uuid=second.stdout.strip()).execute()
     assert a_blocks[0] in coll["manifest_text"]
