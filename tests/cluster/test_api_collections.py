@@ -3,12 +3,12 @@
 import hashlib
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import arvados.collection
 import arvados.errors
 import pytest
+
+from arv_keepdocker_testkit.scripts import script
 
 UUID = re.compile(r"^[0-9a-z]{5}-4zz18-[0-9a-z]{15}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
@@ -62,10 +62,9 @@ def test_arv_put_arv_ls_arv_get(arv_env, arv_project, tmp_path):
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("alpha\n")
     (src / "sub" / "b.txt").write_text("beta\n")
-    bindir = Path(sys.executable).parent
 
     def run(tool, *args):
-        return subprocess.run([str(bindir / tool), *args], capture_output=True, text=True, timeout=120)
+        return subprocess.run([script(tool), *args], capture_output=True, text=True, timeout=120)
 
     put = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"], "--name", "tree", str(src) + "/")
     assert put.returncode == 0, put.stderr
@@ -255,8 +254,7 @@ def test_arv_keepdocker_lists_images_from_links(arv_env, arv_api, arv_project):
         arv_api.links().create(body={"link_class": link_class, "name": name, "head_uuid": made["uuid"],
                                      "owner_uuid": arv_project["uuid"],
                                      "properties": {"image_timestamp": "2024-01-02T03:04:05Z"}}).execute()
-    tool = Path(sys.executable).parent / "arv-keepdocker"
-    listing = subprocess.run([str(tool)], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run([script("arv-keepdocker")], capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines() if line.startswith(repo)]
     assert len(rows) == 1

@@ -16,13 +16,14 @@ import pytest
 
 from arv_keepdocker_testkit.cluster import Cluster
 from arv_keepdocker_testkit.cluster.cluster import pid_alive
+from arv_keepdocker_testkit.scripts import script
 
-SCRIPT = Path(sys.executable).parent / "arv-keepdocker-cluster"
 ENV_LINE = re.compile(r"^export (ARVADOS_API_HOST|ARVADOS_API_TOKEN|ARVADOS_API_HOST_INSECURE)=(\S+)$")
 
 
 def cli(*args):
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([script("arv-keepdocker-cluster"), *args], capture_output=True, text=True,
+                          timeout=120)
 
 
 def parse_env(text):
@@ -140,7 +141,7 @@ def test_user_errors_are_one_line(tmp_path):
 
 def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
     """DIR/ca.pem as SSL_CERT_FILE replaces ARVADOS_API_HOST_INSECURE (API and Keep)."""
-    script = ("import arvados, arvados.collection\n"
+    program = ("import arvados, arvados.collection\n"
               "api = arvados.api('v1', num_retries=0)\n"
               "c = arvados.collection.Collection(api_client=api)\n"
               "with c.open('x', 'w') as f: f.write('verified')\n"
@@ -150,7 +151,7 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARVADOS_")}
         env.update(cluster.env("alice"), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
         del env["ARVADOS_API_HOST_INSECURE"]
-        trusted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+        trusted = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                                  timeout=120, env=dict(env, SSL_CERT_FILE=str(cluster.ca_file)))
         assert trusted.returncode == 0, trusted.stderr
         assert trusted.stdout == "verified\n"

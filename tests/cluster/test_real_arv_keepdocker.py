@@ -8,22 +8,14 @@ engine and alice's environment, ``arv-keepdocker`` uploads a multi-layer image
 import os
 import re
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from arv_keepdocker_testkit.engines import build_layered_image
+from arv_keepdocker_testkit.scripts import script
 
 UUID = re.compile(r"^[a-z0-9]{5}-4zz18-[a-z0-9]{15}$")
-
-
-def arv_keepdocker_script() -> str:
-    path = Path(sys.executable).parent / "arv-keepdocker"
-    if not path.exists():
-        pytest.fail("Arvados' arv-keepdocker is not installed beside %s" % sys.executable)
-    return str(path)
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ def layered_image(keepdocker_docker_engine):
 
 
 def run(env, *args):
-    return subprocess.run([arv_keepdocker_script(), *args], env=env, capture_output=True,
+    return subprocess.run([script("arv-keepdocker"), *args], env=env, capture_output=True,
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
 
 

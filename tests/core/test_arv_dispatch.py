@@ -2,11 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ARV = Path(sys.executable).parent / "arv"
+from arv_keepdocker_testkit.scripts import BIN, script
+
+ARV = BIN / "arv"
 
 
 def run(*args):
@@ -15,8 +16,7 @@ def run(*args):
 
 @pytest.fixture(scope="module", autouse=True)
 def arv_installed():
-    if not ARV.exists():
-        pytest.fail("the arv console script is not installed beside {}".format(sys.executable))
+    script("arv")
 
 
 @pytest.mark.parametrize("command", [

@@ -5,19 +5,10 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
-
-
-def script(name: str) -> str:
-    """A console script installed beside this Python (ours or the SDK's)."""
-    path = BIN / name
-    if not path.exists():
-        pytest.fail("console script {} is not installed beside {}".format(name, sys.executable))
-    return str(path)
+from arv_keepdocker_testkit.scripts import script
 
 
 @pytest.fixture
