@@ -6,8 +6,6 @@ the interpreter); every stored tar is loaded into the real Docker engine (what
 crunch-run does) and must give the id the tar is named after.
 """
 
-from pathlib import Path
-
 import pytest
 
 from arv_keepdocker_testkit import imagebuild
@@ -16,8 +14,6 @@ from arv_keepdocker_testkit.engines import build_layered_image
 from .conftest import Runner, image_links, load_from_keep
 from .test_bad_input import one_error
 from .test_upload_docker import uploaded_uuid
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "testdata"
 
 
 @pytest.fixture
@@ -148,13 +144,11 @@ def test_bad_oci_archives_are_refused_and_leave_no_trace(daemonless, tmp_path, d
     assert str(archive) in message
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/testdata is absent (it lives beside "
-                    "the project in CI and on developers' machines, not in a user's clone)")
-def test_shared_hello_world_pair_uploads_to_one_image_id(daemonless, arv_api):
+def test_shared_hello_world_pair_uploads_to_one_image_id(daemonless, arv_api, shared_dir):
     ids = set()
     for name in ("hello-world-ManifestV2.tar", "hello-world-ManifestV2-OCILayout.tar"):
         uuid = uploaded_uuid(daemonless("--no-progress", "--force",
-                                        "docker-archive:{}".format(SHARED / name)))
+                                        "docker-archive:{}".format(shared_dir / "testdata" / name)))
         ids |= {l[1] for l in image_links(arv_api, uuid) if l[0] == "docker_image_hash"}
     assert ids == {"sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"}
 
