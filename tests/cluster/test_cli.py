@@ -52,6 +52,7 @@ def dirs(tmp_path):
         Cluster(directory).stop()
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_start_env_stop_restart_keeps_everything(dirs):
     directory = dirs[0]
     started = cli("start", "--dir", str(directory), "--docker-image-formats", "")
@@ -107,6 +108,7 @@ def test_start_env_stop_restart_keeps_everything(dirs):
     assert "no cluster running" in cli("stop", "--dir", str(directory)).stdout
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_two_clusters_side_by_side(dirs):
     first, second = (Cluster(d, cluster_id=cid) for d, cid in zip(dirs, ("aaaaa", "bbbbb")))
     with first, second:
@@ -123,6 +125,7 @@ def test_two_clusters_side_by_side(dirs):
     assert not first.running() and not second.running()
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_v2_is_the_default_format(dirs):
     with Cluster(dirs[0]) as cluster:
         assert discovery(dirs[0], cluster.api_host)["dockerImageFormats"] == ["v2"]
@@ -139,6 +142,7 @@ def test_user_errors_are_one_line(tmp_path):
     assert badid.returncode == 1 and badid.stderr.count("\n") == 1
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
     """DIR/ca.pem as SSL_CERT_FILE replaces ARVADOS_API_HOST_INSECURE (API and Keep)."""
     program = ("import arvados, arvados.collection\n"
@@ -160,6 +164,7 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
         assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_server_stops_when_its_owner_process_dies(dirs):
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     cluster = Cluster(dirs[0], owner_pid=owner.pid)

@@ -26,6 +26,7 @@ def formats_cluster(request, tmp_path_factory):
     cluster.stop()
 
 
+@pytest.mark.cluster  # formats_cluster starts clusters of its own
 def test_formats(formats_cluster, image_for_formats, base_env, keepdocker_docker_engine):
     formats, cluster = formats_cluster
     run = Runner(dict(base_env, DOCKER_HOST=keepdocker_docker_engine.host, **cluster.env("alice")))

@@ -126,6 +126,7 @@ def test_unknown_id_is_image_not_found(keepdocker_docker_env):
         resolve("sha256:" + "0" * 64)
 
 
+@pytest.mark.engines  # the real docker CLI gives the message (no engine runs)
 def test_missing_engine_is_engine_unavailable_in_one_line(monkeypatch, tmp_path):
     host = "unix://%s/no-engine.sock" % tmp_path
     monkeypatch.setenv("DOCKER_HOST", host)
@@ -161,6 +162,7 @@ def test_available_when_the_engine_answers(keepdocker_docker_env):
     assert DockerDaemonSource().available(OPTIONS) is True
 
 
+@pytest.mark.engines  # second_engine starts a Docker engine of its own
 def test_export_streams_an_archive_a_fresh_engine_loads_with_the_same_id(
         keepdocker_docker_env, images, second_engine):
     image = resolve(images.app + ":2.0")

@@ -23,6 +23,7 @@ def unique(name):
     return "eng-%s-%s" % (uuid.uuid4().hex[:8], name)
 
 
+@pytest.mark.engines  # starts a Docker engine of its own
 def test_docker_engine_starts_privately_and_stops_by_pidfile():
     directory = tempfile.mkdtemp(prefix="akd-t-", dir="/tmp")
     try:
@@ -53,6 +54,7 @@ def test_docker_engine_refuses_a_socket_path_too_long_for_unix_sockets(tmp_path)
         DockerEngine(str(tmp_path / ("x" * 120)))
 
 
+@pytest.mark.engines  # runs dockerd
 def test_docker_engine_start_failure_shows_the_log():
     # dockerd present but unusable: its data root is a file.
     directory = tempfile.mkdtemp(prefix="akd-f-", dir="/tmp")
