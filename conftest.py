@@ -1,4 +1,8 @@
-"""Fixtures for every test of the project (not shipped in the test kit)."""
+"""Fixtures for every test of the repository: tests/, hooks/ and testkit/tests/.
+
+At the top level so that it applies to all three test paths; it is not shipped
+in any distribution.
+"""
 
 from pathlib import Path
 
@@ -8,7 +12,7 @@ from arv_keepdocker_testkit.engines_fixtures import skip_or_fail
 
 #: ``../shared`` beside the repository: Docker's hello-world archives
 #: (``testdata/``) and Arvados' real discovery document (``arvados/``).
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DIR = Path(__file__).resolve().parent.parent / "shared"
 
 
 @pytest.fixture(scope="session")
