@@ -8,5 +8,7 @@ carries no test server, TLS or fixtures.
 * :mod:`.engines` - real Docker engine, podman store and registry, started
   privately (no networking, no systemd).
 * :mod:`.imagebuild` - builds docker-archive and OCI images in pure Python.
-* :mod:`.pytest_plugin` - fixtures over all of the above (entry point ``pytest11``).
+* :mod:`.scripts` - console scripts installed beside the running Python.
+* :mod:`.pytest_plugin` - fixtures over all of the above and the markers
+  ``engines``, ``cluster``, ``reliability`` (entry point ``pytest11``).
 """
