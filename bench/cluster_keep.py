@@ -25,7 +25,7 @@ import time
 
 import arvados
 
-from arv_keepdocker_plugin.testing.cluster import Cluster
+from arv_keepdocker_testkit.cluster import Cluster
 
 MiB = 1 << 20
 BLOCK = 64 * MiB

@@ -39,10 +39,11 @@ from typing import Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "testkit"))
 sys.path.insert(0, str(HERE))
 
-from arv_keepdocker_plugin.testing.cluster import Cluster  # noqa: E402
-from arv_keepdocker_plugin.testing.engines import DockerEngine, docker_command  # noqa: E402
+from arv_keepdocker_testkit.cluster import Cluster  # noqa: E402
+from arv_keepdocker_testkit.engines import DockerEngine, docker_command  # noqa: E402
 from randimages import LayerPlan, build_images  # noqa: E402
 from resultsfile import replace_section  # noqa: E402
 from runmeasure import RunResult, run_measured  # noqa: E402
@@ -489,7 +490,7 @@ def notes(bench: Bench, engine_version: str) -> str:
     lines = [
         "Image: 3 COPY layers of random data, %d + %d + %d MiB (v1); v2 shares the first two"
         " and has a different %d MiB top layer. Docker engine %s (vfs), private; the local"
-        " cluster of `arv_keepdocker_plugin.testing.cluster`."
+        " cluster of `arv_keepdocker_testkit.cluster`."
         % (plan.base0, plan.base1, plan.top, plan.top, engine_version),
         "Each run: a private HOME, XDG_CACHE_HOME and TMPDIR (no 3.2.1 tar cache, no arv-put"
         " resume cache, no discovery cache carried over); the two tools alternate, order"

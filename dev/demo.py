@@ -42,8 +42,8 @@ def run(*args, env):
 
 
 def main():
-    from arv_keepdocker_plugin.testing import imagebuild
-    from arv_keepdocker_plugin.testing.cluster import Cluster
+    from arv_keepdocker_testkit import imagebuild
+    from arv_keepdocker_testkit.cluster import Cluster
 
     DEMO.mkdir(exist_ok=True)
     say("1. Build an image in pure Python and save it as an OCI archive")

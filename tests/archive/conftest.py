@@ -1,26 +1,16 @@
 """Fixtures for the archive tests: images built in pure Python, shared test data."""
 
-import os
-
 import pytest
 
-from arv_keepdocker_plugin.testing import imagebuild as ib
-
-#: Docker's hello-world test archives live beside the project, not in it.
-SHARED_TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "testdata")
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 @pytest.fixture
-def hello_world():
+def hello_world(shared_dir):
     """``{"classic": path, "docker25": path}`` of the shared hello-world archives."""
-    paths = {"classic": os.path.join(SHARED_TESTDATA, "hello-world-ManifestV2.tar"),
-             "docker25": os.path.join(SHARED_TESTDATA, "hello-world-ManifestV2-OCILayout.tar")}
-    missing = [p for p in paths.values() if not os.path.exists(p)]
-    if missing:
-        pytest.skip("shared test data not found at %s (it lives beside the project in "
-                    "../shared/testdata, which a fresh clone does not have)"
-                    % os.path.normpath(missing[0]))
-    return paths
+    testdata = shared_dir / "testdata"
+    return {"classic": str(testdata / "hello-world-ManifestV2.tar"),
+            "docker25": str(testdata / "hello-world-ManifestV2-OCILayout.tar")}
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Converted streams load into a real Docker engine; podman's saves are read right.
 
-Uses the session engines from :mod:`arv_keepdocker_plugin.testing.engines_fixtures`
+Uses the session engines from :mod:`arv_keepdocker_testkit.engines_fixtures`
 (skipped with the reason when an engine cannot start, failed under ``CI``).
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout import OciLayout
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 def unique(prefix):
@@ -28,7 +28,7 @@ def inspect(engine, ref):
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_converted_oci_layouts_load_into_docker(docker_engine, tmp_path, compression):
+def test_converted_oci_layouts_load_into_docker(keepdocker_docker_engine, tmp_path, compression):
     name = unique("b2oci")
     image = ib.build_image([{"etc/one": b"1\n"}, {"usr/two": b"2\n" * 1000},
                             {"three/x": name.encode()}],
@@ -39,17 +39,17 @@ def test_converted_oci_layouts_load_into_docker(docker_engine, tmp_path, compres
         selected = layout.select("v1")
     with selected.export(name + ":v1") as stream:
         data = stream.read()
-    out = docker_load(docker_engine, data)
+    out = docker_load(keepdocker_docker_engine, data)
     assert name + ":v1" in out
-    info = inspect(docker_engine, name + ":v1")
+    info = inspect(keepdocker_docker_engine, name + ":v1")
     assert info["Id"] == image.image_id
     assert info["Config"]["Labels"] == {"test": name}
     assert len(info["RootFS"]["Layers"]) == 3
-    docker_engine.docker("rmi", name + ":v1")
+    keepdocker_docker_engine.docker("rmi", name + ":v1")
 
 
 @pytest.mark.parametrize("layout", ["classic", "docker25"])
-def test_selected_image_of_a_multi_image_archive_loads(docker_engine, tmp_path, layout):
+def test_selected_image_of_a_multi_image_archive_loads(keepdocker_docker_engine, tmp_path, layout):
     name = unique("b2multi")
     shared = ib.make_layer({"shared": name.encode()})
     a = ib.build_image([shared], repo_tags=[name + ":a"])
@@ -60,16 +60,16 @@ def test_selected_image_of_a_multi_image_archive_loads(docker_engine, tmp_path, 
         entry = archive.select(repo_tag=name + ":b")
     with archive.export(entry) as stream:
         data = stream.read()
-    docker_load(docker_engine, data)
-    assert inspect(docker_engine, name + ":b")["Id"] == b.image_id
-    missing = docker_engine.docker("image", "inspect", name + ":a", check=False)
+    docker_load(keepdocker_docker_engine, data)
+    assert inspect(keepdocker_docker_engine, name + ":b")["Id"] == b.image_id
+    missing = keepdocker_docker_engine.docker("image", "inspect", name + ":a", check=False)
     assert missing.returncode != 0  # only the selected image was in the stream
-    docker_engine.docker("rmi", name + ":b")
+    keepdocker_docker_engine.docker("rmi", name + ":b")
 
 
 @pytest.mark.parametrize("fmt", ["oci-archive", "oci-dir", "docker-archive"])
-def test_podman_saves_are_read_and_load_into_docker(podman_store, docker_engine, tmp_path,
-                                                     fmt):
+def test_podman_saves_are_read_and_load_into_docker(
+        keepdocker_podman_store, keepdocker_docker_engine, tmp_path, fmt):
     """podman keeps the config bytes (so the id) when it saves an image in the
     format it was stored in; a cross-format save re-serializes the config and
     so changes the id (checked below): we always report the saved config's
@@ -82,14 +82,14 @@ def test_podman_saves_are_read_and_load_into_docker(podman_store, docker_engine,
         ib.write_docker_archive(src, [image])
     else:
         ib.write_oci_layout(src, [(name + ":1", image)])
-    podman_store.podman("load", "-i", str(src))
-    loaded = podman_store.podman("images", "--format", "{{.Repository}}:{{.Tag}}",
-                                 text=True).stdout.split()
+    keepdocker_podman_store.podman("load", "-i", str(src))
+    loaded = keepdocker_podman_store.podman("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                            text=True).stdout.split()
     ref = [r for r in loaded if name in r][0]
-    podman_id = podman_store.image_id(ref)
+    podman_id = keepdocker_podman_store.image_id(ref)
     assert podman_id == image.image_id
     out = tmp_path / ("saved.tar" if fmt != "oci-dir" else "saved")
-    podman_store.podman("save", "--format", fmt, "-o", str(out), ref)
+    keepdocker_podman_store.podman("save", "--format", fmt, "-o", str(out), ref)
     if fmt == "docker-archive":
         with DockerArchive(str(out)) as archive:
             entry = archive.select()
@@ -103,24 +103,24 @@ def test_podman_saves_are_read_and_load_into_docker(podman_store, docker_engine,
         assert selected.image_id == podman_id
         with selected.export(name + ":1") as stream:
             data = stream.read()
-    docker_load(docker_engine, data)
-    assert inspect(docker_engine, podman_id)["Id"] == podman_id
-    docker_engine.docker("rmi", "-f", podman_id)
-    podman_store.podman("rmi", "-f", ref)
+    docker_load(keepdocker_docker_engine, data)
+    assert inspect(keepdocker_docker_engine, podman_id)["Id"] == podman_id
+    keepdocker_docker_engine.docker("rmi", "-f", podman_id)
+    keepdocker_podman_store.podman("rmi", "-f", ref)
 
 
 def test_podman_cross_format_save_changes_the_id_and_we_report_the_new_one(
-        podman_store, tmp_path):
+        keepdocker_podman_store, tmp_path):
     name = unique("b2cross")
     image = ib.build_image([{"x": name.encode()}], repo_tags=[name + ":1"])
     src = tmp_path / "in.tar"
     ib.write_docker_archive(src, [image])
-    podman_store.podman("load", "-i", str(src))
+    keepdocker_podman_store.podman("load", "-i", str(src))
     out = tmp_path / "saved-oci"
-    podman_store.podman("save", "--format", "oci-dir", "-o", str(out), name + ":1")
+    keepdocker_podman_store.podman("save", "--format", "oci-dir", "-o", str(out), name + ":1")
     with OciLayout(str(out), directory=True) as layout:
         selected = layout.select()
     assert selected.config == json.loads(image.config_bytes)  # same content...
     assert selected.image_id == "sha256:" + ib.sha256_hex(selected.config_bytes)
     assert selected.config_bytes != image.config_bytes  # ...re-serialized by podman
-    podman_store.podman("rmi", "-f", name + ":1")
+    keepdocker_podman_store.podman("rmi", "-f", name + ":1")

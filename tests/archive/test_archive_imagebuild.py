@@ -8,7 +8,7 @@ import pytest
 
 from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout import OciLayout
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 def build():

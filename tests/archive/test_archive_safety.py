@@ -11,7 +11,7 @@ from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 def evil_tar(path, entry):

@@ -9,7 +9,7 @@ import pytest
 from arv_keepdocker_plugin.archive.oci_layout import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 
 def tap_all(data: bytes, read_size=4096, use_readinto=False):

@@ -17,7 +17,7 @@ from arv_keepdocker_plugin.archive.oci_layout import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.compression import ZSTD_EXTRA
 from arv_keepdocker_plugin.errors import BadArchive
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 COMPRESSORS = {
     "gzip": gzip.compress,

@@ -2,13 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from arv_keepdocker_plugin import __version__
+from arv_keepdocker_testkit.scripts import BIN, script
 
-ARV = Path(sys.executable).parent / "arv"
+ARV = BIN / "arv"
 
 
 def run(*args):
@@ -17,8 +17,7 @@ def run(*args):
 
 @pytest.fixture(scope="module", autouse=True)
 def arv_installed():
-    if not ARV.exists():
-        pytest.fail("the arv console script is not installed beside {}".format(sys.executable))
+    script("arv")
 
 
 @pytest.mark.parametrize("command", [

@@ -5,19 +5,10 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
-
-
-def script(name: str) -> str:
-    """A console script installed beside this Python (ours or the SDK's)."""
-    path = BIN / name
-    if not path.exists():
-        pytest.fail("console script {} is not installed beside {}".format(name, sys.executable))
-    return str(path)
+from arv_keepdocker_testkit.scripts import script
 
 
 @pytest.fixture
@@ -42,15 +33,15 @@ def base_env(tmp_path):
 
 
 @pytest.fixture
-def user_env(base_env, arvados_cluster):
+def user_env(base_env, arv_cluster):
     """Environment for alice: cluster settings, private HOME (no Docker)."""
-    return dict(base_env, **arvados_cluster.env("alice"))
+    return dict(base_env, **arv_cluster.env("alice"))
 
 
 @pytest.fixture
-def docker_user_env(user_env, docker_engine):
+def docker_user_env(user_env, keepdocker_docker_engine):
     """alice's environment with DOCKER_HOST pointing at the test engine."""
-    return dict(user_env, DOCKER_HOST=docker_engine.host)
+    return dict(user_env, DOCKER_HOST=keepdocker_docker_engine.host)
 
 
 class Runner:

@@ -68,7 +68,7 @@ def test_missing_archive(keepdocker, tmp_path):
 
 
 def test_truncated_archive(keepdocker, tmp_path):
-    from arv_keepdocker_plugin.testing import imagebuild
+    from arv_keepdocker_testkit import imagebuild
     path = tmp_path / "image.tar"
     image = imagebuild.build_image([{"a.txt": b"x" * 100000}], repo_tags=["trunc:1"])
     imagebuild.write_docker_archive(str(path), [image])
@@ -99,7 +99,7 @@ def test_missing_token(keepdocker, docker_user_env, unique):
 
 
 def test_unreachable_api_host(keepdocker, unique):
-    from arv_keepdocker_plugin.testing.engines import free_port
+    from arv_keepdocker_testkit.engines import free_port
     message = one_error(keepdocker("--no-progress", "--retries", "0", unique,
                                    env={"ARVADOS_API_HOST": "127.0.0.1:{}".format(free_port())}))
     assert "cannot reach the Arvados API server" in message

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import collection_files, load_from_keep
 from .test_upload_docker import uploaded_uuid
@@ -27,15 +27,15 @@ def saved(engine, name, path, kind):
 
 @pytest.mark.parametrize("kind", ["gz", "xz"])
 def test_a_compressed_docker_save_uploads_and_loads_with_its_id(
-        keepdocker, docker_engine, arv_api, tmp_path, unique, kind):
+        keepdocker, keepdocker_docker_engine, arv_api, tmp_path, unique, kind):
     tag = "{}:{}".format(unique, kind)
-    image_id = build_layered_image(docker_engine, tag, [
+    image_id = build_layered_image(keepdocker_docker_engine, tag, [
         {"base.bin": bytes(range(256)) * 4096}, {"app.txt": unique.encode()}])
-    path = saved(docker_engine, tag, str(tmp_path / ("image.tar." + kind)), kind)
+    path = saved(keepdocker_docker_engine, tag, str(tmp_path / ("image.tar." + kind)), kind)
     uuid = uploaded_uuid(keepdocker("--no-progress", "docker-archive:" + path))
     assert list(collection_files(arv_api, uuid)) == [image_id + ".tar"]
-    docker_engine.docker("rmi", "-f", image_id)
-    assert load_from_keep(arv_api, uuid, docker_engine) == image_id
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
+    assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == image_id
     # The repository and tag come from the archive's RepoTags, as for a plain tar.
     links = arv_api.links().list(filters=[["head_uuid", "=", uuid],
                                           ["link_class", "=", "docker_image_repo+tag"]]
@@ -47,15 +47,15 @@ def test_a_compressed_docker_save_uploads_and_loads_with_its_id(
 
 
 def test_a_new_version_in_a_gzip_archive_uploads_only_its_new_layer(
-        keepdocker, docker_engine, arv_api, tmp_path, unique):
+        keepdocker, keepdocker_docker_engine, arv_api, tmp_path, unique):
     base = bytes(range(256)) * (24 * MiB // 256)  # 24 MiB shared by both versions
-    v1 = build_layered_image(docker_engine, unique + ":1", [
+    v1 = build_layered_image(keepdocker_docker_engine, unique + ":1", [
         {"base.bin": base}, {"v.txt": b"1"}])
-    v2 = build_layered_image(docker_engine, unique + ":2", [
+    v2 = build_layered_image(keepdocker_docker_engine, unique + ":2", [
         {"base.bin": base}, {"v.txt": b"2" * 1000}])
     assert v1 != v2
     for version in ("1", "2"):
-        path = saved(docker_engine, unique + ":" + version,
+        path = saved(keepdocker_docker_engine, unique + ":" + version,
                      str(tmp_path / (version + ".tar.gz")), "gz")
         proc = keepdocker("--batch-progress", "docker-archive:" + path)
         uploaded_uuid(proc)

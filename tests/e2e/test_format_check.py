@@ -2,18 +2,19 @@
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import Cluster
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.cluster import Cluster
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import Runner, error_lines
 from .test_upload_docker import uploaded_uuid
 
 
 @pytest.fixture(scope="module")
-def image_for_formats(docker_engine):
-    image_id = build_layered_image(docker_engine, "formats-check:v1", [{"f": b"formats"}])
+def image_for_formats(keepdocker_docker_engine):
+    image_id = build_layered_image(keepdocker_docker_engine, "formats-check:v1",
+                                   [{"f": b"formats"}])
     yield image_id
-    docker_engine.docker("rmi", "-f", image_id, check=False)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
 @pytest.fixture(scope="module", params=["", "v1", "v2", "v1,v2"])
@@ -25,9 +26,10 @@ def formats_cluster(request, tmp_path_factory):
     cluster.stop()
 
 
-def test_formats(formats_cluster, image_for_formats, base_env, docker_engine):
+@pytest.mark.cluster  # formats_cluster starts clusters of its own
+def test_formats(formats_cluster, image_for_formats, base_env, keepdocker_docker_engine):
     formats, cluster = formats_cluster
-    run = Runner(dict(base_env, DOCKER_HOST=docker_engine.host, **cluster.env("alice")))
+    run = Runner(dict(base_env, DOCKER_HOST=keepdocker_docker_engine.host, **cluster.env("alice")))
     proc = run("--no-progress", "formats-check:v1")
     if formats in ("v2", "v1,v2"):
         uploaded_uuid(proc)

@@ -7,7 +7,7 @@ import pytest
 
 from arv_keepdocker_plugin import FormatVerdict, cli, hookimpl, hookspecs
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.testing import imagebuild
+from arv_keepdocker_testkit import imagebuild
 
 from .conftest import image_links
 

@@ -17,7 +17,7 @@ import pytest
 from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE
 from arv_keepdocker_plugin.locators import block_key
 from arv_keepdocker_plugin.layerindex import locators_for_range
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import layer_links, load_from_keep
 from .test_upload_docker import uploaded_uuid
@@ -37,15 +37,15 @@ def pseudo_random(seed: str, size: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def versions(docker_engine):
+def versions(keepdocker_docker_engine):
     """v1 and v2 of one image: two shared layers (1 MiB, 66 MiB), new top layers."""
     base = {"base.bin": pseudo_random("base", MiB)}
     big = {"big.bin": pseudo_random("big", 66 * MiB)}
-    ids = [build_layered_image(docker_engine, "layered:v{}".format(n), [
+    ids = [build_layered_image(keepdocker_docker_engine, "layered:v{}".format(n), [
         base, big, {"top.bin": pseudo_random("top{}".format(n), 3 * MiB)}]) for n in (1, 2)]
     yield ids
     for image_id in ids:
-        docker_engine.docker("rmi", "-f", image_id, check=False)
+        keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
 def block_files(cluster):
@@ -75,14 +75,14 @@ def fresh(keepdocker, arv_api_admin):
 
 
 def test_same_layer_same_blocks_and_second_version_adds_only_its_layer(
-        fresh, versions, arv_api, arvados_cluster):
+        fresh, versions, arv_api, arv_cluster):
     v1, v2 = versions
     first = fresh("--no-progress", "--force", "layered:v1")
     uuid1 = uploaded_uuid(first)
-    before = block_files(arvados_cluster)
+    before = block_files(arv_cluster)
     second = fresh("--batch-progress", "--force", "layered:v2")
     uuid2 = uploaded_uuid(second)
-    added = {k: v for k, v in block_files(arvados_cluster).items() if k not in before}
+    added = {k: v for k, v in block_files(arv_cluster).items() if k not in before}
 
     layers1, layers2 = layer_links(arv_api, uuid1), layer_links(arv_api, uuid2)
     shared = set(layers1) & set(layers2)
@@ -101,25 +101,25 @@ def test_same_layer_same_blocks_and_second_version_adds_only_its_layer(
     assert counts["uploaded"] + counts["reused"] == counts["written"]
 
 
-def test_archive_on_disk_does_not_read_stored_layers(fresh, versions, arv_api, docker_engine,
-                                                     tmp_path, arvados_cluster):
+def test_archive_on_disk_does_not_read_stored_layers(
+        fresh, versions, arv_api, keepdocker_docker_engine, tmp_path, arv_cluster):
     v1, v2 = versions
     archive = tmp_path / "v2.tar"
-    docker_engine.docker("save", "-o", str(archive), "layered:v2")
+    keepdocker_docker_engine.docker("save", "-o", str(archive), "layered:v2")
     uploaded_uuid(fresh("--no-progress", "--force", "layered:v1"))
-    before = block_files(arvados_cluster)
+    before = block_files(arv_cluster)
     proc = fresh("--batch-progress", "--force", "docker-archive:{}".format(archive))
     uuid = uploaded_uuid(proc)
     counts = progress_counts(proc.stderr)
     assert counts["written"] == archive.stat().st_size
     assert counts["read"] < 5 * MiB  # the 67 MiB of shared layers were not read
-    added = sum(v for k, v in block_files(arvados_cluster).items() if k not in before)
+    added = sum(v for k, v in block_files(arv_cluster).items() if k not in before)
     assert added <= 1.1 * 3 * MiB + 64 * 1024
-    docker_engine.docker("rmi", "-f", v2)
+    keepdocker_docker_engine.docker("rmi", "-f", v2)
     try:
-        assert load_from_keep(arv_api, uuid, docker_engine) == v2
+        assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == v2
     finally:
-        docker_engine.docker("tag", v2, "layered:v2", check=False)
+        keepdocker_docker_engine.docker("tag", v2, "layered:v2", check=False)
 
 
 def test_disabling_the_layer_index_leaves_exactly_3_2_1_links(fresh, versions, arv_api):
@@ -157,35 +157,35 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
 
 
 @pytest.fixture(scope="module")
-def many_layers(docker_engine):
+def many_layers(keepdocker_docker_engine):
     """Twelve 1 MiB layers: at least twelve blocks, so a run can be caught mid-way."""
-    image_id = build_layered_image(docker_engine, "many-layers:v1", [
+    image_id = build_layered_image(keepdocker_docker_engine, "many-layers:v1", [
         {"layer{}.bin".format(n): pseudo_random("many{}".format(n), MiB)} for n in range(12)])
     yield image_id
-    docker_engine.docker("rmi", "-f", image_id, check=False)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "keep-failure"])
 def test_interrupted_upload_resumes_with_only_what_is_missing(
-        how, fresh, many_layers, docker_user_env, arvados_cluster, arvados_state, arv_api,
-        docker_engine):
+        how, fresh, many_layers, docker_user_env, arv_cluster, arvados_state, arv_api,
+        keepdocker_docker_engine):
     image_id = many_layers
     before = arvados_state.snapshot()
     # Every Keep write takes half a second (two at a time), so the run is
     # surely caught mid-way: at least four blocks are still to go.
-    arvados_cluster.inject_fault("keep_put", 1000, stall=0.5)
+    arv_cluster.inject_fault("keep_put", 1000, stall=0.5)
     proc = start(docker_user_env, "--no-progress", "--force", "--retries", "0",
                  "many-layers:v1")
     journal = journal_file(docker_user_env, image_id)
     try:
         journalled = wait_for_journal(journal, proc, 3 * MiB)
         if how == "keep-failure":  # Keep starts refusing writes
-            arvados_cluster.inject_fault("keep_put", 1000, status=503)
+            arv_cluster.inject_fault("keep_put", 1000, status=503)
         else:
             proc.send_signal(getattr(signal, how))
         out, err = proc.communicate(timeout=60)
     finally:
-        arvados_cluster.clear_faults()
+        arv_cluster.clear_faults()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
@@ -199,11 +199,11 @@ def test_interrupted_upload_resumes_with_only_what_is_missing(
     assert counts["reused"] >= journalled
     assert counts["uploaded"] <= counts["written"] - journalled
     assert not os.path.exists(journal)  # a finished upload removes its journal
-    docker_engine.docker("rmi", "-f", image_id)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
     try:
-        assert load_from_keep(arv_api, uuid, docker_engine) == image_id
+        assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == image_id
     finally:
-        docker_engine.docker("tag", image_id, "many-layers:v1", check=False)
+        keepdocker_docker_engine.docker("tag", image_id, "many-layers:v1", check=False)
 
 
 def test_no_resume_starts_over(fresh, versions, docker_user_env):

@@ -7,20 +7,20 @@ import arvados.commands.keepdocker as sdk_keepdocker
 import pytest
 
 from arv_keepdocker_plugin import __version__, compat
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .test_upload_docker import uploaded_uuid
 
 
 @pytest.fixture
-def two_images(docker_engine, unique):
+def two_images(keepdocker_docker_engine, unique):
     ids = []
     for n in (1, 2):
-        ids.append(build_layered_image(docker_engine, "{}:v{}".format(unique, n), [
+        ids.append(build_layered_image(keepdocker_docker_engine, "{}:v{}".format(unique, n), [
             {"f.txt": "{} {}".format(unique, n).encode()}]))
     yield unique, ids
     for image_id in ids:
-        docker_engine.docker("rmi", "-f", image_id, check=False)
+        keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
 def test_listing_matches_arv_keepdocker_byte_for_byte(keepdocker, arv_keepdocker_321, two_images):
@@ -70,11 +70,11 @@ def test_list_images_in_arv_agrees_with_the_sdk(keepdocker, arv_keepdocker_321, 
         assert ours == theirs, kwargs
 
 
-def test_compat_main_return_and_exit_shapes(docker_engine, two_images, arv_api, monkeypatch,
-                                            tmp_path):
+def test_compat_main_return_and_exit_shapes(
+        keepdocker_docker_engine, two_images, arv_api, monkeypatch, tmp_path):
     """arvados-cwl-runner's use (FACTS 8): SystemExit 0/None is success."""
     name, ids = two_images
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    monkeypatch.setenv("DOCKER_HOST", keepdocker_docker_engine.host)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     out = io.StringIO()
     # A fresh upload returns normally, the UUID on the given stdout.

@@ -11,7 +11,7 @@ from arv_keepdocker_plugin import (FormatVerdict, Image, ImageNotFound, ImageSou
                                    Reference, cli, hookimpl)
 from arv_keepdocker_plugin.plugins import get_plugin_manager
 from arv_keepdocker_plugin.reference import split_name_tag
-from arv_keepdocker_plugin.testing import imagebuild
+from arv_keepdocker_testkit import imagebuild
 
 from .conftest import image_links
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import collection_files, image_links, load_from_keep
 
@@ -18,16 +18,16 @@ UUID = re.compile(r"^[a-z0-9]{5}-4zz18-[a-z0-9]{15}$")
 
 
 @pytest.fixture
-def image(docker_engine, unique):
+def image(keepdocker_docker_engine, unique):
     """A fresh 3-layer image ``<unique>:v1`` sharing nothing with other tests."""
     tag = "{}:v1".format(unique)
-    image_id = build_layered_image(docker_engine, tag, [
+    image_id = build_layered_image(keepdocker_docker_engine, tag, [
         {"base.txt": b"base " + unique.encode()},
         {"lib/data.bin": bytes(range(256)) * 512},
         {"app/run.sh": b"echo " + unique.encode()},
     ], labels={"org.opencontainers.image.version": "1.0"})
     yield unique, image_id
-    docker_engine.docker("rmi", "-f", image_id, check=False)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
 def uploaded_uuid(proc):
@@ -38,7 +38,7 @@ def uploaded_uuid(proc):
 
 
 def test_upload_by_name_stores_one_tar_links_and_properties(
-        keepdocker, image, arv_api, docker_engine, arvados_cluster):
+        keepdocker, image, arv_api, keepdocker_docker_engine, arv_cluster):
     name, image_id = image
     uuid = uploaded_uuid(keepdocker("--no-progress", name + ":v1"))
 
@@ -46,16 +46,16 @@ def test_upload_by_name_stores_one_tar_links_and_properties(
     assert record["name"] == "Docker image {}:v1 {}".format(name, image_id[:12])
     assert record["properties"] == {"docker-image-repo-tag": name + ":v1"}
     assert list(collection_files(arv_api, uuid)) == [image_id + ".tar"]
-    created = docker_engine.docker("image", "inspect", "--format", "{{.Created}}",
-                                   image_id, text=True).stdout.strip()
-    alice = arvados_cluster.user_uuid("alice")
+    created = keepdocker_docker_engine.docker("image", "inspect", "--format", "{{.Created}}",
+                                              image_id, text=True).stdout.strip()
+    alice = arv_cluster.user_uuid("alice")
     assert image_links(arv_api, uuid) == sorted([
         ("docker_image_hash", image_id, alice, created),
         ("docker_image_repo+tag", name + ":v1", alice, created)])
 
     # crunch-run: an engine without the image loads the bytes and gets the same id.
-    docker_engine.docker("rmi", "-f", image_id)
-    assert load_from_keep(arv_api, uuid, docker_engine) == image_id
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
+    assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == image_id
 
 
 def test_second_upload_reuses_and_force_uploads_again(keepdocker, image, arv_api):
@@ -109,10 +109,11 @@ def test_project_uuid_copies_into_the_project_with_project_owned_links(
                                     name + ":v1")) == copy
 
 
-def test_engine_without_the_image_falls_back_to_arvados(keepdocker, image, docker_engine):
+def test_engine_without_the_image_falls_back_to_arvados(
+        keepdocker, image, keepdocker_docker_engine):
     name, image_id = image
     first = uploaded_uuid(keepdocker("--no-progress", name + ":v1"))
-    docker_engine.docker("rmi", "-f", image_id)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
     assert uploaded_uuid(keepdocker("--no-progress", name + ":v1")) == first
     # ...and with no engine at all.
     assert uploaded_uuid(keepdocker("--no-progress", name + ":v1",
@@ -150,29 +151,30 @@ def test_batch_progress_lines_and_silent(keepdocker, image):
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
 
 
-def test_pull_fetches_a_missing_image_from_a_registry(keepdocker, docker_engine, registry,
-                                                      unique, arv_api):
-    remote = "{}/{}/app:v1".format(registry.address, unique)
-    image_id = build_layered_image(docker_engine, remote, [{"pulled.txt": unique.encode()}])
-    docker_engine.docker("push", remote)
-    docker_engine.docker("rmi", "-f", image_id)
+def test_pull_fetches_a_missing_image_from_a_registry(
+        keepdocker, keepdocker_docker_engine, keepdocker_registry, unique, arv_api):
+    remote = "{}/{}/app:v1".format(keepdocker_registry.address, unique)
+    image_id = build_layered_image(keepdocker_docker_engine, remote,
+                                   [{"pulled.txt": unique.encode()}])
+    keepdocker_docker_engine.docker("push", remote)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
     # Without --pull the engine lacks it: an error, as in 3.2.1.
     assert keepdocker("--no-progress", remote).returncode == 1
     uuid = uploaded_uuid(keepdocker("--no-progress", "--pull", remote))
     assert [l[:2] for l in image_links(arv_api, uuid)] == sorted([
         ("docker_image_hash", image_id), ("docker_image_repo+tag", remote)])
-    docker_engine.docker("rmi", "-f", image_id, check=False)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
 
-def test_pulled_image_is_found_by_its_manifest_digest_too(keepdocker, docker_engine, registry,
-                                                          unique, arv_api):
+def test_pulled_image_is_found_by_its_manifest_digest_too(
+        keepdocker, keepdocker_docker_engine, keepdocker_registry, unique, arv_api):
     from arv_keepdocker_plugin import compat
-    remote = "{}/{}/dig:v1".format(registry.address, unique)
-    image_id = build_layered_image(docker_engine, remote, [{"d.txt": unique.encode()}])
-    pushed = docker_engine.docker("push", remote, text=True).stdout
+    remote = "{}/{}/dig:v1".format(keepdocker_registry.address, unique)
+    image_id = build_layered_image(keepdocker_docker_engine, remote, [{"d.txt": unique.encode()}])
+    pushed = keepdocker_docker_engine.docker("push", remote, text=True).stdout
     manifest_digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed).group(1)
-    docker_engine.docker("rmi", "-f", image_id)
-    docker_engine.docker("pull", remote)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id)
+    keepdocker_docker_engine.docker("pull", remote)
     uuid = uploaded_uuid(keepdocker("--no-progress", remote))
     [hash_link] = arv_api.links().list(filters=[["head_uuid", "=", uuid],
                                                 ["link_class", "=", "docker_image_hash"]]
@@ -180,4 +182,4 @@ def test_pulled_image_is_found_by_its_manifest_digest_too(keepdocker, docker_eng
     assert hash_link["name"] == image_id
     assert hash_link["properties"]["image_manifest_digest"] == manifest_digest
     assert compat.list_images_in_arv(arv_api, 0, manifest_digest)[0][0] == uuid
-    docker_engine.docker("rmi", "-f", image_id, check=False)
+    keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)

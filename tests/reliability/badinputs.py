@@ -16,7 +16,7 @@ import random
 import tarfile
 from typing import Iterator, List, Tuple
 
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
 SEED = 20261130
 Case = Tuple[str, List[str], Tuple[int, ...]]

@@ -1,7 +1,6 @@
 """The docker-archive, oci-archive and oci sources, as the plugin manager loads them."""
 
 import argparse
-import os
 
 import pytest
 
@@ -9,9 +8,8 @@ from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive, BadReference, ImageNotFound
 from arv_keepdocker_plugin import cli
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.testing import imagebuild as ib
+from arv_keepdocker_testkit import imagebuild as ib
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "testdata")
 HELLO_WORLD_ID = "sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"
 
 
@@ -169,13 +167,9 @@ def test_platform_option_is_added_once_and_used(tmp_path, sources, images):
         resolve(sources["oci-archive"], str(path), options)
 
 
-def test_hello_world_pair_gives_one_image_id(sources, options):
-    classic = os.path.join(SHARED, "hello-world-ManifestV2.tar")
-    oci = os.path.join(SHARED, "hello-world-ManifestV2-OCILayout.tar")
-    if not (os.path.exists(classic) and os.path.exists(oci)):
-        pytest.skip("shared hello-world test data not found in %s (it lives beside the "
-                    "project in ../shared/testdata; a fresh clone does not have it)"
-                    % os.path.normpath(SHARED))
+def test_hello_world_pair_gives_one_image_id(sources, options, shared_dir):
+    classic = str(shared_dir / "testdata" / "hello-world-ManifestV2.tar")
+    oci = str(shared_dir / "testdata" / "hello-world-ManifestV2-OCILayout.tar")
     found = [resolve(sources["docker-archive"], classic, options),
              resolve(sources["docker-archive"], oci, options),
              resolve(sources["oci-archive"], oci, options),

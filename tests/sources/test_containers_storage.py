@@ -14,29 +14,29 @@ from arv_keepdocker_plugin.sources.containers_storage import (
     ContainersStorageSource,
     is_loopback_registry,
 )
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
 
 
 @pytest.fixture(scope="module")
-def store_options(podman_store):
+def store_options(keepdocker_podman_store):
     """The options a user gives to reach the private store from the command line."""
     parser = argparse.ArgumentParser()
     containers_storage.keepdocker_add_arguments(parser)
-    return parser.parse_args(["--podman-root", podman_store.root,
-                              "--podman-runroot", podman_store.runroot,
-                              "--podman-storage-driver", podman_store.driver])
+    return parser.parse_args(["--podman-root", keepdocker_podman_store.root,
+                              "--podman-runroot", keepdocker_podman_store.runroot,
+                              "--podman-storage-driver", keepdocker_podman_store.driver])
 
 
 @pytest.fixture(scope="module")
-def images(podman_store):
+def images(keepdocker_podman_store):
     """Two images sharing a two-layer base, with names unique to this module."""
     prefix = "cs-" + uuid.uuid4().hex[:8]
-    base = build_layered_image(podman_store, prefix + "-base:1",
+    base = build_layered_image(keepdocker_podman_store, prefix + "-base:1",
                                [{"etc/base.txt": b"base\n"}, {"opt/lib.txt": b"lib\n" * 500}])
-    child = build_layered_image(podman_store, prefix + "-app:3",
+    child = build_layered_image(keepdocker_podman_store, prefix + "-app:3",
                                 [{"app/main.txt": b"main\n"}],
                                 base=prefix + "-base:1", labels={"org.example.role": "app"})
-    podman_store.podman("tag", prefix + "-app:3", prefix + "-app:latest")
+    keepdocker_podman_store.podman("tag", prefix + "-app:3", prefix + "-app:latest")
     return argparse.Namespace(prefix=prefix, base=base, child=child, app=prefix + "-app")
 
 
@@ -45,7 +45,7 @@ def resolve(text, options, tag=None):
     return source.resolve(source.parse(text, tag), options)
 
 
-def test_images_share_their_base_layers(podman_store, images, store_options):
+def test_images_share_their_base_layers(keepdocker_podman_store, images, store_options):
     base = resolve(images.prefix + "-base:1", store_options)
     child = resolve(images.app + ":3", store_options)
     assert len(base.layers) == 2 and len(child.layers) == 3
@@ -87,7 +87,7 @@ def test_resolve_by_id_has_no_repo_tag(images, store_options, form):
     assert image.repo_tag is None
 
 
-def test_store_chosen_by_containers_storage_conf(podman_env, images):
+def test_store_chosen_by_containers_storage_conf(keepdocker_podman_env, images):
     # No --podman-* options: podman reads CONTAINERS_STORAGE_CONF by itself.
     image = resolve(images.app + ":3", argparse.Namespace())
     assert image.image_id == images.child
@@ -120,10 +120,10 @@ def test_available_with_podman(store_options):
     assert ContainersStorageSource().available(store_options) is True
 
 
-def test_export_loads_into_docker_with_podmans_id(images, store_options, docker_engine):
+def test_export_loads_into_docker_with_podmans_id(images, store_options, keepdocker_docker_engine):
     image = resolve(images.app + ":3", store_options)
     with image.export() as stream:
-        with subprocess.Popen(["docker", "load"], env=docker_engine.env(),
+        with subprocess.Popen(["docker", "load"], env=keepdocker_docker_engine.env(),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) as load:
             shutil.copyfileobj(stream, load.stdin, 1 << 20)
@@ -132,17 +132,18 @@ def test_export_loads_into_docker_with_podmans_id(images, store_options, docker_
             err = load.stderr.read().decode()
     assert load.returncode == 0, err
     assert "Loaded image ID: %s" % images.child in out
-    assert docker_engine.image_id(images.child) == images.child
-    inspect = json.loads(docker_engine.docker("image", "inspect", images.child).stdout)[0]
+    assert keepdocker_docker_engine.image_id(images.child) == images.child
+    inspect = json.loads(
+        keepdocker_docker_engine.docker("image", "inspect", images.child).stdout)[0]
     assert inspect["Config"]["Labels"]["org.example.role"] == "app"
     assert len(inspect["RootFS"]["Layers"]) == 3
 
 
-def test_export_failure_is_a_one_line_source_error(podman_store, images, store_options):
+def test_export_failure_is_a_one_line_source_error(keepdocker_podman_store, images, store_options):
     name = images.prefix + "-gone:1"
-    build_layered_image(podman_store, name, [{"gone.txt": b"soon gone\n"}])
+    build_layered_image(keepdocker_podman_store, name, [{"gone.txt": b"soon gone\n"}])
     image = resolve(name, store_options)
-    podman_store.podman("rmi", name)
+    keepdocker_podman_store.podman("rmi", name)
     with pytest.raises(SourceError) as caught:
         with image.export() as stream:
             stream.read()
@@ -151,12 +152,12 @@ def test_export_failure_is_a_one_line_source_error(podman_store, images, store_o
     assert "\n" not in message
 
 
-def test_pull_from_a_loopback_registry_then_resolve(podman_store, images, store_options,
-                                                    registry):
-    remote = "%s/%s-pulled" % (registry.address, images.prefix)
-    podman_store.podman("tag", images.app + ":3", remote + ":v1")
-    podman_store.podman("push", "--tls-verify=false", remote + ":v1")
-    podman_store.podman("rmi", remote + ":v1")
+def test_pull_from_a_loopback_registry_then_resolve(keepdocker_podman_store, images, store_options,
+                                                    keepdocker_registry):
+    remote = "%s/%s-pulled" % (keepdocker_registry.address, images.prefix)
+    keepdocker_podman_store.podman("tag", images.app + ":3", remote + ":v1")
+    keepdocker_podman_store.podman("push", "--tls-verify=false", remote + ":v1")
+    keepdocker_podman_store.podman("rmi", remote + ":v1")
     source = ContainersStorageSource()
     reference = source.parse(remote + ":v1", None)
     with pytest.raises(ImageNotFound):
@@ -167,9 +168,10 @@ def test_pull_from_a_loopback_registry_then_resolve(podman_store, images, store_
     assert image.repo_tag == remote + ":v1"
 
 
-def test_pull_of_a_missing_image_is_a_one_line_source_error(images, store_options, registry):
+def test_pull_of_a_missing_image_is_a_one_line_source_error(
+        images, store_options, keepdocker_registry):
     source = ContainersStorageSource()
-    reference = source.parse("%s/%s-never:1" % (registry.address, images.prefix), None)
+    reference = source.parse("%s/%s-never:1" % (keepdocker_registry.address, images.prefix), None)
     with pytest.raises(SourceError) as caught:
         source.pull(reference, store_options)
     assert str(caught.value).startswith("podman pull %s failed: " % reference.repo_tag)

@@ -15,26 +15,26 @@ import pytest
 from arv_keepdocker_plugin.errors import EngineUnavailable, ImageNotFound, SourceError
 from arv_keepdocker_plugin.sources import docker_daemon
 from arv_keepdocker_plugin.sources.docker_daemon import DockerDaemonSource
-from arv_keepdocker_plugin.testing.engines import (
+from arv_keepdocker_testkit.engines import (
     DockerEngine,
     EngineStartError,
     build_layered_image,
 )
-from arv_keepdocker_plugin.testing.engines_fixtures import skip_or_fail
+from arv_keepdocker_testkit.engines_fixtures import skip_or_fail
 
 OPTIONS = argparse.Namespace()
 
 
 @pytest.fixture(scope="module")
-def images(docker_engine):
+def images(keepdocker_docker_engine):
     """Two images sharing a two-layer base, with names unique to this module."""
     prefix = "dd-" + uuid.uuid4().hex[:8]
-    base = build_layered_image(docker_engine, prefix + "-base:1",
+    base = build_layered_image(keepdocker_docker_engine, prefix + "-base:1",
                                [{"etc/base.txt": b"base\n"}, {"opt/lib.bin": os.urandom(4096)}])
-    child = build_layered_image(docker_engine, prefix + "-app:2.0",
+    child = build_layered_image(keepdocker_docker_engine, prefix + "-app:2.0",
                                 [{"app/main.txt": b"main\n"}, {"app/data": b"x" * 10000}],
                                 base=prefix + "-base:1", labels={"org.example.role": "app"})
-    docker_engine.docker("tag", prefix + "-app:2.0", prefix + "-app:latest")
+    keepdocker_docker_engine.docker("tag", prefix + "-app:2.0", prefix + "-app:latest")
     return argparse.Namespace(prefix=prefix, base=base, child=child,
                               app=prefix + "-app", base_name=prefix + "-base")
 
@@ -72,16 +72,16 @@ def load_stream(engine, stream):
     return out.split("Loaded image ID: ", 1)[1].split()[0]
 
 
-def test_images_share_their_base_layers(docker_engine, images):
-    base = docker_engine.docker("image", "inspect", images.base, text=True).stdout
-    child = docker_engine.docker("image", "inspect", images.child, text=True).stdout
+def test_images_share_their_base_layers(keepdocker_docker_engine, images):
+    base = keepdocker_docker_engine.docker("image", "inspect", images.base, text=True).stdout
+    child = keepdocker_docker_engine.docker("image", "inspect", images.child, text=True).stdout
     base_layers = json.loads(base)[0]["RootFS"]["Layers"]
     child_layers = json.loads(child)[0]["RootFS"]["Layers"]
     assert len(base_layers) == 2 and len(child_layers) == 4
     assert child_layers[:2] == base_layers
 
 
-def test_resolve_by_name_tag_returns_inspect_metadata(docker_env, images):
+def test_resolve_by_name_tag_returns_inspect_metadata(keepdocker_docker_env, images):
     image = resolve(images.app + ":2.0")
     assert image.image_id == images.child
     assert image.source == "docker-daemon"
@@ -95,19 +95,19 @@ def test_resolve_by_name_tag_returns_inspect_metadata(docker_env, images):
     assert image.manifest_digest is None  # never pushed or pulled
 
 
-def test_resolve_by_name_alone_means_latest(docker_env, images):
+def test_resolve_by_name_alone_means_latest(keepdocker_docker_env, images):
     image = resolve(images.app)
     assert image.image_id == images.child
     assert image.repo_tag == images.app + ":latest"
 
 
-def test_resolve_by_separate_tag_argument(docker_env, images):
+def test_resolve_by_separate_tag_argument(keepdocker_docker_env, images):
     image = resolve(images.app, "2.0")
     assert image.repo_tag == images.app + ":2.0"
 
 
 @pytest.mark.parametrize("form", ["full", "hex", "short"])
-def test_resolve_by_id_has_no_repo_tag(docker_env, images, form):
+def test_resolve_by_id_has_no_repo_tag(keepdocker_docker_env, images, form):
     hex_id = images.child[len("sha256:"):]
     text = {"full": images.child, "hex": hex_id, "short": hex_id[:12]}[form]
     image = resolve(text)
@@ -115,17 +115,18 @@ def test_resolve_by_id_has_no_repo_tag(docker_env, images, form):
     assert image.repo_tag is None
 
 
-def test_unknown_image_is_image_not_found(docker_env, images):
+def test_unknown_image_is_image_not_found(keepdocker_docker_env, images):
     with pytest.raises(ImageNotFound) as caught:
         resolve(images.prefix + "-nosuch:1")
     assert str(caught.value) == "no matching image found for %s-nosuch:1" % images.prefix
 
 
-def test_unknown_id_is_image_not_found(docker_env):
+def test_unknown_id_is_image_not_found(keepdocker_docker_env):
     with pytest.raises(ImageNotFound):
         resolve("sha256:" + "0" * 64)
 
 
+@pytest.mark.engines  # the real docker CLI gives the message (no engine runs)
 def test_missing_engine_is_engine_unavailable_in_one_line(monkeypatch, tmp_path):
     host = "unix://%s/no-engine.sock" % tmp_path
     monkeypatch.setenv("DOCKER_HOST", host)
@@ -147,8 +148,8 @@ def test_missing_docker_command_is_engine_unavailable(monkeypatch, tmp_path):
         resolve("anything:1")
 
 
-def test_docker_io_command_is_used_when_docker_is_missing(docker_env, images, monkeypatch,
-                                                          tmp_path):
+def test_docker_io_command_is_used_when_docker_is_missing(
+        keepdocker_docker_env, images, monkeypatch, tmp_path):
     # Debian names the CLI docker.io; this is the real docker CLI under that name.
     os.symlink(shutil.which("docker"), str(tmp_path / "docker.io"))
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -157,12 +158,13 @@ def test_docker_io_command_is_used_when_docker_is_missing(docker_env, images, mo
     assert resolve(images.app + ":2.0").image_id == images.child
 
 
-def test_available_when_the_engine_answers(docker_env):
+def test_available_when_the_engine_answers(keepdocker_docker_env):
     assert DockerDaemonSource().available(OPTIONS) is True
 
 
+@pytest.mark.engines  # second_engine starts a Docker engine of its own
 def test_export_streams_an_archive_a_fresh_engine_loads_with_the_same_id(
-        docker_env, images, second_engine):
+        keepdocker_docker_env, images, second_engine):
     image = resolve(images.app + ":2.0")
     with image.export() as stream:
         loaded = load_stream(second_engine, stream)
@@ -170,7 +172,7 @@ def test_export_streams_an_archive_a_fresh_engine_loads_with_the_same_id(
     assert second_engine.image_id(loaded) == images.child
 
 
-def test_export_is_a_docker_archive_of_the_image_by_id(docker_env, images):
+def test_export_is_a_docker_archive_of_the_image_by_id(keepdocker_docker_env, images):
     image = resolve(images.app + ":2.0")
     with image.export() as stream:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
@@ -185,7 +187,7 @@ def test_export_is_a_docker_archive_of_the_image_by_id(docker_env, images):
     assert not manifest[0].get("RepoTags")  # saved by id, as arv-keepdocker 3.2.1 does
 
 
-def test_export_stopped_early_kills_and_reaps_docker_save(docker_env, images):
+def test_export_stopped_early_kills_and_reaps_docker_save(keepdocker_docker_env, images):
     image = resolve(images.app + ":2.0")
     with image.export() as stream:
         assert len(stream.read(512)) == 512
@@ -193,12 +195,12 @@ def test_export_stopped_early_kills_and_reaps_docker_save(docker_env, images):
     assert stream.closed
 
 
-def test_export_failure_is_a_source_error_with_dockers_message(docker_engine, docker_env,
-                                                                images):
+def test_export_failure_is_a_source_error_with_dockers_message(
+        keepdocker_docker_engine, keepdocker_docker_env, images):
     name = images.prefix + "-gone:1"
-    build_layered_image(docker_engine, name, [{"gone.txt": b"soon gone\n"}])
+    build_layered_image(keepdocker_docker_engine, name, [{"gone.txt": b"soon gone\n"}])
     image = resolve(name)
-    docker_engine.docker("rmi", name)
+    keepdocker_docker_engine.docker("rmi", name)
     with pytest.raises(SourceError) as caught:
         with image.export() as stream:
             stream.read()
@@ -207,22 +209,23 @@ def test_export_failure_is_a_source_error_with_dockers_message(docker_engine, do
     assert "\n" not in message
 
 
-def test_consumer_error_caused_by_a_failed_save_reports_the_save(docker_engine, docker_env,
-                                                                 images):
+def test_consumer_error_caused_by_a_failed_save_reports_the_save(
+        keepdocker_docker_engine, keepdocker_docker_env, images):
     name = images.prefix + "-gone2:1"
-    build_layered_image(docker_engine, name, [{"gone.txt": b"soon gone too\n"}])
+    build_layered_image(keepdocker_docker_engine, name, [{"gone.txt": b"soon gone too\n"}])
     image = resolve(name)
-    docker_engine.docker("rmi", name)
+    keepdocker_docker_engine.docker("rmi", name)
     with pytest.raises(SourceError, match="^docker save .* failed: "):
         with image.export() as stream:
             tarfile.open(fileobj=io.BytesIO(stream.read()), mode="r:")
 
 
-def test_pull_from_a_registry_then_resolve(docker_engine, docker_env, images, registry):
-    remote = "%s/%s-pulled" % (registry.address, images.prefix)
-    docker_engine.docker("tag", images.app + ":2.0", remote + ":v1")
-    docker_engine.docker("push", remote + ":v1")
-    docker_engine.docker("rmi", remote + ":v1")
+def test_pull_from_a_registry_then_resolve(
+        keepdocker_docker_engine, keepdocker_docker_env, images, keepdocker_registry):
+    remote = "%s/%s-pulled" % (keepdocker_registry.address, images.prefix)
+    keepdocker_docker_engine.docker("tag", images.app + ":2.0", remote + ":v1")
+    keepdocker_docker_engine.docker("push", remote + ":v1")
+    keepdocker_docker_engine.docker("rmi", remote + ":v1")
     source = DockerDaemonSource()
     reference = source.parse(remote + ":v1", None)
     with pytest.raises(ImageNotFound):
@@ -234,9 +237,10 @@ def test_pull_from_a_registry_then_resolve(docker_engine, docker_env, images, re
     assert image.manifest_digest and image.manifest_digest.startswith("sha256:")
 
 
-def test_pull_of_a_missing_image_is_a_one_line_source_error(docker_env, images, registry):
+def test_pull_of_a_missing_image_is_a_one_line_source_error(
+        keepdocker_docker_env, images, keepdocker_registry):
     source = DockerDaemonSource()
-    reference = source.parse("%s/%s-never:1" % (registry.address, images.prefix), None)
+    reference = source.parse("%s/%s-never:1" % (keepdocker_registry.address, images.prefix), None)
     with pytest.raises(SourceError) as caught:
         source.pull(reference, OPTIONS)
     assert "\n" not in str(caught.value)

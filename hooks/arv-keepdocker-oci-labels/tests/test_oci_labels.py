@@ -14,7 +14,7 @@ import pytest
 import arv_keepdocker_oci_labels as oci_labels
 from arv_keepdocker_plugin import Image
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.testing import imagebuild
+from arv_keepdocker_testkit import imagebuild
 
 
 def test_only_string_oci_labels_are_kept():
@@ -45,16 +45,16 @@ def labelled_archive(tmp_path):
     return path
 
 
-def run_keepdocker(arvados_cluster, tmp_path, *args, **extra_env):
+def run_keepdocker(arv_cluster, tmp_path, *args, **extra_env):
     env = dict(os.environ, HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               **arvados_cluster.env("alice"), **extra_env)
+               **arv_cluster.env("alice"), **extra_env)
     return subprocess.run([sys.executable, "-m", "arv_keepdocker_plugin", "--no-progress",
                            *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_upload_records_oci_labels_as_properties(arvados_cluster, arv_api, labelled_archive,
+def test_upload_records_oci_labels_as_properties(arv_cluster, arv_api, labelled_archive,
                                                  tmp_path):
-    proc = run_keepdocker(arvados_cluster, tmp_path, "--force",
+    proc = run_keepdocker(arv_cluster, tmp_path, "--force",
                           "docker-archive:{}".format(labelled_archive))
     assert proc.returncode == 0, proc.stderr
     uuid = proc.stdout.strip()
@@ -68,8 +68,8 @@ def test_upload_records_oci_labels_as_properties(arvados_cluster, arv_api, label
     assert uuid in [c["uuid"] for c in found]
 
 
-def test_disabled_by_name(arvados_cluster, arv_api, labelled_archive, tmp_path):
-    proc = run_keepdocker(arvados_cluster, tmp_path, "--force",
+def test_disabled_by_name(arv_cluster, arv_api, labelled_archive, tmp_path):
+    proc = run_keepdocker(arv_cluster, tmp_path, "--force",
                           "docker-archive:{}".format(labelled_archive),
                           ARV_KEEPDOCKER_DISABLE_PLUGINS="oci_labels")
     assert proc.returncode == 0, proc.stderr

@@ -2,12 +2,12 @@
 
 Session fixture:
 
-``arvados_cluster``
+``arv_cluster``
     A running :class:`~.cluster.Cluster` in a private temporary directory,
     started once per test session and stopped at its end (it also stops by
     itself if the pytest process dies). Users ``alice``,
     ``bob`` and ``admin`` (is_admin) each have a token:
-    ``arvados_cluster.token("bob")``, ``.env("bob")``, ``.api("bob")``,
+    ``arv_cluster.token("bob")``, ``.env("bob")``, ``.api("bob")``,
     ``.user_uuid("bob")``, ``.inject_fault("keep_put", 1, status=503)``.
 
 Function fixtures:
@@ -38,11 +38,11 @@ import uuid as _uuid
 
 import pytest
 
-__all__ = ["arvados_cluster", "arv_env", "arv_api", "arv_api_bob", "arv_api_admin", "arv_project"]
+__all__ = ["arv_cluster", "arv_env", "arv_api", "arv_api_bob", "arv_api_admin", "arv_project"]
 
 
 @pytest.fixture(scope="session")
-def arvados_cluster():
+def arv_cluster():
     """A local cluster for the whole session (private directory, free port)."""
     from .cluster import Cluster
 
@@ -67,12 +67,12 @@ def _reset_arvados_config():
 
 
 @pytest.fixture
-def arv_env(arvados_cluster, monkeypatch, tmp_path):
+def arv_env(arv_cluster, monkeypatch, tmp_path):
     """alice's ARVADOS_* environment, a private HOME/XDG_CACHE_HOME; yields the env dict."""
     for name in list(os.environ):
         if name.startswith("ARVADOS_"):
             monkeypatch.delenv(name)
-    env = arvados_cluster.env("alice")
+    env = arv_cluster.env("alice")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     home = tmp_path / "home"
@@ -85,21 +85,21 @@ def arv_env(arvados_cluster, monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def arv_api(arvados_cluster):
+def arv_api(arv_cluster):
     """An API client for alice."""
-    return arvados_cluster.api("alice")
+    return arv_cluster.api("alice")
 
 
 @pytest.fixture
-def arv_api_bob(arvados_cluster):
+def arv_api_bob(arv_cluster):
     """An API client for bob."""
-    return arvados_cluster.api("bob")
+    return arv_cluster.api("bob")
 
 
 @pytest.fixture
-def arv_api_admin(arvados_cluster):
+def arv_api_admin(arv_cluster):
     """An API client for admin."""
-    return arvados_cluster.api("admin")
+    return arv_cluster.api("admin")
 
 
 @pytest.fixture

@@ -2,25 +2,28 @@
 
 Session fixtures (started once per test session, stopped and removed after):
 
-``docker_engine``
+``keepdocker_docker_engine``
     A :class:`~.engines.DockerEngine`: a private ``dockerd`` (vfs, no
-    networking). Use ``docker_engine.docker("images")``,
-    ``docker_engine.host`` (a ``DOCKER_HOST`` value), ``docker_engine.env()``.
-``podman_store``
+    networking). Use ``keepdocker_docker_engine.docker("images")``,
+    ``keepdocker_docker_engine.host`` (a ``DOCKER_HOST`` value),
+    ``keepdocker_docker_engine.env()``.
+``keepdocker_podman_store``
     A :class:`~.engines.PodmanStore`: a private containers-storage store for
     ``podman`` (``.args``, ``.storage_conf``, ``.env()``, ``.podman(...)``).
-``registry``
+``keepdocker_registry``
     A :class:`~.engines.Registry`: ``docker-registry`` on
-    ``registry.address`` (``127.0.0.1:PORT``), no TLS.
+    ``keepdocker_registry.address`` (``127.0.0.1:PORT``), no TLS.
 
 Function fixtures:
 
-``docker_env``
-    Sets ``DOCKER_HOST`` to ``docker_engine`` for the test (monkeypatch) and
-    returns the engine, so code that simply runs ``docker`` uses it.
-``podman_env``
-    Sets ``CONTAINERS_STORAGE_CONF`` to ``podman_store``'s storage.conf for the
-    test and returns the store, so a plain ``podman`` uses it.
+``keepdocker_docker_env``
+    Sets ``DOCKER_HOST`` to ``keepdocker_docker_engine`` for the test
+    (monkeypatch) and returns the engine, so code that simply runs ``docker``
+    uses it.
+``keepdocker_podman_env``
+    Sets ``CONTAINERS_STORAGE_CONF`` to ``keepdocker_podman_store``'s
+    storage.conf for the test and returns the store, so a plain ``podman``
+    uses it.
 
 When an engine's binary is missing or the engine fails to start, tests using
 it are skipped with the reason; when the environment variable ``CI`` is set
@@ -35,7 +38,13 @@ import tempfile
 
 import pytest
 
-__all__ = ["docker_engine", "podman_store", "registry", "docker_env", "podman_env"]
+__all__ = [
+    "keepdocker_docker_engine",
+    "keepdocker_podman_store",
+    "keepdocker_registry",
+    "keepdocker_docker_env",
+    "keepdocker_podman_env",
+]
 
 
 def _short_dir(kind: str) -> str:
@@ -78,32 +87,32 @@ def _running(class_name: str, kind: str, what: str):
 
 
 @pytest.fixture(scope="session")
-def docker_engine():
+def keepdocker_docker_engine():
     """A private Docker engine for the session (see the module docstring)."""
     yield from _running("DockerEngine", "d", "Docker engine")
 
 
 @pytest.fixture(scope="session")
-def podman_store():
+def keepdocker_podman_store():
     """A private podman store for the session (see the module docstring)."""
     yield from _running("PodmanStore", "p", "podman")
 
 
 @pytest.fixture(scope="session")
-def registry():
+def keepdocker_registry():
     """A private loopback registry for the session (see the module docstring)."""
     yield from _running("Registry", "r", "docker-registry")
 
 
 @pytest.fixture
-def docker_env(docker_engine, monkeypatch):
-    """``DOCKER_HOST`` set to ``docker_engine`` for one test; returns the engine."""
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
-    return docker_engine
+def keepdocker_docker_env(keepdocker_docker_engine, monkeypatch):
+    """``DOCKER_HOST`` set to ``keepdocker_docker_engine`` for one test; returns the engine."""
+    monkeypatch.setenv("DOCKER_HOST", keepdocker_docker_engine.host)
+    return keepdocker_docker_engine
 
 
 @pytest.fixture
-def podman_env(podman_store, monkeypatch):
-    """``CONTAINERS_STORAGE_CONF`` set to ``podman_store`` for one test; returns it."""
-    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", podman_store.storage_conf)
-    return podman_store
+def keepdocker_podman_env(keepdocker_podman_store, monkeypatch):
+    """``CONTAINERS_STORAGE_CONF`` set to ``keepdocker_podman_store`` for one test; returns it."""
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", keepdocker_podman_store.storage_conf)
+    return keepdocker_podman_store

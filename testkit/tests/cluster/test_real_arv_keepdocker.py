@@ -8,51 +8,43 @@ engine and alice's environment, ``arv-keepdocker`` uploads a multi-layer image
 import os
 import re
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-from arv_keepdocker_plugin.testing.engines import build_layered_image
+from arv_keepdocker_testkit.engines import build_layered_image
+from arv_keepdocker_testkit.scripts import script
 
 UUID = re.compile(r"^[a-z0-9]{5}-4zz18-[a-z0-9]{15}$")
 
 
-def arv_keepdocker_script() -> str:
-    path = Path(sys.executable).parent / "arv-keepdocker"
-    if not path.exists():
-        pytest.fail("Arvados' arv-keepdocker is not installed beside %s" % sys.executable)
-    return str(path)
-
-
 @pytest.fixture
-def alice_docker_env(arv_env, docker_engine):
+def alice_docker_env(arv_env, keepdocker_docker_engine):
     """alice's environment (private HOME from ``arv_env``) with DOCKER_HOST set."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKER_")}
     env.update(arv_env)
-    env["DOCKER_HOST"] = docker_engine.host
+    env["DOCKER_HOST"] = keepdocker_docker_engine.host
     return env
 
 
 @pytest.fixture
-def layered_image(docker_engine):
+def layered_image(keepdocker_docker_engine):
     """A 3-layer COPY-only image ``<unique>:v1``; its base is shared by a sibling."""
     name = "real" + uuid.uuid4().hex[:10]
-    build_layered_image(docker_engine, name + "-base:1",
+    build_layered_image(keepdocker_docker_engine, name + "-base:1",
                         [{"etc/base.txt": b"base"}, {"lib/blob": bytes(range(256)) * 64}])
-    image_id = build_layered_image(docker_engine, name + ":v1",
+    image_id = build_layered_image(keepdocker_docker_engine, name + ":v1",
                                    [{"app/run.sh": b"echo " + name.encode()}],
                                    base=name + "-base:1")
-    build_layered_image(docker_engine, name + "-sibling:1", [{"other": b"o"}],
+    build_layered_image(keepdocker_docker_engine, name + "-sibling:1", [{"other": b"o"}],
                         base=name + "-base:1")
     yield name, image_id
     for tag in (name + ":v1", name + "-base:1", name + "-sibling:1"):
-        docker_engine.docker("rmi", tag, check=False)
+        keepdocker_docker_engine.docker("rmi", tag, check=False)
 
 
 def run(env, *args):
-    return subprocess.run([arv_keepdocker_script(), *args], env=env, capture_output=True,
+    return subprocess.run([script("arv-keepdocker"), *args], env=env, capture_output=True,
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
 
 

@@ -32,7 +32,7 @@ from .routes import Router
 from .store import Store
 from .users_api import ensure_keep_service
 
-log = logging.getLogger("arv_keepdocker_plugin.testing.cluster")
+log = logging.getLogger("arv_keepdocker_testkit.cluster")
 
 DISCOVERY_PATH = "/discovery/v1/apis/arvados/v1/rest"
 API_PREFIX = "/arvados/v1/"

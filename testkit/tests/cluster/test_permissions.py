@@ -33,8 +33,8 @@ def test_admin_sees_everything(arv_api_admin, bob_private):
     assert bob_private["uuid"] in uuids(arv_api_admin)
 
 
-def test_permission_link_grants_read_then_write(arv_api, arv_api_bob, arvados_cluster, bob_private):
-    alice = arvados_cluster.user_uuid("alice")
+def test_permission_link_grants_read_then_write(arv_api, arv_api_bob, arv_cluster, bob_private):
+    alice = arv_cluster.user_uuid("alice")
     link = arv_api_bob.links().create(body={"link_class": "permission", "name": "can_read",
                                             "tail_uuid": alice, "head_uuid": bob_private["uuid"]}).execute()
     assert arv_api.collections().get(uuid=bob_private["uuid"]).execute()["uuid"] == bob_private["uuid"]
@@ -55,7 +55,7 @@ def test_permission_link_grants_read_then_write(arv_api, arv_api_bob, arvados_cl
     assert status_of(arv_api.collections().get(uuid=bob_private["uuid"])) == 404
 
 
-def test_project_sharing_reaches_nested_projects(arv_api, arv_api_bob, arvados_cluster):
+def test_project_sharing_reaches_nested_projects(arv_api, arv_api_bob, arv_cluster):
     top = arv_api_bob.groups().create(body={"name": "bob top", "group_class": "project"},
                                       ensure_unique_name=True).execute()
     sub = arv_api_bob.groups().create(body={"name": "bob sub", "group_class": "project",
@@ -66,7 +66,7 @@ def test_project_sharing_reaches_nested_projects(arv_api, arv_api_bob, arvados_c
     assert status_of(arv_api.collections().create(
         body={"name": "nowhere", "owner_uuid": "zzzzz-j7d0g-000000000000000"})) == 422
     arv_api_bob.links().create(body={"link_class": "permission", "name": "can_read",
-                                     "tail_uuid": arvados_cluster.user_uuid("alice"),
+                                     "tail_uuid": arv_cluster.user_uuid("alice"),
                                      "head_uuid": top["uuid"]}).execute()
     assert arv_api.groups().get(uuid=sub["uuid"]).execute()["name"] == "bob sub"
     assert arv_api.collections().get(uuid=inner["uuid"]).execute()["name"] == "inner"
@@ -74,7 +74,7 @@ def test_project_sharing_reaches_nested_projects(arv_api, arv_api_bob, arvados_c
     # Reading a project does not allow writing into it.
     assert status_of(arv_api.collections().create(body={"name": "intrude", "owner_uuid": sub["uuid"]})) == 403
     arv_api_bob.links().create(body={"link_class": "permission", "name": "can_write",
-                                     "tail_uuid": arvados_cluster.user_uuid("alice"),
+                                     "tail_uuid": arv_cluster.user_uuid("alice"),
                                      "head_uuid": top["uuid"]}).execute()
     made = arv_api.collections().create(body={"name": "intrude", "owner_uuid": sub["uuid"]}).execute()
     assert made["owner_uuid"] == sub["uuid"]
@@ -82,7 +82,7 @@ def test_project_sharing_reaches_nested_projects(arv_api, arv_api_bob, arvados_c
     assert arv_api_bob.collections().get(uuid=made["uuid"]).execute()["name"] == "intrude"
 
 
-def test_role_membership_grants_what_the_role_holds(arv_api, arv_api_bob, arvados_cluster):
+def test_role_membership_grants_what_the_role_holds(arv_api, arv_api_bob, arv_cluster):
     role = arv_api_bob.groups().create(body={"name": "readers", "group_class": "role"},
                                        ensure_unique_name=True).execute()
     project = arv_api_bob.groups().create(body={"name": "for readers", "group_class": "project"},
@@ -92,7 +92,7 @@ def test_role_membership_grants_what_the_role_holds(arv_api, arv_api_bob, arvado
                                      "tail_uuid": role["uuid"], "head_uuid": project["uuid"]}).execute()
     assert status_of(arv_api.collections().get(uuid=inside["uuid"])) == 404
     arv_api_bob.links().create(body={"link_class": "permission", "name": "can_read",
-                                     "tail_uuid": arvados_cluster.user_uuid("alice"),
+                                     "tail_uuid": arv_cluster.user_uuid("alice"),
                                      "head_uuid": role["uuid"]}).execute()
     assert arv_api.collections().get(uuid=inside["uuid"]).execute()["uuid"] == inside["uuid"]
 
@@ -118,12 +118,12 @@ def test_missing_or_wrong_token_is_401(raw, token):
     assert status == 401
 
 
-def test_token_for_another_user_stays_that_user(raw, arvados_cluster):
+def test_token_for_another_user_stays_that_user(raw, arv_cluster):
     status, body, _ = raw("GET", "/arvados/v1/users/current", user="bob")
-    assert status == 200 and body["uuid"] == arvados_cluster.user_uuid("bob")
+    assert status == 200 and body["uuid"] == arv_cluster.user_uuid("bob")
     # A well-formed v2 token whose uuid does not belong to the secret is refused.
-    alice_uuid_part = arvados_cluster.token("alice").split("/")[1]
-    bob_secret = arvados_cluster.token("bob").split("/")[2]
+    alice_uuid_part = arv_cluster.token("alice").split("/")[1]
+    bob_secret = arv_cluster.token("bob").split("/")[2]
     status, _, _ = raw("GET", "/arvados/v1/users/current", user=None,
                        token="v2/%s/%s" % (alice_uuid_part, bob_secret))
     assert status == 401

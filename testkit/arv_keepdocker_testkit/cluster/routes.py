@@ -1,7 +1,7 @@
 """The API methods this cluster serves: path, HTTP method, parameters, handler.
 
 Every entry names a method of the real discovery document
-(``tests/cluster/test_conformance.py`` checks path, HTTP method and parameter
+(``testkit/tests/cluster/test_conformance.py`` checks path, HTTP method and parameter
 names against it). A call with a query parameter the method does not declare
 is refused with 422, so the declared parameters are exactly what the server
 accepts.

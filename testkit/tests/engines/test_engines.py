@@ -1,4 +1,4 @@
-"""The private engines shipped for tests and hook authors (testing/engines.py)."""
+"""The private engines shipped for tests and hook authors (arv_keepdocker_testkit/engines.py)."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from arv_keepdocker_plugin.testing import engines_fixtures
-from arv_keepdocker_plugin.testing.engines import (
+from arv_keepdocker_testkit import engines_fixtures
+from arv_keepdocker_testkit.engines import (
     DockerEngine,
     EngineStartError,
     PodmanStore,
@@ -23,6 +23,7 @@ def unique(name):
     return "eng-%s-%s" % (uuid.uuid4().hex[:8], name)
 
 
+@pytest.mark.engines  # starts a Docker engine of its own
 def test_docker_engine_starts_privately_and_stops_by_pidfile():
     directory = tempfile.mkdtemp(prefix="akd-t-", dir="/tmp")
     try:
@@ -53,6 +54,7 @@ def test_docker_engine_refuses_a_socket_path_too_long_for_unix_sockets(tmp_path)
         DockerEngine(str(tmp_path / ("x" * 120)))
 
 
+@pytest.mark.engines  # runs dockerd
 def test_docker_engine_start_failure_shows_the_log():
     # dockerd present but unusable: its data root is a file.
     directory = tempfile.mkdtemp(prefix="akd-f-", dir="/tmp")
@@ -69,13 +71,14 @@ def test_docker_engine_start_failure_shows_the_log():
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_build_layered_image_on_docker_shares_the_base(docker_engine):
+def test_build_layered_image_on_docker_shares_the_base(keepdocker_docker_engine):
     base_tag, child_tag = unique("base:1"), unique("child:1")
-    base = build_layered_image(docker_engine, base_tag, [{"a.txt": b"a"}, {"d/b.txt": b"b"}])
-    child = build_layered_image(docker_engine, child_tag, [{"c.txt": b"c"}], base=base_tag,
-                                labels={"k": "v w", "q": 'has "quotes"'})
-    info = json.loads(docker_engine.docker("image", "inspect", child).stdout)[0]
-    base_info = json.loads(docker_engine.docker("image", "inspect", base).stdout)[0]
+    base = build_layered_image(keepdocker_docker_engine, base_tag,
+                               [{"a.txt": b"a"}, {"d/b.txt": b"b"}])
+    child = build_layered_image(keepdocker_docker_engine, child_tag, [{"c.txt": b"c"}],
+                                base=base_tag, labels={"k": "v w", "q": 'has "quotes"'})
+    info = json.loads(keepdocker_docker_engine.docker("image", "inspect", child).stdout)[0]
+    base_info = json.loads(keepdocker_docker_engine.docker("image", "inspect", base).stdout)[0]
     assert base.startswith("sha256:") and child.startswith("sha256:")
     assert info["RootFS"]["Layers"][:2] == base_info["RootFS"]["Layers"]
     assert len(info["RootFS"]["Layers"]) == 3
@@ -83,55 +86,58 @@ def test_build_layered_image_on_docker_shares_the_base(docker_engine):
     assert child_tag in info["RepoTags"]
 
 
-def test_build_layered_image_on_podman_shares_the_base(podman_store):
+def test_build_layered_image_on_podman_shares_the_base(keepdocker_podman_store):
     base_tag, child_tag = unique("base:1"), unique("child:1")
-    base = build_layered_image(podman_store, base_tag, [{"a.txt": b"a"}])
-    child = build_layered_image(podman_store, child_tag, [{"c.txt": b"c"}, {"e": b"e"}],
+    base = build_layered_image(keepdocker_podman_store, base_tag, [{"a.txt": b"a"}])
+    child = build_layered_image(keepdocker_podman_store, child_tag, [{"c.txt": b"c"}, {"e": b"e"}],
                                 base=base_tag, labels={"k": "v"})
-    info = json.loads(podman_store.podman("image", "inspect", child).stdout)[0]
-    base_info = json.loads(podman_store.podman("image", "inspect", base).stdout)[0]
+    info = json.loads(keepdocker_podman_store.podman("image", "inspect", child).stdout)[0]
+    base_info = json.loads(keepdocker_podman_store.podman("image", "inspect", base).stdout)[0]
     assert "sha256:" + info["Id"] == child
     assert info["RootFS"]["Layers"][:1] == base_info["RootFS"]["Layers"]
     assert len(info["RootFS"]["Layers"]) == 3
     assert info["Config"]["Labels"]["k"] == "v"
 
 
-def test_podman_storage_conf_selects_the_same_store(podman_store):
+def test_podman_storage_conf_selects_the_same_store(keepdocker_podman_store):
     tag = unique("conf:1")
-    image = build_layered_image(podman_store, tag, [{"f": b"f"}])
-    with open(podman_store.storage_conf) as f:
+    image = build_layered_image(keepdocker_podman_store, tag, [{"f": b"f"}])
+    with open(keepdocker_podman_store.storage_conf) as f:
         text = f.read()
-    assert 'graphroot = "%s"' % podman_store.root in text
+    assert 'graphroot = "%s"' % keepdocker_podman_store.root in text
     plain = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", tag],
-                           env=podman_store.env(), capture_output=True, text=True, check=True)
+                           env=keepdocker_podman_store.env(), capture_output=True, text=True,
+                           check=True)
     assert "sha256:" + plain.stdout.strip() == image
 
 
-def test_podman_store_args_are_private(podman_store):
-    assert podman_store.args == ["--root", podman_store.root, "--runroot",
-                                 podman_store.runroot, "--storage-driver", "vfs"]
-    assert podman_store.root.startswith(podman_store.dir)
+def test_podman_store_args_are_private(keepdocker_podman_store):
+    assert keepdocker_podman_store.args == [
+        "--root", keepdocker_podman_store.root, "--runroot", keepdocker_podman_store.runroot,
+        "--storage-driver", "vfs"]
+    assert keepdocker_podman_store.root.startswith(keepdocker_podman_store.dir)
 
 
-def test_registry_answers_v2_on_loopback(registry):
-    host, port = registry.address.split(":")
+def test_registry_answers_v2_on_loopback(keepdocker_registry):
+    host, port = keepdocker_registry.address.split(":")
     assert host == "127.0.0.1" and int(port) > 0
-    with urllib.request.urlopen("http://%s/v2/" % registry.address, timeout=5) as response:
+    url = "http://%s/v2/" % keepdocker_registry.address
+    with urllib.request.urlopen(url, timeout=5) as response:
         assert response.status == 200
 
 
-def test_docker_env_points_docker_at_the_private_engine(docker_env):
-    assert os.environ["DOCKER_HOST"] == docker_env.host
+def test_docker_env_points_docker_at_the_private_engine(keepdocker_docker_env):
+    assert os.environ["DOCKER_HOST"] == keepdocker_docker_env.host
     answer = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"],
                             capture_output=True, text=True, check=True)
-    assert answer.stdout.strip() == os.path.join(docker_env.dir, "root")
+    assert answer.stdout.strip() == os.path.join(keepdocker_docker_env.dir, "root")
 
 
-def test_podman_env_points_podman_at_the_private_store(podman_env):
-    assert os.environ["CONTAINERS_STORAGE_CONF"] == podman_env.storage_conf
+def test_podman_env_points_podman_at_the_private_store(keepdocker_podman_env):
+    assert os.environ["CONTAINERS_STORAGE_CONF"] == keepdocker_podman_env.storage_conf
     answer = subprocess.run(["podman", "info", "--format", "{{.Store.GraphRoot}}"],
                             capture_output=True, text=True, check=True)
-    assert answer.stdout.strip() == podman_env.root
+    assert answer.stdout.strip() == keepdocker_podman_env.root
 
 
 def test_engine_that_cannot_start_skips_locally(monkeypatch):

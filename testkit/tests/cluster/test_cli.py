@@ -14,15 +14,16 @@ import arvados.collection
 import arvados.errors
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import Cluster
-from arv_keepdocker_plugin.testing.cluster.cluster import pid_alive
+from arv_keepdocker_testkit.cluster import Cluster
+from arv_keepdocker_testkit.cluster.cluster import pid_alive
+from arv_keepdocker_testkit.scripts import script
 
-SCRIPT = Path(sys.executable).parent / "arv-keepdocker-cluster"
 ENV_LINE = re.compile(r"^export (ARVADOS_API_HOST|ARVADOS_API_TOKEN|ARVADOS_API_HOST_INSECURE)=(\S+)$")
 
 
 def cli(*args):
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([script("arv-keepdocker-cluster"), *args], capture_output=True, text=True,
+                          timeout=120)
 
 
 def parse_env(text):
@@ -51,6 +52,7 @@ def dirs(tmp_path):
         Cluster(directory).stop()
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_start_env_stop_restart_keeps_everything(dirs):
     directory = dirs[0]
     started = cli("start", "--dir", str(directory), "--docker-image-formats", "")
@@ -106,6 +108,7 @@ def test_start_env_stop_restart_keeps_everything(dirs):
     assert "no cluster running" in cli("stop", "--dir", str(directory)).stdout
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_two_clusters_side_by_side(dirs):
     first, second = (Cluster(d, cluster_id=cid) for d, cid in zip(dirs, ("aaaaa", "bbbbb")))
     with first, second:
@@ -122,6 +125,7 @@ def test_two_clusters_side_by_side(dirs):
     assert not first.running() and not second.running()
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_v2_is_the_default_format(dirs):
     with Cluster(dirs[0]) as cluster:
         assert discovery(dirs[0], cluster.api_host)["dockerImageFormats"] == ["v2"]
@@ -138,9 +142,10 @@ def test_user_errors_are_one_line(tmp_path):
     assert badid.returncode == 1 and badid.stderr.count("\n") == 1
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
     """DIR/ca.pem as SSL_CERT_FILE replaces ARVADOS_API_HOST_INSECURE (API and Keep)."""
-    script = ("import arvados, arvados.collection\n"
+    program = ("import arvados, arvados.collection\n"
               "api = arvados.api('v1', num_retries=0)\n"
               "c = arvados.collection.Collection(api_client=api)\n"
               "with c.open('x', 'w') as f: f.write('verified')\n"
@@ -150,7 +155,7 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARVADOS_")}
         env.update(cluster.env("alice"), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
         del env["ARVADOS_API_HOST_INSECURE"]
-        trusted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+        trusted = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                                  timeout=120, env=dict(env, SSL_CERT_FILE=str(cluster.ca_file)))
         assert trusted.returncode == 0, trusted.stderr
         assert trusted.stdout == "verified\n"
@@ -159,6 +164,7 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
         assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
 
 
+@pytest.mark.cluster  # starts clusters of its own
 def test_server_stops_when_its_owner_process_dies(dirs):
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     cluster = Cluster(dirs[0], owner_pid=owner.pid)

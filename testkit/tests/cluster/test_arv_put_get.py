@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from arv_keepdocker_testkit.scripts import script
+
 MiB = 1 << 20
 BLOCK = 64 * MiB
 
@@ -69,7 +71,7 @@ def big_file(tmp_path):
 
 def test_arv_put_arv_get_round_trip_multi_block(arv_env, arv_api, big_file, tmp_path):
     path, size, whole, blocks = big_file
-    out = run(["arv-put", "--no-progress", str(path)])
+    out = run([script("arv-put"), "--no-progress", str(path)])
     assert out.returncode == 0, out.stderr
     uuid = out.stdout.strip()
     coll = arv_api.collections().get(uuid=uuid).execute()
@@ -77,12 +79,12 @@ def test_arv_put_arv_get_round_trip_multi_block(arv_env, arv_api, big_file, tmp_
     assert [h for h, _ in locators] == blocks
     assert sum(int(n) for _, n in locators) == size
 
-    listing = run(["arv-ls", uuid])
+    listing = run([script("arv-ls"), uuid])
     assert listing.returncode == 0, listing.stderr
     assert [line.strip() for line in listing.stdout.splitlines()] == ["./big.bin"]
 
     dest = tmp_path / "back.bin"
-    got = run(["arv-get", "%s/big.bin" % uuid, str(dest)])
+    got = run([script("arv-get"), "%s/big.bin" % uuid, str(dest)])
     assert got.returncode == 0, got.stderr
     assert dest.stat().st_size == size
     assert md5_of(dest) == whole
@@ -91,14 +93,14 @@ def test_arv_put_arv_get_round_trip_multi_block(arv_env, arv_api, big_file, tmp_
 def test_arv_put_into_project(arv_env, arv_api, arv_project, tmp_path):
     src = tmp_path / "small.txt"
     src.write_bytes(b"hello project\n")
-    out = run(["arv-put", "--no-progress", "--project-uuid", arv_project["uuid"],
+    out = run([script("arv-put"), "--no-progress", "--project-uuid", arv_project["uuid"],
                "--name", "in project", str(src)])
     assert out.returncode == 0, out.stderr
     coll = arv_api.collections().get(uuid=out.stdout.strip()).execute()
     assert coll["owner_uuid"] == arv_project["uuid"]
     assert coll["name"] == "in project"
     dest = tmp_path / "small.back"
-    assert run(["arv-get", out.stdout.strip() + "/small.txt", str(dest)]).returncode == 0
+    assert run([script("arv-get"), out.stdout.strip() + "/small.txt", str(dest)]).returncode == 0
     assert dest.read_bytes() == b"hello project\n"
 
 
@@ -125,7 +127,7 @@ def _manifest_or_empty(cache_dir):
 
 
 def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
-        arv_env, arvados_cluster, arv_api, arv_api_bob, arv_project, big_file, tmp_path):
+        arv_env, arv_cluster, arv_api, arv_api_bob, arv_project, big_file, tmp_path):
     """A run that uploads every block but cannot save its collection leaves a resume
     cache; the next run reuses those blocks (no Keep PUT for them) and finishes.
 
@@ -137,32 +139,32 @@ def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
         body={"name": "read-only for alice %s" % time.time(), "group_class": "project"}).execute()
     arv_api_bob.links().create(body={
         "link_class": "permission", "name": "can_read",
-        "tail_uuid": arvados_cluster.user_uuid("alice"), "head_uuid": readonly["uuid"]}).execute()
+        "tail_uuid": arv_cluster.user_uuid("alice"), "head_uuid": readonly["uuid"]}).execute()
 
-    offset = arvados_cluster.log_file.stat().st_size
-    first = run(["arv-put", "--no-progress", "--project-uuid", readonly["uuid"], str(path)])
+    offset = arv_cluster.log_file.stat().st_size
+    first = run([script("arv-put"), "--no-progress", "--project-uuid", readonly["uuid"], str(path)])
     assert first.returncode == 1
     assert "arv-put: " in first.stderr
-    assert sorted(put_lines(arvados_cluster, offset, set(blocks))) == sorted(blocks)
+    assert sorted(put_lines(arv_cluster, offset, set(blocks))) == sorted(blocks)
     cache_dir = Path(os.environ["XDG_CACHE_HOME"]) / "arvados" / "arv-put"
     cached = _cached_manifest(cache_dir)
     assert all(block in cached for block in blocks)
 
-    offset = arvados_cluster.log_file.stat().st_size
-    second = run(["arv-put", "--no-progress", "--project-uuid", arv_project["uuid"], str(path)])
+    offset = arv_cluster.log_file.stat().st_size
+    second = run([script("arv-put"), "--no-progress", "--project-uuid", arv_project["uuid"], str(path)])
     assert second.returncode == 0, second.stderr
     assert "Resuming upload from cache file" in second.stderr
-    assert put_lines(arvados_cluster, offset, set(blocks)) == []
+    assert put_lines(arv_cluster, offset, set(blocks)) == []
     coll = arv_api.collections().get(uuid=second.stdout.strip()).execute()
     assert coll["owner_uuid"] == arv_project["uuid"]
     dest = tmp_path / "resumed.bin"
-    got = run(["arv-get", coll["uuid"] + "/big.bin", str(dest)])
+    got = run([script("arv-get"), coll["uuid"] + "/big.bin", str(dest)])
     assert got.returncode == 0, got.stderr
     assert dest.stat().st_size == size
     assert md5_of(dest) == whole
 
 
-def test_arv_put_resumes_an_interrupted_upload(arv_env, arvados_cluster, arv_api, tmp_path):
+def test_arv_put_resumes_an_interrupted_upload(arv_env, arv_cluster, arv_api, tmp_path):
     """Kill arv-put mid-upload after a checkpoint; the next run sends only what is missing.
 
     arv-put is given ``a.bin`` (40 MiB: over 32 MiB, so its block is committed
@@ -177,7 +179,7 @@ def test_arv_put_resumes_an_interrupted_upload(arv_env, arvados_cluster, arv_api
     a_md5, a_blocks = make_file(a_path, 40 * MiB, int(time.time() * 1000) % 10**8)
     os.mkfifo(c_path)
     writer = os.open(c_path, os.O_RDWR)  # a writer that never writes: arv-put's read blocks
-    proc = subprocess.Popen(["arv-put", "--no-progress", str(a_path), str(c_path)],
+    proc = subprocess.Popen([script("arv-put"), "--no-progress", str(a_path), str(c_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         # The checkpoint comes 1 s after the upload starts (next one 60 s later).
@@ -191,18 +193,18 @@ def test_arv_put_resumes_an_interrupted_upload(arv_env, arvados_cluster, arv_api
 
     c_path.unlink()
     c_path.write_bytes(b"the rest of the upload\n")
-    offset = arvados_cluster.log_file.stat().st_size
-    second = run(["arv-put", "--no-progress", str(a_path), str(c_path)])
+    offset = arv_cluster.log_file.stat().st_size
+    second = run([script("arv-put"), "--no-progress", str(a_path), str(c_path)])
     assert second.returncode == 0, second.stderr
     assert "Resuming upload from cache file" in second.stderr
-    sent = put_lines(arvados_cluster, offset, set(a_blocks))
+    sent = put_lines(arv_cluster, offset, set(a_blocks))
     assert sent == []                                   # a.bin was not sent again
     coll = arv_api.collections().get(uuid=second.stdout.strip()).execute()
     assert a_blocks[0] in coll["manifest_text"]
     dest = tmp_path / "back-a.bin"
-    got = run(["arv-get", "%s/a.bin" % coll["uuid"], str(dest)])
+    got = run([script("arv-get"), "%s/a.bin" % coll["uuid"], str(dest)])
     assert got.returncode == 0, got.stderr
     assert md5_of(dest) == a_md5
-    got = run(["arv-get", "%s/c.bin" % coll["uuid"], "-"])
+    got = run([script("arv-get"), "%s/c.bin" % coll["uuid"], "-"])
     assert got.returncode == 0, got.stderr
     assert got.stdout == "the rest of the upload\n"

@@ -6,7 +6,7 @@ Unmodified Arvados 3.2.1 tools (``arv-put``, ``arv-get``, ``arv-ls``,
 * :class:`Cluster` (:mod:`.cluster`) - start/stop one in a directory, get
   tokens, environment and API clients for the built-in users admin, alice, bob.
 * ``arv-keepdocker-cluster`` (:mod:`.cli`) - the same from a shell.
-* :mod:`.fixtures` - pytest fixtures (``arvados_cluster``, ``arv_env``, ...).
+* :mod:`.fixtures` - pytest fixtures (``arv_cluster``, ``arv_env``, ...).
 
 Inside: :mod:`.server` (HTTPS, routing), :mod:`.routes` (served methods),
 :mod:`.store` (SQLite), :mod:`.filters` (list semantics),

@@ -3,12 +3,12 @@
 import hashlib
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import arvados.collection
 import arvados.errors
 import pytest
+
+from arv_keepdocker_testkit.scripts import script
 
 UUID = re.compile(r"^[0-9a-z]{5}-4zz18-[0-9a-z]{15}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
@@ -62,10 +62,9 @@ def test_arv_put_arv_ls_arv_get(arv_env, arv_project, tmp_path):
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("alpha\n")
     (src / "sub" / "b.txt").write_text("beta\n")
-    bindir = Path(sys.executable).parent
 
     def run(tool, *args):
-        return subprocess.run([str(bindir / tool), *args], capture_output=True, text=True, timeout=120)
+        return subprocess.run([script(tool), *args], capture_output=True, text=True, timeout=120)
 
     put = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"], "--name", "tree", str(src) + "/")
     assert put.returncode == 0, put.stderr
@@ -224,12 +223,12 @@ def test_method_override_post_with_form_body(raw, arv_api, arv_project):
     assert sorted(item["uuid"] for item in items) == sorted(made)
 
 
-def test_discovery_config_and_keep_services(raw, arvados_cluster, arv_api):
+def test_discovery_config_and_keep_services(raw, arv_cluster, arv_api):
     status, doc, headers = raw("GET", "/discovery/v1/apis/arvados/v1/rest", user=None)
     assert status == 200 and headers["Cache-Control"] == "no-store"
-    assert doc["rootUrl"] == "https://%s/" % arvados_cluster.api_host
+    assert doc["rootUrl"] == "https://%s/" % arv_cluster.api_host
     assert doc["baseUrl"] == doc["rootUrl"] + "arvados/v1/"
-    assert doc["uuidPrefix"] == arvados_cluster.settings.cluster_id
+    assert doc["uuidPrefix"] == arv_cluster.settings.cluster_id
     assert doc["defaultCollectionReplication"] == 2 and doc["blobSignatureTtl"] == 1209600
     assert doc["revision"] == "20250402" and doc["dockerImageFormats"] == ["v2"]
     config = arv_api.configs().get().execute()
@@ -239,10 +238,10 @@ def test_discovery_config_and_keep_services(raw, arvados_cluster, arv_api):
     assert len(services) == 1
     svc = services[0]
     assert (svc["service_host"], svc["service_port"], svc["service_ssl_flag"], svc["service_type"]) == (
-        "127.0.0.1", int(arvados_cluster.api_host.split(":")[1]), True, "disk")
+        "127.0.0.1", int(arv_cluster.api_host.split(":")[1]), True, "disk")
     assert arv_api.keep_services().list().execute()["items"][0]["uuid"] == svc["uuid"]
     me = arv_api.users().current().execute()
-    assert me["uuid"] == arvados_cluster.user_uuid("alice") and me["is_admin"] is False
+    assert me["uuid"] == arv_cluster.user_uuid("alice") and me["is_admin"] is False
     assert arv_api.users().get(uuid=me["uuid"]).execute()["username"] == "alice"
 
 
@@ -255,8 +254,7 @@ def test_arv_keepdocker_lists_images_from_links(arv_env, arv_api, arv_project):
         arv_api.links().create(body={"link_class": link_class, "name": name, "head_uuid": made["uuid"],
                                      "owner_uuid": arv_project["uuid"],
                                      "properties": {"image_timestamp": "2024-01-02T03:04:05Z"}}).execute()
-    tool = Path(sys.executable).parent / "arv-keepdocker"
-    listing = subprocess.run([str(tool)], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run([script("arv-keepdocker")], capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines() if line.startswith(repo)]
     assert len(rows) == 1

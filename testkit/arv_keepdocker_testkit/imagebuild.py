@@ -6,7 +6,7 @@ mtimes, owners and gzip headers), so an image's id never changes.
 
 Typical use::
 
-    from arv_keepdocker_plugin.testing import imagebuild as ib
+    from arv_keepdocker_testkit import imagebuild as ib
 
     img = ib.build_image([{"hello": b"hi\\n"}], repo_tags=["demo:1"])
     ib.write_docker_archive("demo.tar", [img])                  # docker save style
@@ -279,7 +279,7 @@ def build_image(layers: Sequence[Union[Dict[str, bytes], str, os.PathLike, Layer
         inner["Labels"] = dict(labels)
     config = {"architecture": architecture, "os": os_name, "config": inner,
               "rootfs": {"type": "layers", "diff_ids": [b.diff_id for b in blobs]},
-              "history": [{"created_by": "arv_keepdocker_plugin.testing.imagebuild"}
+              "history": [{"created_by": "arv_keepdocker_testkit.imagebuild"}
                           for _ in blobs]}
     if variant:
         config["variant"] = variant

@@ -2,7 +2,7 @@
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import signing
+from arv_keepdocker_testkit.cluster import signing
 
 # services/api/test/unit/blob_test.rb and sdk/go/arvados/blob_signature_test.go
 KNOWN_KEY = (

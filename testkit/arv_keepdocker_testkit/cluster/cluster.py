@@ -1,12 +1,12 @@
 """Start, stop and use a local cluster living in one directory.
 
->>> from arv_keepdocker_plugin.testing.cluster import Cluster
+>>> from arv_keepdocker_testkit.cluster import Cluster
 >>> with Cluster("/tmp/c1") as c:                       # doctest: +SKIP
 ...     api = c.api("alice")
 ...     api.users().current().execute()["uuid"]
 
 The server runs as a detached background process
-(``python -m arv_keepdocker_plugin.testing.cluster.cli serve``), so it
+(``python -m arv_keepdocker_testkit.cluster.cli serve``), so it
 outlives the Python process that started it unless :meth:`Cluster.stop` is
 called (the context manager does). Everything in the directory survives a
 stop and a start; see :mod:`.settings` for the layout.
@@ -153,7 +153,7 @@ class Cluster:
         for stale in (self.ready_file, self.pid_file):
             if stale.exists():
                 stale.unlink()
-        command = [sys.executable, "-m", "arv_keepdocker_plugin.testing.cluster.cli", "serve",
+        command = [sys.executable, "-m", "arv_keepdocker_testkit.cluster.cli", "serve",
                    "--dir", str(self.dir), "--port", str(self.requested_port or 0)]
         if self.owner_pid:
             command += ["--owner-pid", str(self.owner_pid)]

@@ -20,7 +20,7 @@ def ensure_certificates(directory):
     try:
         import trustme
     except ImportError:
-        raise RuntimeError("the local cluster needs 'trustme' (pip install 'arv-keepdocker-plugin[cluster]')") from None
+        raise RuntimeError("the local cluster needs 'trustme' (pip install trustme)") from None
     tls_dir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="arv-keepdocker-cluster test CA")
     leaf = ca.issue_cert("127.0.0.1", "localhost", "::1")

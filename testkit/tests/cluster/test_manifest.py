@@ -2,7 +2,7 @@
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import manifest, signing
+from arv_keepdocker_testkit.cluster import manifest, signing
 
 KEY = "k" * 50
 TTL = 1209600

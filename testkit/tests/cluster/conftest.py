@@ -46,6 +46,6 @@ class Raw:
 
 
 @pytest.fixture
-def raw(arvados_cluster):
+def raw(arv_cluster):
     """``raw(method, path, user=..., params=..., body=...) -> (status, json, headers)``."""
-    return Raw(arvados_cluster)
+    return Raw(arv_cluster)

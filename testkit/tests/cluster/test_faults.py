@@ -9,7 +9,7 @@ import arvados.errors
 import pytest
 from googleapiclient.errors import HttpError
 
-from arv_keepdocker_plugin.testing.cluster.faults import Fault, Faults
+from arv_keepdocker_testkit.cluster.faults import Fault, Faults
 
 
 # -- the table ---------------------------------------------------------------------
@@ -68,10 +68,10 @@ def test_take_is_thread_safe():
 
 
 @pytest.fixture
-def cluster(arvados_cluster):
-    arvados_cluster.clear_faults()
-    yield arvados_cluster
-    arvados_cluster.clear_faults()
+def cluster(arv_cluster):
+    arv_cluster.clear_faults()
+    yield arv_cluster
+    arv_cluster.clear_faults()
 
 
 def test_keep_put_503_then_success_with_retries(cluster, raw):

@@ -7,14 +7,12 @@ publishes.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
-from arv_keepdocker_plugin.testing.cluster import discovery
-from arv_keepdocker_plugin.testing.cluster.routes import GLOBAL_PARAMS, Router
+from arv_keepdocker_testkit.cluster import discovery
+from arv_keepdocker_testkit.cluster.routes import GLOBAL_PARAMS, Router
 
-SHARED_DOC = Path(__file__).resolve().parents[2] / ".." / "shared" / "arvados" / "arvados-v1-discovery.json"
 RUNTIME_KEYS = {"rootUrl", "baseUrl", "uuidPrefix", "dockerImageFormats", "defaultCollectionReplication",
                 "blobSignatureTtl", "maxRequestSize", "maxItemsPerResponse", "defaultTrashLifetime",
                 "source_version", "sourceVersion", "packageVersion", "generatedAt",
@@ -30,11 +28,10 @@ REQUIRED_METHODS = {
 }
 
 
-def shared_doc():
-    if not SHARED_DOC.exists():
-        pytest.skip("the real Arvados discovery document is not beside the project (%s): "
-                    "it ships with CI's ../shared, not with a fresh clone" % SHARED_DOC)
-    return json.loads(SHARED_DOC.read_text())
+@pytest.fixture
+def shared_doc(shared_dir):
+    """The real Arvados 3.2.1 discovery document, from ``../shared``."""
+    return json.loads((shared_dir / "arvados" / "arvados-v1-discovery.json").read_text())
 
 
 def compare_routes(doc):
@@ -56,16 +53,16 @@ def compare_routes(doc):
     return problems
 
 
-def test_served_methods_match_the_real_discovery_document():
-    assert compare_routes(shared_doc()) == []
+def test_served_methods_match_the_real_discovery_document(shared_doc):
+    assert compare_routes(shared_doc) == []
 
 
 def test_served_methods_match_the_packaged_document():
     assert compare_routes(discovery.static_document()) == []
 
 
-def test_packaged_document_is_the_real_one():
-    assert discovery.static_document() == shared_doc()
+def test_packaged_document_is_the_real_one(shared_doc):
+    assert discovery.static_document() == shared_doc
 
 
 def test_every_method_the_clients_need_is_served():

@@ -1,0 +1,30 @@
+"""Fixtures for every test of the repository: tests/, hooks/ and testkit/tests/.
+
+At the top level so that it applies to all three test paths; it is not shipped
+in any distribution.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from arv_keepdocker_testkit.engines_fixtures import skip_or_fail
+
+#: ``../shared`` beside the repository: Docker's hello-world archives
+#: (``testdata/``) and Arvados' real discovery document (``arvados/``).
+SHARED_DIR = Path(__file__).resolve().parent.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared test data directory ``../shared`` (a :class:`~pathlib.Path`).
+
+    It lives beside the project: CI has it, a user's fresh clone does not. Tests
+    that use it are skipped when it is absent, or fail when ``CI`` is set (the
+    rule of :func:`~arv_keepdocker_testkit.engines_fixtures.skip_or_fail`).
+    """
+    if not SHARED_DIR.is_dir():
+        skip_or_fail("shared test data", FileNotFoundError(
+            "%s is absent (it lives beside the project as ../shared: CI has it, "
+            "a fresh clone does not)" % SHARED_DIR))
+    return SHARED_DIR
