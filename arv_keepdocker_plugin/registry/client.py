@@ -411,9 +411,13 @@ class RegistryClient:
                 return self.fail(RegistryUnreachable, "%s answered plain HTTP to HTTPS; mark it "
                                  "insecure in registries.conf or pass --src-tls-verify=false "
                                  "to allow plain HTTP" % host)
-            return self.fail(RegistryUnreachable, "TLS handshake with %s failed (%s)"
-                             % (host, one_line(getattr(ssl_error, "reason", None) or text,
-                                               QUOTE_LIMIT)))
+            reason = one_line(getattr(ssl_error, "reason", None) or text, QUOTE_LIMIT)
+            hint = ""
+            if "ALERT" in reason.upper() and "CERTIFICATE" in reason.upper():
+                hint = ("; the registry may want a client certificate (NAME.cert and NAME.key "
+                        "in certs.d/%s/)" % self.registry)
+            return self.fail(RegistryUnreachable, "TLS handshake with %s failed (%s)%s"
+                             % (host, reason, hint))
         if isinstance(error, requests.Timeout) or has(socket.timeout, TimeoutError):
             return self.fail(RegistryUnreachable, "%s did not answer within %gs"
                              % (host, self.timeout))
