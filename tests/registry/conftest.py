@@ -16,7 +16,8 @@ storage directory, so every image is served by every registry):
     HTTPS that requires a client certificate; ``.certs_d`` holds the CA and
     a ``client.cert``/``client.key`` pair.
 ``registry_token``
-    HTTPS with token auth and its :class:`~.tokenserver.TokenServer`.
+    HTTPS with token auth and its :class:`~.tokenserver.TokenServer`
+    (``start_token_registry`` starts another, for tests that restart it).
 
 Function fixtures: ``registry_env`` (a private HOME, XDG dirs and PATH),
 ``registry_options`` (builds :class:`PullOptions` with fast retries and that
@@ -253,8 +254,11 @@ def start_token_registry(workdir: str, storage: str, registry_ca, server_cert):
 
 
 @pytest.fixture(scope="session")
-def registry_token(registry_images, registry_ca, registry_server_cert):
-    """HTTPS registry with token auth (user ``bob``; anonymous may pull demo/oci)."""
+def registry_token(registry_images, registry_basic, registry_ca, registry_server_cert):
+    """HTTPS registry with token auth (user ``bob``; anonymous may pull demo/oci).
+
+    It serves ``private/app:1`` too, which ``registry_basic`` pushed.
+    """
     registry = start_token_registry(os.path.join(registry_images.workdir, "token"),
                                     registry_images.storage, registry_ca, registry_server_cert)
     try:
