@@ -160,8 +160,7 @@ class BlobStream:
                     self._close_response()
                     failures = 0 if self._position > progress_before else failures
                     failures += 1
-                    reason = "the body ended early" if isinstance(e, _EndedEarly) else \
-                        type(e).__name__
+                    reason = self._drop_reason(e)
                     if failures >= self.client.retry.attempts:
                         raise self.client.fail(
                             RegistryUnreachable, "%s: connection dropped at byte %d of %d "
@@ -174,6 +173,13 @@ class BlobStream:
                     self.resumes += 1
         finally:
             self._close_response()
+
+    def _drop_reason(self, error: BaseException) -> str:
+        if isinstance(error, _EndedEarly):
+            return "the body ended early"
+        if isinstance(error, requests.exceptions.Timeout) or "timed out" in str(error).lower():
+            return "no data for %gs" % self.client.timeout
+        return "the connection was cut"
 
     def _download(self) -> Iterator[bytes]:
         """One response's worth of verified chunks; raises on drops and mismatches."""

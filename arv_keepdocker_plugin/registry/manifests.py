@@ -106,9 +106,7 @@ def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manife
     :param content_type: the HTTP ``Content-Type`` (may be ``None``).
     :param what: names the document in messages (``HOST/REPO:TAG``...).
     """
-    header = (content_type or "").split(";")[0].strip().lower()
-    if header in SCHEMA1:
-        raise _schema1(what)
+    refuse_schema1(content_type, what)
     if len(raw) > MANIFEST_SIZE_LIMIT:
         raise ManifestRefused("%s: manifest larger than %d bytes; refusing it"
                               % (what, MANIFEST_SIZE_LIMIT))
@@ -141,6 +139,12 @@ def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manife
                         layers=tuple(Descriptor.parse(l, "%s: layer %d" % (what, n))
                                      for n, l in enumerate(layers)))
     raise ManifestRefused("%s: unsupported manifest type %r" % (what, media_type[:100]))
+
+
+def refuse_schema1(content_type: Optional[str], what: str) -> None:
+    """Refuse a response whose ``Content-Type`` is a Docker schema 1 manifest."""
+    if (content_type or "").split(";")[0].strip().lower() in SCHEMA1:
+        raise _schema1(what)
 
 
 def _schema1(what: str) -> ManifestRefused:

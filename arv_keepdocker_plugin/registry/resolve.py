@@ -18,10 +18,10 @@ from ..archive.platforms import Platform
 from .blobs import BlobStream
 from .client import RegistryClient
 from .config import PullSource
-from .digests import is_digest
+from .digests import is_digest, sha256_digest
 from .errors import DigestMismatch, ManifestRefused, ManifestUnknown
 from .manifests import (MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT, Descriptor, Manifest,
-                        parse_manifest, select_platform)
+                        parse_manifest, refuse_schema1, select_platform)
 from .reference import RegistryReference
 
 log = logging.getLogger(__name__)
@@ -110,18 +110,23 @@ def fetch_manifest(client: RegistryClient, repository: str, reference: str, *,
         raw = response.raw.read(MANIFEST_SIZE_LIMIT + 1, decode_content=True)
         content_type = response.headers.get("Content-Type")
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
-    manifest = parse_manifest(raw, content_type, what)
-    if is_digest(reference) and manifest.digest != reference:
+    if len(raw) > MANIFEST_SIZE_LIMIT:
+        raise ManifestRefused("%s: manifest larger than %d bytes; refusing it"
+                              % (what, MANIFEST_SIZE_LIMIT))
+    refuse_schema1(content_type, what)  # its digest header is not over these bytes
+    digest = sha256_digest(raw)
+    # Digests first: a damaged manifest is reported as damaged, not as malformed.
+    if is_digest(reference) and digest != reference:
         raise client.fail(DigestMismatch, "%s: the registry sent a manifest with digest %s"
-                          % (what, manifest.digest))
-    if header_digest and header_digest.startswith("sha256:") and header_digest != manifest.digest:
+                          % (what, digest))
+    if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
         raise client.fail(DigestMismatch, "%s: Docker-Content-Digest %s does not match the "
-                          "manifest's digest %s" % (what, header_digest[:80], manifest.digest))
-    if expected is not None:
-        if manifest.digest != expected.digest or len(raw) != expected.size:
-            raise client.fail(DigestMismatch, "%s: got %d bytes with digest %s, the index says "
-                              "%d bytes with digest %s" % (what, len(raw), manifest.digest,
-                                                          expected.size, expected.digest))
+                          "manifest's digest %s" % (what, header_digest[:80], digest))
+    if expected is not None and (digest != expected.digest or len(raw) != expected.size):
+        raise client.fail(DigestMismatch, "%s: got %d bytes with digest %s, the index says "
+                          "%d bytes with digest %s" % (what, len(raw), digest, expected.size,
+                                                      expected.digest))
+    manifest = parse_manifest(raw, content_type, what)
     return manifest
 
 

@@ -8,6 +8,7 @@ Faults (each set by a method, for requests whose path contains a string):
 * :meth:`FaultProxy.ignore_range` - drop ``Range`` (the upstream answers 200);
 * :meth:`FaultProxy.bad_content_range` - answer ranges with a wrong ``Content-Range``;
 * :meth:`FaultProxy.statuses` - answer these statuses first (429, 503...);
+* :meth:`FaultProxy.replace` - answer with a fixed body and headers;
 * :meth:`FaultProxy.redirect_blobs` - answer blob GETs with a 307 to a
   :class:`BlobStore` on another port, with a signature in the query.
 
@@ -94,11 +95,12 @@ class FaultProxy(_Base):
         self.upstream = upstream
         self.context = context
         self._corrupt: List[str] = []
-        self._drop: Dict[str, int] = {}
+        self._drop: Dict[str, List[int]] = {}
         self._ignore_range: List[str] = []
         self._bad_range: List[str] = []
         self._statuses: Dict[str, List[int]] = {}
         self._redirect: Optional["BlobStore"] = None
+        self._replace: Dict[str, tuple] = {}
         proxy = self
 
         class Handler(_Handler):
@@ -118,9 +120,10 @@ class FaultProxy(_Base):
         with self.lock:
             self._corrupt.append(contains)
 
-    def drop_once(self, contains: str, after: int) -> None:
+    def drop_once(self, contains: str, after: int, times: int = 1) -> None:
+        """Cut ``times`` more GETs matching ``contains`` after ``after`` body bytes each."""
         with self.lock:
-            self._drop[contains] = after
+            self._drop.setdefault(contains, []).extend([after] * times)
 
     def ignore_range(self, contains: str) -> None:
         with self.lock:
@@ -134,6 +137,10 @@ class FaultProxy(_Base):
         with self.lock:
             self._statuses[contains] = list(codes)
 
+    def replace(self, contains: str, body: bytes, headers: Dict[str, str]) -> None:
+        with self.lock:
+            self._replace[contains] = (body, dict(headers))
+
     def redirect_blobs(self, store: "BlobStore") -> None:
         with self.lock:
             self._redirect = store
@@ -141,7 +148,7 @@ class FaultProxy(_Base):
     def reset(self) -> None:
         with self.lock:
             self._corrupt, self._drop, self._ignore_range, self._bad_range = [], {}, [], []
-            self._statuses, self._redirect = {}, None
+            self._statuses, self._redirect, self._replace = {}, None, {}
             self.seen = []
 
     # -- forwarding -----------------------------------------------------------
@@ -160,11 +167,23 @@ class FaultProxy(_Base):
             status = self._statuses[status_key].pop(0) if status_key and \
                 self._statuses[status_key] else None
             drop_key = self._match(self._drop, path) if handler.command == "GET" else None
-            drop_after = self._drop.pop(drop_key) if drop_key else None
+            drop_after = self._drop[drop_key].pop(0) if drop_key and self._drop[drop_key] \
+                else None
             corrupt = self._match(self._corrupt, path) is not None
             ignore_range = self._match(self._ignore_range, path) is not None
             bad_range = self._match(self._bad_range, path) is not None
             store = self._redirect
+            replace_key = self._match(self._replace, path)
+            replacement = self._replace[replace_key] if replace_key else None
+        if replacement is not None:
+            body, headers = replacement
+            handler.send_response(200)
+            for key, value in headers.items():
+                handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
         if status is not None:
             body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
             handler.send_response(status)
