@@ -144,8 +144,12 @@ class RegistryClient:
         failure: Optional[RegistryError] = None
         for scheme in schemes:
             url = "%s://%s/v2/" % (scheme, self.host)
+            # When plain HTTP may follow, a failing HTTPS attempt is not retried:
+            # a plain-HTTP server may just close TLS connections.
+            fallback = scheme == "https" and self.plain_http_allowed
             try:
-                response = self._with_retries("GET", url, {}, "GET /v2/")
+                response = self._with_retries("GET", url, {}, "GET /v2/",
+                                              retry_network=not fallback)
             except RegistryUnreachable as e:
                 failure = failure or e
                 continue
@@ -304,15 +308,21 @@ class RegistryClient:
     # -- sending -------------------------------------------------------------
 
     def _with_retries(self, method: str, url: str, headers: Mapping[str, str], what: str,
-                      data: Optional[Mapping[str, str]] = None) -> requests.Response:
-        """Send with redirects, retrying retryable failures; any status is returned."""
+                      data: Optional[Mapping[str, str]] = None,
+                      retry_network: bool = True) -> requests.Response:
+        """Send with redirects, retrying retryable failures; any status is returned.
+
+        :param retry_network: retry dropped connections and timeouts too
+            (statuses 408, 429 and 5xx are always retried).
+        """
         attempt = 1
         while True:
             try:
                 response = self._follow(method, url, headers, data)
             except requests.RequestException as e:
                 error = self._network_error(e, url)
-                if not _retryable_exception(e) or attempt >= self.retry.attempts:
+                if not (retry_network and _retryable_exception(e)) or \
+                        attempt >= self.retry.attempts:
                     if attempt > 1:
                         error = type(error)("%s (after %d attempts)" % (error, attempt))
                     raise error from None

@@ -9,6 +9,7 @@ Faults (each set by a method, for requests whose path contains a string):
 * :meth:`FaultProxy.bad_content_range` - answer ranges with a wrong ``Content-Range``;
 * :meth:`FaultProxy.statuses` - answer these statuses first (429, 503...);
 * :meth:`FaultProxy.replace` - answer with a fixed body and headers;
+* :meth:`FaultProxy.stall` - wait for an event before answering, once;
 * :meth:`FaultProxy.redirect_blobs` - answer blob GETs with a 307 to a
   :class:`BlobStore` on another port, with a signature in the query.
 
@@ -101,6 +102,7 @@ class FaultProxy(_Base):
         self._statuses: Dict[str, List[int]] = {}
         self._redirect: Optional["BlobStore"] = None
         self._replace: Dict[str, tuple] = {}
+        self._stall: Dict[str, threading.Event] = {}
         proxy = self
 
         class Handler(_Handler):
@@ -137,6 +139,13 @@ class FaultProxy(_Base):
         with self.lock:
             self._statuses[contains] = list(codes)
 
+    def stall(self, contains: str) -> threading.Event:
+        """Hold the next request matching ``contains`` until the returned event is set."""
+        event = threading.Event()
+        with self.lock:
+            self._stall[contains] = event
+        return event
+
     def replace(self, contains: str, body: bytes, headers: Dict[str, str]) -> None:
         with self.lock:
             self._replace[contains] = (body, dict(headers))
@@ -149,6 +158,9 @@ class FaultProxy(_Base):
         with self.lock:
             self._corrupt, self._drop, self._ignore_range, self._bad_range = [], {}, [], []
             self._statuses, self._redirect, self._replace = {}, None, {}
+            for event in self._stall.values():
+                event.set()
+            self._stall = {}
             self.seen = []
 
     # -- forwarding -----------------------------------------------------------
@@ -175,6 +187,10 @@ class FaultProxy(_Base):
             store = self._redirect
             replace_key = self._match(self._replace, path)
             replacement = self._replace[replace_key] if replace_key else None
+            stall_key = self._match(self._stall, path)
+            stall = self._stall.pop(stall_key) if stall_key else None
+        if stall is not None:
+            stall.wait(60)
         if replacement is not None:
             body, headers = replacement
             handler.send_response(200)

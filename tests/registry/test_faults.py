@@ -184,6 +184,19 @@ def test_429_and_503_then_success(via_proxy, registry_proxy, registry_images, re
     assert len(registry_proxy.requests("/manifests/1")) == 3
 
 
+def test_a_request_that_times_out_is_sent_again(registry_proxy, registry_options,
+                                                registry_images, registry_sleeps):
+    options = registry_options(insecure_conf(registry_proxy.address), timeout=0.5)
+    held = registry_proxy.stall("/manifests/1")
+    try:
+        with RegistrySession(options) as session:
+            image = session.resolve(registry_proxy.address + "/demo/oci:1")
+    finally:
+        held.set()
+    assert image.manifest_digest == registry_images.images["demo/oci:1"].digest
+    assert len(registry_proxy.requests("/manifests/1")) == 2 and registry_sleeps == [0.25]
+
+
 def test_503_for_ever_gives_up_in_one_line(via_proxy, registry_proxy, registry_sleeps):
     options, address = via_proxy
     registry_proxy.statuses("/manifests/1", [503] * 10)
