@@ -206,7 +206,8 @@ class BlobStream:
             self._position += len(data)
             out = data[max(0, self.offset - start):] if start < self.offset else data
             if self._position == size:
-                self._finish(chunks)
+                self._refuse_more(chunks)
+                self._finish()
                 if out:
                     yield out
                 return
@@ -214,13 +215,18 @@ class BlobStream:
                 yield out
         raise _EndedEarly()
 
-    def _finish(self, rest: Optional[Iterator[bytes]] = None) -> None:
-        """All ``size`` bytes are hashed: check the digest and that nothing follows."""
-        if rest is not None:
-            for extra in rest:
-                if extra:
-                    raise self.client.fail(DigestMismatch, "%s: the registry sent more than its "
-                                           "%d bytes" % (self.what, self.descriptor.size))
+    def _refuse_more(self, rest: Iterator[bytes]) -> None:
+        """Refuse a body longer than the blob (a connection cut there does no harm)."""
+        try:
+            longer = any(rest)
+        except _DROPPED:
+            longer = False
+        if longer:
+            raise self.client.fail(DigestMismatch, "%s: the registry sent more than its %d bytes"
+                                   % (self.what, self.descriptor.size))
+
+    def _finish(self) -> None:
+        """All ``size`` bytes are hashed: check the digest."""
         actual = "sha256:" + self._hasher.hexdigest()
         if actual != self.descriptor.digest:
             raise self.client.fail(DigestMismatch, "%s: content has digest %s, expected %s; "

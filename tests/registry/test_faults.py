@@ -96,6 +96,29 @@ def test_corrupt_config_and_manifest(via_proxy, registry_proxy, registry_images)
             session.resolve("%s/demo/oci@%s" % (address, pushed.digest))
 
 
+@pytest.mark.parametrize("change", ["longer", "shorter"])
+def test_blob_of_the_wrong_length(via_proxy, registry_proxy, registry_images, change):
+    options, address = via_proxy
+    layer = registry_images.images["demo/oci:1"].built.layers[1]
+    body = layer.data + b"x" if change == "longer" else layer.data[:-1]
+    registry_proxy.replace("/blobs/" + layer.digest, body,
+                           {"Content-Type": "application/octet-stream"})
+    with RegistrySession(options) as session:
+        image = session.resolve(address + "/demo/oci:1")
+        received, error, _ = chunks_until_error(session, image, image.layers[1])
+    # Never the whole blob: a short one is handed over in part, then the stream raises.
+    assert received == (0 if change == "longer" else layer.size - 1)
+    if change == "longer":
+        assert isinstance(error, DigestMismatch)
+        assert str(error) == "blob %s from %s/demo/oci: the registry sent more than its %d " \
+            "bytes" % (layer.digest, address, layer.size)
+    else:  # resumed (Range answered 200, so restarted and skipped) until it gave up
+        assert str(error) == "blob %s from %s/demo/oci: connection dropped at byte %d of %d " \
+            "(the body ended early) 4 times in a row" % (layer.digest, address,
+                                                         layer.size - 1, layer.size)
+        assert len(registry_proxy.requests(layer.digest)) == 4
+
+
 def test_schema1_manifest_is_refused(via_proxy, registry_proxy):
     options, address = via_proxy
     body = json.dumps({"schemaVersion": 1, "name": "demo/old", "tag": "1", "fsLayers": [],

@@ -85,11 +85,12 @@ def test_multi_platform_index(registry_images, registry_options, platform, arch)
 
 def test_default_platform_is_this_machines(registry_images, registry_options):
     from arv_keepdocker_plugin.archive.platforms import host_platform
+    if host_platform().architecture not in ("amd64", "arm64", "arm"):
+        pytest.skip("the test index has no image for %s" % host_platform())
     address = registry_images.plain.address
     with RegistrySession(registry_options(insecure_conf(address))) as session:
         image = session.resolve(address + "/demo/multi:1")
-    assert image.platform.matches(host_platform()) or host_platform().architecture not in (
-        "amd64", "arm64", "arm")
+    assert host_platform().matches(image.platform)
 
 
 def test_unknown_platform_lists_what_the_index_holds(registry_images, registry_options):
