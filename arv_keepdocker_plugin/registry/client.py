@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import urllib.parse
 import warnings
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import requests
 import requests.utils
 import urllib3
 
 from .. import __version__
-from . import auth
+from . import auth, netfailures
 from .credentials import Credential
 from .errors import (QUOTE_LIMIT, Redactor, RegistryAuthError, RegistryError,
                      RegistryUnreachable, one_line)
@@ -54,22 +52,6 @@ ErrorFactory = Callable[[str], RegistryError]
 def api_host(registry: str) -> str:
     """``registry-1.docker.io`` for ``docker.io``; any other registry is its own host."""
     return DOCKER_HUB_API if registry == DOCKER_HUB else registry
-
-
-def _causes(error: BaseException) -> List[BaseException]:
-    """``error`` and everything it wraps (causes, contexts, urllib3 reasons, args)."""
-    seen: List[BaseException] = []
-    todo = [error]
-    while todo:
-        current = todo.pop(0)
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend(x for x in (current.__cause__, current.__context__,
-                                getattr(current, "reason", None))
-                    if isinstance(x, BaseException))
-        todo.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
-    return seen
 
 
 def _netloc(url: str) -> Tuple[str, str]:
@@ -321,7 +303,7 @@ class RegistryClient:
                 response = self._follow(method, url, headers, data)
             except requests.RequestException as e:
                 error = self._network_error(e, url)
-                if not (retry_network and _retryable_exception(e)) or \
+                if not (retry_network and netfailures.retryable(e)) or \
                         attempt >= self.retry.attempts:
                     if attempt > 1:
                         error = type(error)("%s (after %d attempts)" % (error, attempt))
@@ -389,51 +371,8 @@ class RegistryClient:
 
     def _network_error(self, error: BaseException, url: str) -> RegistryError:
         """A one-line error for a failure below HTTP (DNS, TCP, TLS, timeouts)."""
-        parts = urllib.parse.urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        causes = _causes(error)
-
-        def has(*classes: type) -> Optional[BaseException]:
-            for cause in causes:
-                if isinstance(cause, classes):
-                    return cause
-            return None
-
-        if has(socket.gaierror) or any(type(c).__name__ == "NameResolutionError"
-                                       for c in causes):
-            return self.fail(RegistryUnreachable, "cannot resolve host %s (unknown host or no "
-                             "DNS)" % (parts.hostname or host))
-        if has(ConnectionRefusedError):
-            return self.fail(RegistryUnreachable, "connection to %s refused (is the registry "
-                             "running there?)" % host)
-        verify_error = has(ssl.SSLCertVerificationError)
-        if verify_error is not None:
-            reason = getattr(verify_error, "verify_message", "") or "certificate verify failed"
-            return self.fail(RegistryUnreachable, "TLS certificate of %s is not trusted (%s); "
-                             "put its CA in certs.d/%s/ or pass --src-tls-verify=false"
-                             % (host, reason, self.registry))
-        ssl_error = has(ssl.SSLError)
-        if ssl_error is not None:
-            text = str(ssl_error)
-            if any(s in text.upper() for s in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
-                                               "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
-                                               "RECORD LAYER FAILURE")):
-                return self.fail(RegistryUnreachable, "%s answered plain HTTP to HTTPS; mark it "
-                                 "insecure in registries.conf or pass --src-tls-verify=false "
-                                 "to allow plain HTTP" % host)
-            reason = one_line(getattr(ssl_error, "reason", None) or text, QUOTE_LIMIT)
-            hint = ""
-            if "ALERT" in reason.upper() and "CERTIFICATE" in reason.upper():
-                hint = ("; the registry may want a client certificate (NAME.cert and NAME.key "
-                        "in certs.d/%s/)" % self.registry)
-            return self.fail(RegistryUnreachable, "TLS handshake with %s failed (%s)%s"
-                             % (host, reason, hint))
-        if isinstance(error, requests.Timeout) or has(socket.timeout, TimeoutError):
-            return self.fail(RegistryUnreachable, "%s did not answer within %gs"
-                             % (host, self.timeout))
-        root = causes[-1] if causes else error
-        return self.fail(RegistryUnreachable, "connection to %s failed (%s)"
-                         % (host, one_line("%s: %s" % (type(root).__name__, root), QUOTE_LIMIT)))
+        return self.fail(RegistryUnreachable,
+                         netfailures.describe(error, url, self.registry, self.timeout))
 
     def _error_detail(self, response: requests.Response) -> str:
         """The registry's own error (``CODE: message``) from a JSON error body."""
@@ -467,12 +406,3 @@ class RegistryClient:
                          % (self.registry, status, one_line(response.reason or "", 60), what,
                             suffix))
 
-
-def _retryable_exception(error: BaseException) -> bool:
-    """Dropped connections and timeouts are retried; DNS, refusals and TLS are not."""
-    causes = _causes(error)
-    if any(isinstance(c, (socket.gaierror, ConnectionRefusedError, ssl.SSLError))
-           or type(c).__name__ == "NameResolutionError" for c in causes):
-        return False
-    return isinstance(error, (requests.ConnectionError, requests.Timeout,
-                              requests.exceptions.ChunkedEncodingError))
