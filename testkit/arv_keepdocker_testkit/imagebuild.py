@@ -31,6 +31,8 @@ import os
 import tarfile
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from arv_keepdocker_plugin.streams import ChunkReader
+
 #: Fixed mtime of every tar member written here.
 MTIME = 0
 DEFAULT_CREATED = "2024-01-02T03:04:05Z"
@@ -160,33 +162,13 @@ def _tarinfo(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE,
     return info
 
 
-class _ChunkFile(io.RawIOBase):
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._it = iter(chunks)
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._it)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 def add_file(tar: tarfile.TarFile, name: str, data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
     """Add a regular file from bytes or ``(size, chunks)``."""
     if isinstance(data, bytes):
         tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
     else:
         size, chunks = data
-        tar.addfile(_tarinfo(name, size), io.BufferedReader(_ChunkFile(chunks), CHUNK))
+        tar.addfile(_tarinfo(name, size), ChunkReader(chunks))
 
 
 def add_dir(tar: tarfile.TarFile, name: str) -> None:

@@ -1,0 +1,89 @@
+"""Streaming decompression of layers: none, gzip, zstd."""
+
+import gzip
+import os
+import random
+import sys
+
+import pytest
+
+from arv_keepdocker_plugin.registry.compression import (
+    OUTPUT_CHUNK, compression_of, decompress, layer_decompressor, sniff, zstd_available)
+from arv_keepdocker_plugin.registry.errors import DecompressionError
+
+DATA = random.Random(1).randbytes(300_000) + b"\0" * 5_000_000
+
+
+def pieces(data, size):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("size", [1 << 20, 4096, 7])
+def test_gzip_streams_in_bounded_chunks(size):
+    blob = gzip.compress(DATA[:200_000] if size == 7 else DATA)
+    expected = DATA[:200_000] if size == 7 else DATA
+    out = list(decompress(pieces(blob, size), "gzip"))
+    assert b"".join(out) == expected
+    assert max(len(o) for o in out) <= OUTPUT_CHUNK
+
+
+def test_gzip_members_and_errors():
+    blob = gzip.compress(b"one") + gzip.compress(b"two")
+    assert b"".join(decompress([blob], "gzip")) == b"onetwo"
+    for bad, message in ((blob[:-3], "truncated"), (blob + b"junk", "corrupt gzip"),
+                         (b"", "empty gzip"), (b"not gzip", "corrupt gzip")):
+        with pytest.raises(DecompressionError, match=message):
+            list(decompress([bad], "gzip", "layer sha256:x"))
+
+
+def test_plain_is_rechunked():
+    out = list(decompress([DATA], "none"))
+    assert b"".join(out) == DATA and max(map(len, out)) <= OUTPUT_CHUNK
+
+
+def test_media_types():
+    assert compression_of("application/vnd.docker.image.rootfs.diff.tar.gzip") == "gzip"
+    assert compression_of("application/vnd.oci.image.layer.v1.tar+gzip") == "gzip"
+    assert compression_of("application/vnd.oci.image.layer.v1.tar") == "none"
+    assert compression_of("application/vnd.oci.image.layer.v1.tar+zstd") == "zstd"
+    with pytest.raises(DecompressionError, match="unsupported layer media type"):
+        compression_of("application/x-unknown")
+    assert sniff(gzip.compress(b"")) == "gzip" and sniff(b"\x28\xb5\x2f\xfd..") == "zstd"
+    assert sniff(b"ustar") == "none"
+    blob = gzip.compress(b"layer")
+    assert b"".join(layer_decompressor("application/vnd.oci.image.layer.v1.tar+gzip",
+                                       [blob])) == b"layer"
+
+
+def test_zstd_when_installed():
+    zstandard = pytest.importorskip("zstandard")
+    assert zstd_available()
+    blob = zstandard.ZstdCompressor().compress(DATA) + zstandard.ZstdCompressor().compress(b"2")
+    out = list(decompress(pieces(blob, 65536), "zstd"))
+    assert b"".join(out) == DATA + b"2" and max(map(len, out)) <= OUTPUT_CHUNK
+    with pytest.raises(DecompressionError, match="truncated"):
+        list(decompress(pieces(blob[:-1], 65536), "zstd"))
+    with pytest.raises(DecompressionError, match="corrupt zstd data"):
+        list(decompress([blob + b"garbage!"], "zstd"))
+    with pytest.raises(DecompressionError, match="empty zstd stream"):
+        list(decompress([], "zstd"))
+
+
+def test_zstd_missing_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails
+    assert not zstd_available()
+    with pytest.raises(DecompressionError) as info:
+        list(decompress([b"\x28\xb5\x2f\xfd"], "zstd", "layer sha256:abc"))
+    assert str(info.value) == ("layer sha256:abc is zstd-compressed and no zstd decompressor "
+                               "is installed (pip install 'arv-keepdocker-plugin[zstd]')")
+
+
+def test_imagebuilds_raw_block_zstd_frames_decompress():
+    pytest.importorskip("zstandard")
+    from arv_keepdocker_testkit.imagebuild import zstd_bytes
+    payload = os.urandom(300_000)
+    assert b"".join(decompress([zstd_bytes(payload)], "zstd")) == payload
+    # A skippable frame, then a frame given one byte at a time.
+    skippable = b"\x50\x2a\x4d\x18\x03\x00\x00\x00abc"
+    small = zstd_bytes(b"tiny")
+    assert b"".join(decompress([bytes([b]) for b in skippable + small], "zstd")) == b"tiny"
