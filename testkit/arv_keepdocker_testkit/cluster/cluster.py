@@ -291,10 +291,19 @@ class Cluster:
         except urllib.error.HTTPError as err:
             raise ClusterError("%s %s: HTTP %d %s" % (method, path, err.code, err.read()[:300])) from None
 
-    def inject_fault(self, target, count, status=None, stall=0.0):
-        """Make the next ``count`` requests of ``target`` (api, keep_put, keep_get) fail/stall."""
-        return self._request("POST", "/_test/faults", {"target": target, "count": count,
-                                                       "status": status, "stall": stall}, user="admin")
+    def inject_fault(self, target, count, status=None, stall=0.0, skip=0):
+        """Make ``count`` requests of ``target``, after ``skip`` more, fail and/or stall.
+
+        ``target``: ``api``, ``api:<METHOD>:<resource>`` (``api:POST:links``...),
+        ``keep_put`` or ``keep_get`` (see :mod:`.faults`).
+        """
+        return self._request("POST", "/_test/faults", {
+            "target": target, "count": count, "status": status, "stall": stall,
+            "skip": skip}, user="admin")
+
+    def pending_faults(self):
+        """``{target: count still armed}`` (a taken fault no longer counts)."""
+        return self._request("GET", "/_test/faults", user="admin")["pending"]
 
     def clear_faults(self):
         return self._request("DELETE", "/_test/faults", user="admin")

@@ -288,7 +288,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 spec = json.loads(body or b"{}")
                 self.state.faults.arm(spec["target"], spec.get("count", 1), spec.get("status"),
-                                      spec.get("stall", 0.0))
+                                      spec.get("stall", 0.0), spec.get("skip", 0))
             except (ValueError, KeyError, TypeError) as err:
                 raise ApiError(422, "bad fault spec: %s" % err) from None
         elif method != "GET":
@@ -298,7 +298,11 @@ class Handler(BaseHTTPRequestHandler):
     # -- API -------------------------------------------------------------------
 
     def _api(self, method, subpath, query, body, request_id):
-        fault = self.state.faults.take("api")
+        override = (self.headers.get("X-HTTP-Method-Override") or "").upper()
+        if override and method == "POST":
+            method = override
+        specific = "api:%s:%s" % (method, subpath.strip("/").split("/")[0])
+        fault = self.state.faults.take(specific) or self.state.faults.take("api")
         if fault is not None:
             if fault.stall:
                 time.sleep(fault.stall)
@@ -307,9 +311,6 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         json_body = None
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        override = (self.headers.get("X-HTTP-Method-Override") or "").upper()
-        if override and method == "POST":
-            method = override
         if body:
             if content_type == "application/x-www-form-urlencoded":
                 params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))

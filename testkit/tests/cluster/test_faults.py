@@ -139,3 +139,28 @@ def test_fault_counts_are_visible_and_clearable(cluster):
     pending = cluster.inject_fault("keep_get", 3, status=404)["pending"]
     assert pending == {"keep_get": 3}
     assert cluster.clear_faults()["pending"] == {}
+
+
+def test_skip_lets_requests_pass_before_the_fault():
+    table = Faults()
+    table.arm("api:POST:links", 1, status=503, skip=2)
+    assert table.take("api:POST:links") is None
+    assert table.take("api:POST:links") is None
+    assert table.take("api:POST:links") == Fault(status=503)
+    assert table.pending() == {}
+    with pytest.raises(ValueError):
+        table.arm("api:FETCH:links", 1)
+
+
+def test_a_fault_for_one_kind_of_call_spares_the_others(cluster):
+    api = cluster.api("alice")
+    cluster.inject_fault("api:POST:links", 1, status=503, skip=1)
+    collection = api.collections().create(body={"manifest_text": ""}).execute()
+    body = {"link_class": "tag", "name": "x", "head_uuid": collection["uuid"]}
+    api.links().create(body=body).execute(num_retries=0)   # skipped: passes
+    api.links().list().execute()                              # another kind: passes
+    with pytest.raises(HttpError) as info:
+        api.links().create(body=body).execute(num_retries=0)
+    assert info.value.resp.status == 503
+    assert cluster.pending_faults() == {}
+    api.links().create(body=body).execute(num_retries=0)
