@@ -65,9 +65,12 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
             if record is not None:
                 stdout.write(record["uuid"] + "\n")
                 return "reused"
-        if image.export is None:
+        if image.export is None and options.force:
             raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
                                   "uploaded again with --force".format(image.image_id))
+        if image.export is None:
+            raise KeepdockerError("no copy of image {} in Arvados can be used (see the "
+                                  "warnings above), and no source has it".format(image.image_id))
         rule = trust_rule(image, user, owner)
         reusable = find_reusable_layers(pm.hook.keepdocker_stored_layers, api, image,
                                         owner, retries, rule)
