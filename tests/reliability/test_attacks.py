@@ -7,10 +7,8 @@ the id, every layer its diff id; and loaded by a real engine where one is at
 hand), or her upload is refused; never when her upload succeeds with bob's bytes.
 """
 
-import dataclasses
 import io
 import os
-import subprocess
 
 import pytest
 

@@ -4,8 +4,6 @@ written in Arvados, peak memory under 300 MiB, no hang."""
 import io
 import logging
 import signal
-import subprocess
-import sys
 import tracemalloc
 
 import pytest
@@ -108,7 +106,7 @@ def test_the_real_command_prints_one_line(cases, keepdocker, arvados_state):
     # (A command line cannot carry a NUL byte: those cases run in-process only.)
     sample = [case for n, case in enumerate(cases) if n % 15 == 0 and case[2] == (1,)
               and not any("\0" in arg for arg in case[1])]
-    for case_id, args, exits in sample:
+    for case_id, args, _exits in sample:
         proc = keepdocker("--no-progress", *args, timeout=300)
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert (proc.returncode, len(lines), proc.stdout) == (1, 1, ""), (case_id, lines)
