@@ -1,0 +1,136 @@
+"""SIGKILL at 20 seeded random points of a ~300 MB upload and at every step boundary.
+
+After each kill the same command is run again (same HOME, no --force) and
+the end state must hold (see :mod:`.world`): one untrashed, complete,
+loadable collection with its links; nothing without links; no link to a
+trashed collection.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from arv_keepdocker_testkit import imagebuild as ib
+
+from .world import check_end_state, clean_up, new_project
+
+MiB = 1 << 20
+SEED = 20261130
+RANDOM_KILLS = 20
+
+
+@pytest.fixture(scope="module")
+def big_image(tmp_path_factory):
+    """A ~300 MB docker-archive on disk: three 100 MB layers of seeded random bytes."""
+    rng = random.Random(SEED)
+    layers = [{"layer{}.bin".format(n): rng.randbytes(100 * MiB)} for n in range(3)]
+    image = ib.build_image(layers, repo_tags=["reliability/big:1"])
+    path = tmp_path_factory.mktemp("big") / "big.tar"
+    ib.write_docker_archive(str(path), [image])
+    return image, str(path)
+
+
+@pytest.fixture(scope="module")
+def project(arv_cluster):
+    return new_project(arv_cluster.api("alice"), "kills")
+
+
+def start(env, *args):
+    return subprocess.Popen([sys.executable, "-m", "arv_keepdocker_plugin", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def fresh_env(base_env, arv_cluster, tmp_path, n):
+    home = tmp_path / "home{}".format(n)
+    (home / ".cache").mkdir(parents=True)
+    return dict(base_env, HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
+                **arv_cluster.env("alice"))
+
+
+def rerun_and_check(env, args, admin, api, project, image_id):
+    proc = subprocess.run([sys.executable, "-m", "arv_keepdocker_plugin", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    uuid = check_end_state(admin, api, project, image_id, "reliability/big:1")
+    assert proc.stdout.strip() == uuid
+    return uuid
+
+
+def test_sigkill_at_random_points(big_image, project, base_env, arv_cluster, arv_api,
+                                  arv_api_admin, tmp_path, record_property):
+    image, path = big_image
+    args = ["--no-progress", "--project-uuid", project, "docker-archive:" + path]
+    # One full run tells how long an upload takes here.
+    clean_up(arv_api_admin, project, image.image_id)
+    started = time.monotonic()
+    rerun_and_check(fresh_env(base_env, arv_cluster, tmp_path, "t"), args, arv_api_admin,
+                    arv_api, project, image.image_id)
+    full = time.monotonic() - started
+    rng = random.Random(SEED)
+    points = sorted(rng.uniform(0.05, full) for _ in range(RANDOM_KILLS))
+    held = 0
+    for n, point in enumerate(points):
+        clean_up(arv_api_admin, project, image.image_id)
+        env = fresh_env(base_env, arv_cluster, tmp_path, n)
+        proc = start(env, *args)
+        time.sleep(point)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
+        held += 1
+    record_property("random_kills", "{} tried, {} held; full upload {:.1f}s".format(
+        len(points), held, full))
+    print("\nrandom kills: {} tried, {} held (points {:.2f}..{:.2f}s of {:.1f}s)".format(
+        len(points), held, points[0], points[-1], full))
+
+
+#: (step, fault target, requests let through first, whether the stalled request
+#: is processed after the kill). An upload writes, in order: the lock
+#: collection, the image collection (pending), its links (hash, repo+tag,
+#: three layers), the update that clears its trash_at, the lock's removal.
+STEPS = [
+    ("after the last block", "api:POST:collections", 1, False),
+    ("after the collection is created", "api:POST:links", 0, False),
+    ("as the first link is made", "api:POST:links", 0, True),
+    ("between the first and second link", "api:POST:links", 1, False),
+    ("between the second and third link", "api:POST:links", 2, False),
+    ("as the last link is made", "api:POST:links", 4, True),
+    ("before the trash_at is cleared", "api:PUT:collections", 0, False),
+    ("as the trash_at is cleared", "api:PUT:collections", 0, True),
+    ("before the lock is removed", "api:DELETE:collections", 0, False),
+]
+
+
+@pytest.mark.parametrize("step, target, skip, processed", STEPS,
+                         ids=[s[0].replace(" ", "-") for s in STEPS])
+def test_sigkill_at_each_step_boundary(step, target, skip, processed, big_image, project,
+                                       base_env, arv_cluster, arv_api, arv_api_admin,
+                                       tmp_path):
+    image, path = big_image
+    args = ["--no-progress", "--project-uuid", project, "docker-archive:" + path]
+    clean_up(arv_api_admin, project, image.image_id)
+    env = fresh_env(base_env, arv_cluster, tmp_path, "s")
+    stall = 1.0 if processed else 60.0
+    arv_cluster.inject_fault(target, 1, status=None if processed else 503, stall=stall,
+                             skip=skip)
+    proc = start(env, *args)
+    try:
+        deadline = time.monotonic() + 300
+        while target in arv_cluster.pending_faults():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the upload never reached " + step
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # the stalled request is in flight
+        proc.communicate(timeout=60)
+    finally:
+        arv_cluster.clear_faults()
+        if proc.poll() is None:
+            proc.kill()
+    if processed:
+        time.sleep(stall + 0.5)  # the server finishes the request of the dead client
+    rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
