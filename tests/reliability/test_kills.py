@@ -6,7 +6,6 @@ loadable collection with its links; nothing without links; no link to a
 trashed collection.
 """
 
-import os
 import random
 import signal
 import subprocess
