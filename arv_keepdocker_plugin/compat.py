@@ -1,6 +1,7 @@
 """Drop-in replacements for ``arvados.commands.keepdocker`` (3.2.1) functions.
 
-arvados-cwl-runner calls ``list_images_in_arv`` and ``main`` (FACTS 8); these
+arvados-cwl-runner calls ``list_images_in_arv`` and ``main``
+(``sdk/cwl/arvados_cwl/arvdocker.py`` in the Arvados repository); these
 have the same signatures, return shapes and exit behaviour:
 
 * ``list_images_in_arv(api_client, num_retries, image_name=None,

@@ -45,7 +45,8 @@ def test_help_lists_plugin_subcommands():
 
 
 def test_version_matches_3_2_1_shape():
-    """FACTS 9.2: --version prints a version on stdout, nothing on stderr."""
+    """--version prints a version on stdout, nothing on stderr (as
+    sdk/python/tests/test_arv_keepdocker.py pins for 3.2.1)."""
     proc = run(sys.executable, "-m", "arv_keepdocker_plugin", "--version")
     assert proc.stderr == ""
     assert proc.stdout.endswith(__version__ + "\n")

@@ -1,4 +1,7 @@
-"""Reference parsing: arv-keepdocker 3.2.1's rules (FACTS 9.2) and transports."""
+"""Reference parsing: arv-keepdocker 3.2.1's rules and transports.
+
+The rules of ``sdk/python/arvados/commands/keepdocker.py`` as
+``sdk/python/tests/test_arv_keepdocker.py`` pins them."""
 
 import pytest
 
@@ -39,7 +42,7 @@ def test_malformed_names_are_refused(bad):
 
 @pytest.mark.parametrize("typed", ["sha256:" + "ab" * 32, "sha256:abcdef012345", "abcdef012345"])
 def test_image_ids_stay_whole(typed):
-    # 3.2.1 split "sha256:<hex>" into name "sha256" and tag "<hex>" (FACTS 6.5 bug).
+    # 3.2.1 split "sha256:<hex>" into name "sha256" and tag "<hex>" (a bug).
     ref = parse_engine_reference(typed, typed, None)
     assert ref.image_id == typed and ref.name is None and ref.repo_tag is None
 

@@ -1,4 +1,7 @@
-"""The format check against the cluster's dockerImageFormats (FACTS 6.1, 9.2)."""
+"""The format check against the cluster's dockerImageFormats.
+
+As ``docker_image_compatible`` in ``sdk/python/arvados/commands/keepdocker.py`` and
+``sdk/python/tests/test_arv_keepdocker.py`` pin it."""
 
 import pytest
 

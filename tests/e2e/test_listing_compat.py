@@ -72,7 +72,7 @@ def test_list_images_in_arv_agrees_with_the_sdk(keepdocker, arv_keepdocker_321, 
 
 def test_compat_main_return_and_exit_shapes(
         keepdocker_docker_engine, two_images, arv_api, monkeypatch, tmp_path):
-    """arvados-cwl-runner's use (FACTS 8): SystemExit 0/None is success."""
+    """arvados-cwl-runner's use (sdk/cwl/arvados_cwl/arvdocker.py): SystemExit 0/None is success."""
     name, ids = two_images
     monkeypatch.setenv("DOCKER_HOST", keepdocker_docker_engine.host)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -73,7 +73,8 @@ def test_second_upload_reuses_and_force_uploads_again(keepdocker, image, arv_api
 
 
 def test_upload_by_id_links_only_the_hash(keepdocker, image, arv_api):
-    # arv-keepdocker 3.2.1 fails here with exit 2 (FACTS 6.5); we store it.
+    # arv-keepdocker 3.2.1 fails here with exit 2 (it passes the id on to arv-put as a
+    # path: sdk/python/arvados/commands/keepdocker.py); we store it.
     name, image_id = image
     uuid = uploaded_uuid(keepdocker("--no-progress", image_id))
     record = arv_api.collections().get(uuid=uuid).execute()
@@ -83,7 +84,8 @@ def test_upload_by_id_links_only_the_hash(keepdocker, image, arv_api):
 
 
 def test_name_latest_is_a_name_like_any_other(keepdocker, image, arv_api):
-    # 3.2.1 dropped the value "latest" from the arguments and failed (FACTS 6.5).
+    # 3.2.1 dropped the value "latest" from the arguments and failed (its arv-put
+    # arguments drop anything equal to the tag).
     name, image_id = image
     uuid = uploaded_uuid(keepdocker("--no-progress", "--force", "--name", "latest",
                                     name + ":v1"))

@@ -2,7 +2,8 @@
 
 The static document ships in this package (``arvados-v1-discovery.json``, a
 copy of the real one); :func:`document` merges the runtime keys that
-``schema_controller.rb`` adds (FACTS.md 1.7). ``revision`` stays the
+``schema_controller.rb`` adds
+(``services/api/app/controllers/arvados/v1/schema_controller.rb``). ``revision`` stays the
 document's own.
 """
 

@@ -1,6 +1,8 @@
 """List semantics: filters, where, order, select, distinct, limit/offset, count.
 
-Implements FACTS.md 2.4 over records held in memory. ``schema`` maps each
+Implements the API server's list semantics (``services/api/lib/load_param.rb``,
+``services/api/lib/record_filters.rb``, ``doc/api/methods.html.textile.liquid``)
+over records held in memory. ``schema`` maps each
 attribute name to its discovery-document type (``string``, ``text``,
 ``datetime``, ``integer``, ``boolean``, ``Hash``, ``Array``). Datetime values
 are fixed-width UTC strings (see :mod:`.timestamps`), so operands are

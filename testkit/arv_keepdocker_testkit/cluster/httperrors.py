@@ -2,7 +2,8 @@
 
 Only 401, 403, 404 and 422 (and 400/413 for malformed requests) are ever
 produced on purpose: clients retry 408/409/423/429/5xx for up to half an hour
-(FACTS.md 1.4), so a bug in the server is reported as 422 too.
+(``sdk/python/arvados/retry.py``, ``_RETRY_4XX_STATUS`` in
+``sdk/python/arvados/api.py``), so a bug in the server is reported as 422 too.
 """
 
 import secrets

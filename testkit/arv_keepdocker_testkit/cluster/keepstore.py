@@ -1,4 +1,7 @@
-"""The cluster's Keep service: block PUT, GET and HEAD (FACTS.md section 5).
+"""The cluster's Keep service: block PUT, GET and HEAD, as keepstore answers them.
+
+See ``services/keepstore/router.go`` and ``services/keepstore/keepstore.go``
+in the Arvados repository.
 
 The API server's request handler hands every request whose path starts with
 ``/<32 hex>`` to :func:`handle_put` or :func:`handle_get`; they write the whole

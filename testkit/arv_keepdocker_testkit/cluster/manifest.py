@@ -1,4 +1,7 @@
-"""Keep manifest text: validation, portable data hash, signing (FACTS.md 4.1-4.4).
+"""Keep manifest text: validation, portable data hash, signing.
+
+See ``doc/architecture/manifest-format.html.textile.liquid`` and
+``services/api/app/models/collection.rb`` in the Arvados repository.
 
 A manifest is zero or more lines, each ``<stream> <locator>... <pos:size:name>...``
 followed by ``\\n``. Names escape ``\\``, ``:`` and characters up to space as

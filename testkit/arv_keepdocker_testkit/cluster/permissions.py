@@ -1,4 +1,7 @@
-"""Who may read or write what (FACTS.md section 3).
+"""Who may read or write what.
+
+The rules of ``doc/api/permission-model.html.textile.liquid`` and
+``services/api/app/models/arvados_model.rb`` (``readable_by``).
 
 Levels: none (0) < can_read (1) < can_write (2) < can_manage (3). A user has
 can_manage on itself and on everything it owns, directly or through projects

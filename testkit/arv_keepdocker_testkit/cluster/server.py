@@ -245,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(err.status, err.message, request_id)
         except (ConnectionError, socket.timeout):
             self.close_connection = True
-        except Exception as err:  # a server bug: 422, never 5xx (FACTS.md 11)
+        except Exception as err:  # a server bug: 422, never 5xx (the SDK retries 5xx)
             log.error("internal error on %s %s:\n%s", method, self.path, traceback.format_exc())
             self._send_error(422, "internal error in test cluster: %s: %s"
                              % (type(err).__name__, err), request_id)

@@ -8,7 +8,8 @@ A signed locator carries a ``+A<signature>@<expiry>`` hint where
 Unix time written as lowercase hex (8 digits when signing, like Arvados' Go
 code) and ``ttl`` is the cluster's ``BlobSigningTTL`` in seconds (unpadded
 lowercase hex). Changing the key, the token or the TTL invalidates every
-signature. See FACTS.md section 4.4.
+signature. See ``sdk/go/arvados/blob_signature.go`` and
+``services/api/app/models/blob.rb`` in the Arvados repository.
 """
 
 import hashlib

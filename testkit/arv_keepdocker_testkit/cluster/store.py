@@ -16,7 +16,7 @@ import threading
 
 from . import timestamps
 
-#: table name -> UUID type infix (FACTS.md 0.2)
+#: table name -> UUID type infix (``services/api/lib/has_uuid.rb``)
 INFIXES = {
     "users": "tpzed",
     "api_client_authorizations": "gj3su",
@@ -59,7 +59,7 @@ class Store:
         self.cluster_id = cluster_id
         self.lock = threading.RLock()
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        # Rollback journal, not WAL: WAL files pre-grow by megabytes (FACTS 11).
+        # Rollback journal, not WAL: WAL files pre-grow by megabytes.
         # No fsync: a killed server loses nothing, only a machine crash could,
         # and a test cluster does not need that guarantee (3x faster writes).
         self.db.execute("PRAGMA journal_mode=DELETE")

@@ -1,4 +1,7 @@
-"""Arvados timestamps: UTC, nine fractional digits, ``Z`` (FACTS.md 0.2).
+"""Arvados timestamps: UTC, nine fractional digits, ``Z``.
+
+As ``services/api/config/initializers/time_format.rb`` and
+``lib/controller/router/response.go`` (``rfc3339NanoFixed``) write them.
 
 Stored and served as fixed-width strings like ``2026-11-27T19:12:50.456312507Z``,
 so comparing two of them as strings compares the instants. Filter operands

@@ -1,4 +1,8 @@
-"""Collections, links and groups through the SDK and raw HTTP (FACTS 2.2, 2.3, 2.6, 2.7, 4)."""
+"""Collections, links and groups through the SDK and raw HTTP.
+
+Request and response shapes as the API server gives them
+(``services/api/app/controllers/application_controller.rb``,
+``services/api/app/models/arvados_model.rb``, ``services/api/lib/trashable.rb``)."""
 
 import hashlib
 import re

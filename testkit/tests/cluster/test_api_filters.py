@@ -1,4 +1,7 @@
-"""List semantics of the local cluster: filters, select, order, paging, count (FACTS 2.4)."""
+"""List semantics of the local cluster: filters, select, order, paging, count.
+
+As ``doc/api/methods.html.textile.liquid`` and ``services/api/lib/record_filters.rb``
+describe them."""
 
 import re
 

@@ -18,7 +18,8 @@ RUNTIME_KEYS = {"rootUrl", "baseUrl", "uuidPrefix", "dockerImageFormats", "defau
                 "source_version", "sourceVersion", "packageVersion", "generatedAt",
                 "crunchLogUpdatePeriod", "crunchLogUpdateSize", "remoteHosts", "remoteHostsViaDNS",
                 "websocketUrl", "workbenchUrl", "workbench2Url", "keepWebServiceUrl"}
-#: what a client of arv-put, arv-keepdocker, Collection and KeepClient calls (FACTS 2.1)
+#: what arv-put, arv-keepdocker, Collection and KeepClient call (sdk/python/arvados/
+#: commands/put.py, commands/keepdocker.py, collection.py, keep.py)
 REQUIRED_METHODS = {
     ("users", "current"), ("users", "get"), ("groups", "get"), ("groups", "list"),
     ("groups", "create"), ("links", "list"), ("links", "get"), ("links", "create"),

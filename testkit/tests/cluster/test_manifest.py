@@ -1,4 +1,7 @@
-"""Manifest validation, portable data hash and signature checks (FACTS.md 4.1-4.4)."""
+"""Manifest validation, portable data hash and signature checks.
+
+(``doc/architecture/manifest-format.html.textile.liquid``,
+``services/api/app/models/collection.rb``.)"""
 
 import pytest
 

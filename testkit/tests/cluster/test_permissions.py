@@ -1,4 +1,4 @@
-"""Who sees and writes what on the local cluster (FACTS 3)."""
+"""Who sees and writes what on the local cluster (doc/api/permission-model.html.textile.liquid)."""
 
 import arvados.errors
 import pytest

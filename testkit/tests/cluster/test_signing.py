@@ -1,4 +1,5 @@
-"""Block permission signatures (FACTS.md 4.4), checked against Arvados' own test vector."""
+"""Block permission signatures (``sdk/go/arvados/blob_signature.go``), checked against
+Arvados' own test vector (``services/api/test/unit/blob_test.rb``)."""
 
 import pytest
 

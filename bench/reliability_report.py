@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Run the reliability suite and record its figures in bench/RELIABILITY.md.
+
+    python bench/reliability_report.py [--write]
+
+Runs ``pytest -m reliability`` (the same tests ``.ci/run`` runs as part of the
+whole suite), reads its JUnit XML, and prints one "tried / held" row per kind
+of attack or fault: a case "held" when its test passed (every test asserts the
+end state: the victim's image is exactly theirs or refused; nothing half-written;
+one line and exit 1 for failures). ``--write`` replaces bench/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "RELIABILITY.md"
+COMMAND = "python bench/reliability_report.py --write"
+BUDGET = 20 * 60
+
+#: (row, test-id pattern, how a case is counted: "test" or a property name)
+ROWS = [
+    ("planted layer records, docker-archive (classic, Docker 25 layout)",
+     r"test_attacks\.py::test_planted_layer_records_never_reach_an_archive_upload", "test"),
+    ("planted layer records, oci-archive and oci",
+     r"test_attacks\.py::test_planted_layer_records_never_reach_an_oci_upload", "test"),
+    ("planted layer records, docker-daemon (dockerd 20.10)",
+     r"test_attacks\.py::test_planted_layer_records_never_reach_an_engine_upload", "test"),
+    ("planted layer records, containers-storage (podman)",
+     r"test_attacks\.py::test_planted_layer_records_never_reach_a_podman_upload", "test"),
+    ("planted layer records, docker:// (registry)",
+     r"test_registry_attacks\.py::test_planted_layer", "test"),
+    ("planted record newer than the victim's own copy",
+     r"test_attacks\.py::test_a_planted_record_newer", "test"),
+    ("planted docker_image_hash link (image in an engine / only in Arvados)",
+     r"test_attacks\.py::test_a_planted_(hash_link|name)", "test"),
+    ("planted record claiming the victim's manifest digest",
+     r"test_attacks\.py::test_a_planted_claim", "test"),
+    ("corrupt layer.tar (no attacker)",
+     r"test_attacks\.py::test_a_corrupt_layer_tar", "test"),
+    ("SIGKILL at seeded random points of a ~300 MB upload, then a rerun",
+     r"test_kills\.py::test_sigkill_at_random_points", "random_kills"),
+    ("SIGKILL at every step boundary, then a rerun",
+     r"test_kills\.py::test_sigkill_at_each_step_boundary", "test"),
+    ("Keep PUT failures (500, 503) and stalls, then a rerun",
+     r"test_faults\.py::test_keep_", "test"),
+    ("API 5xx at each write (collection create, each link, trash clear), then a rerun",
+     r"test_faults\.py::test_api_failing_one_write", "test"),
+    ("API down through the rollback, then back and a rerun",
+     r"test_faults\.py::test_api_down_through_the_rollback", "test"),
+    ("5 concurrent uploads of one image from 5 HOMEs; 3 images sharing a base at once",
+     r"test_concurrency\.py::", "test"),
+    ("generated bad inputs (references, truncated, bit-flipped, hostile members, JSON)",
+     r"test_bad_inputs\.py::test_every_generated", "cases"),
+    ("bad inputs through the console command (a sample)",
+     r"test_bad_inputs\.py::test_the_real_command", "test"),
+    ("token secret in output, files and records (whole session)",
+     r"test_zz_secrets\.py::", "test"),
+]
+
+
+def run_suite(xml: str) -> Tuple[int, float]:
+    started = time.monotonic()
+    env = dict(os.environ, CI=os.environ.get("CI", "true"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "-m", "reliability", "--junitxml", xml, "tests"], cwd=REPO, env=env)
+    return proc.returncode, time.monotonic() - started
+
+
+def cases(xml: str) -> List[Dict]:
+    out = []
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        name = "{}::{}".format(case.get("classname", "").replace(".", "/") + ".py",
+                               case.get("name"))
+        failed = any(child.tag in ("failure", "error") for child in case)
+        skipped = any(child.tag == "skipped" for child in case)
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        out.append({"name": name, "failed": failed, "skipped": skipped,
+                    "time": float(case.get("time") or 0), "props": props})
+    return out
+
+
+def rows(results: List[Dict]) -> List[Tuple[str, str, str]]:
+    table = []
+    for label, pattern, count in ROWS:
+        matching = [c for c in results if re.search(pattern, c["name"])]
+        if not matching:
+            table.append((label, "not run", ""))
+            continue
+        if count == "test":
+            tried = len([c for c in matching if not c["skipped"]])
+            held = len([c for c in matching if not c["skipped"] and not c["failed"]])
+            table.append((label, "{} / {}".format(tried, held),
+                          "{:.0f} s".format(sum(c["time"] for c in matching))))
+        else:
+            case = matching[0]
+            value = case["props"].get(count, "")
+            figures = re.findall(r"\d+", value)
+            tried = figures[0] if figures else "?"
+            held = tried if not case["failed"] else "fewer"
+            table.append((label, "{} / {}".format(tried, held),
+                          "{:.0f} s; {}".format(case["time"], value)))
+    return table
+
+
+def render(table, results, status, wall) -> str:
+    total = sum(c["time"] for c in results)
+    lines = [
+        "# Reliability",
+        "",
+        "Command: `{}` (runs `pytest -m reliability tests`, the reliability tests that "
+        "`.ci/run` runs with the rest of the suite).".format(COMMAND),
+        "",
+        "Date: {}. Machine: nproc {}, Python {}, {}. Local cluster and real engines "
+        "(dockerd 20.10, podman 4.3) on loopback; the tests run as the real console "
+        "command unless noted.".format(
+            datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), os.cpu_count(),
+            platform.python_version(), platform.platform()),
+        "",
+        "| tried / held | what | time |",
+        "|---|---|---|",
+    ]
+    for label, figures, extra in table:
+        lines.append("| {} | {} | {} |".format(figures, label, extra))
+    lines += [
+        "",
+        "- Held means the test passed: for attacks, the victim's stored tar is exactly "
+        "their image (read back from Keep and checked: one `<id>.tar`, config digest = id, "
+        "every layer = its diff id; loaded by dockerd where an engine is involved) or the "
+        "upload was refused; for kills and faults, after the rerun: exactly one untrashed, "
+        "complete, loadable collection with its links, no untrashed collection without "
+        "links, no link to a trashed or missing collection; for bad input: one line, exit "
+        "1 (2 for usage errors), nothing written, traced peak memory under 300 MiB.",
+        "- Each planted-record test first shows the planted records are readable by the "
+        "victim and would stand in for her layers if their owner were trusted.",
+        "- Reliability suite: {} tests, {:.0f} s of test time, {:.0f} s wall clock "
+        "(pytest exit status {}); budget for the whole suite: {} min.".format(
+            len(results), total, wall, status, BUDGET // 60),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="replace bench/RELIABILITY.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = os.path.join(tmp, "reliability.xml")
+        status, wall = run_suite(xml)
+        results = cases(xml)
+    text = render(rows(results), results, status, wall)
+    sys.stdout.write(text)
+    if args.write:
+        OUT.write_text(text)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
