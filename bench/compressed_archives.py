@@ -197,7 +197,8 @@ def render(figures, sizes, args) -> str:
     for kind in KINDS:
         lines.append("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {} "
                      "| {:.0f} |".format(
-                         kind, sizes[kind], med[(kind, "1")], med[(kind, "1")] / med[("plain", "1")],
+                         kind, sizes[kind], med[(kind, "1")],
+                         med[(kind, "1")] / med[("plain", "1")],
                          med[(kind, "2")], med[(kind, "2")] / med[("plain", "2")],
                          med[(kind, "bytes2")], med[(kind, "3")],
                          "{:.2f}".format(med[(kind, "alone")]) if (kind, "alone") in med else "-",
