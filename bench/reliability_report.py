@@ -75,7 +75,8 @@ def run_suite(xml: str) -> Tuple[int, float]:
     started = time.monotonic()
     env = dict(os.environ, CI=os.environ.get("CI", "true"))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           "-m", "reliability", "--junitxml", xml, "tests"], cwd=REPO, env=env)
+                           "-m", "reliability", "-o", "junit_family=xunit1", "--junitxml", xml,
+                           "tests"], cwd=REPO, env=env)
     return proc.returncode, time.monotonic() - started
 
 

@@ -211,11 +211,8 @@ class DockerArchive(OwnsMembers):
                 if len(self.entries) == 1:
                     yield _CheckedTap(stream, self.path, expected_id)
                     return
-                reader = ChunkReader(_selected_stream(stream, self, entry))
-                try:
+                with ChunkReader(_selected_stream(stream, self, entry)) as reader:
                     yield reader
-                finally:
-                    reader.close()
             return
         if len(self.entries) == 1:
             with open_single(self.path, expected_id) as stream:
@@ -223,12 +220,9 @@ class DockerArchive(OwnsMembers):
             return
         members = TarMembers(self.path, allow_symlinks=True)
         # With no layer skipped, every piece is bytes.
-        reader = ChunkReader(cast(Iterator[bytes], _selected(members, self.path, entry)))
-        try:
+        with members, ChunkReader(cast(Iterator[bytes],
+                                       _selected(members, self.path, entry))) as reader:
             yield reader
-        finally:
-            reader.close()
-            members.close()
 
     @contextlib.contextmanager
     def export_pieces(self, entry: ArchiveEntry, skip: set,

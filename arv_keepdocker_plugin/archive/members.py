@@ -55,7 +55,70 @@ class OwnsMembers:
         self.members.close()
 
 
-class TarMembers:
+class MemberIndex:
+    """Looking members up by name and reading small ones: what every archive reader shares.
+
+    Subclasses set ``archive`` (a name for messages), ``members`` (``{normalized
+    name: Member}``) and ``checker`` (the :class:`~.safety.MemberChecker` that
+    knows the symlinks), and implement :meth:`chunks`.
+    """
+
+    archive: str
+    members: Dict[str, Member]
+    checker: safety.MemberChecker
+
+    def chunks(self, member: Member) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the reader holds open (nothing by default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def find(self, name: str) -> Optional[Member]:
+        """The regular-file member called ``name`` (symlinks followed), or None."""
+        norm = safety.normalize_member_name(self.archive, name)
+        if norm is None:
+            return None
+        member = self.members.get(self.checker.resolve(norm))
+        if member is None or member.kind != safety.FILE:
+            return None
+        return member
+
+    def get(self, name: str, what: Optional[str] = None) -> Member:
+        """Like :meth:`find` but a missing member is a :class:`BadArchive`."""
+        member = self.find(name)
+        if member is None:
+            raise bad(self.archive, "{} {!r} is missing from the archive".format(
+                what or "member", name))
+        return member
+
+    def head(self, member: Member, size: int) -> bytes:
+        """The first ``size`` bytes of a member's data (fewer if it is shorter)."""
+        chunks = self.chunks(member)
+        try:
+            return next(chunks, b"")[:size]
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def read(self, member: Member, what: str) -> bytes:
+        """All of a small member's data (capped like a JSON document)."""
+        safety.check_size(self.archive, what, member.size)
+        return b"".join(self.chunks(member))
+
+    def read_json(self, name: str, what: Optional[str] = None):
+        """Parse the JSON member ``name``."""
+        what = what or name
+        return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
+
+
+class TarMembers(MemberIndex):
     """The members of a tar file on disk (``docker save`` output, an OCI tar).
 
     :param path: the archive file.
@@ -121,32 +184,8 @@ class TarMembers:
         if self.size == 0:
             raise bad(self.path, "empty file, not a tar archive")
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
         self.file.close()
-
-    def find(self, name: str) -> Optional[Member]:
-        """The regular-file member called ``name`` (symlinks followed), or None."""
-        norm = safety.normalize_member_name(self.archive, name)
-        if norm is None:
-            return None
-        member = self.members.get(self.checker.resolve(norm))
-        if member is None or member.kind != safety.FILE:
-            return None
-        return member
-
-    def get(self, name: str, what: Optional[str] = None) -> Member:
-        """Like :meth:`find` but a missing member is a :class:`BadArchive`."""
-        member = self.find(name)
-        if member is None:
-            raise bad(self.archive, "{} {!r} is missing from the archive".format(
-                what or "member", name))
-        return member
 
     def chunks(self, member: Member) -> Generator[bytes, None, None]:
         """The data of ``member``, in chunks of at most 1 MiB."""
@@ -170,23 +209,6 @@ class TarMembers:
         if _identity(self.file) != self.identity:
             raise bad(self.archive, "changed while being read")
 
-    def head(self, member: Member, size: int) -> bytes:
-        """The first ``size`` bytes of a member's data (fewer if it is shorter)."""
-        chunks = self.chunks(member)
-        try:
-            return next(chunks, b"")[:size]
-        finally:
-            chunks.close()
-
-    def read(self, member: Member, what: str) -> bytes:
-        """All of a small member's data (capped like a JSON document)."""
-        safety.check_size(self.archive, what, member.size)
-        return b"".join(self.chunks(member))
-
-    def read_json(self, name: str, what: Optional[str] = None):
-        """Parse the JSON member ``name``."""
-        what = what or name
-        return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
 
 
 def open_regular_file(path: str) -> IO[bytes]:

@@ -119,20 +119,14 @@ class OciImage:
         """A docker-archive stream of this image (reopens the layout)."""
         if self.compression is not None:
             with decompressed(self.path, self.compression) as stream:
-                reader = ChunkReader(_stream_to_docker_archive(stream, self, repo_tag))
-                try:
+                with ChunkReader(_stream_to_docker_archive(stream, self, repo_tag)) as reader:
                     yield reader
-                finally:
-                    reader.close()
             return
         members = open_members(self.path, self.directory)
         # With no layer skipped, every piece is bytes.
-        reader = ChunkReader(cast(Iterator[bytes], to_docker_archive(members, self, repo_tag)))
-        try:
+        with members, ChunkReader(cast(Iterator[bytes],
+                                       to_docker_archive(members, self, repo_tag))) as reader:
             yield reader
-        finally:
-            reader.close()
-            members.close()
 
     @contextlib.contextmanager
     def export_pieces(self, skip: AbstractSet[str], repo_tag: Optional[str] = None

@@ -29,7 +29,7 @@ from ..compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 from ..image import ByteStream
 from ..streams import ChunkReader
 from . import safety
-from .members import Member, TarMembers, open_regular_file
+from .members import Member, MemberIndex, TarMembers, open_regular_file
 from .safety import bad
 from .tarheaders import (BLOCK, Extensions, check_extension, is_extension, padding,
                          parse_block)
@@ -172,10 +172,10 @@ def _read_exact(stream: ByteStream, size: int, archive: str, what: str,
     return out
 
 
-class StreamMembers:
+class StreamMembers(MemberIndex):
     """The members of a compressed archive, learnt in one pass (see the module docstring).
 
-    Offers the reading interface of :class:`~.members.TarMembers` for what
+    Offers the reading interface of :class:`~.members.MemberIndex` for what
     was kept (small documents); the data of other members is read again by
     the second pass, never from here.
     """
@@ -215,22 +215,6 @@ class StreamMembers:
     def close(self) -> None:
         """Nothing stays open between passes."""
 
-    def find(self, name: str) -> Optional[Member]:
-        norm = safety.normalize_member_name(self.archive, name)
-        if norm is None:
-            return None
-        member = self.members.get(self.checker.resolve(norm))
-        if member is None or member.kind != safety.FILE:
-            return None
-        return member
-
-    def get(self, name: str, what: Optional[str] = None) -> Member:
-        member = self.find(name)
-        if member is None:
-            raise bad(self.archive, "{} {!r} is missing from the archive".format(
-                what or "member", name))
-        return member
-
     def head(self, member: Member, size: int) -> bytes:
         return self.heads.get(member.name, b"")[:size]
 
@@ -240,14 +224,6 @@ class StreamMembers:
             raise bad(self.archive, "{!r} is not a small document; it is read while the "
                       "archive streams".format(member.name))
         yield data
-
-    def read(self, member: Member, what: str) -> bytes:
-        safety.check_size(self.archive, what, member.size)
-        return b"".join(self.chunks(member))
-
-    def read_json(self, name: str, what: Optional[str] = None):
-        what = what or name
-        return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
 
 
 #: The members of an archive file, however it is read.
