@@ -288,6 +288,68 @@ def test_new_version_on_the_containerd_store_uploads_only_its_new_layer(
     assert added <= counts["uploaded"]
 
 
+# -- one image, pulled into several stores, stored once -----------------------------------
+
+class Store:
+    """A place ``arv keepdocker`` reads images from, with what it takes to pull into it."""
+
+    def __init__(self, name, engine):
+        self.name, self.engine = name, engine
+
+    def pull(self, image):
+        if self.name == "podman":
+            self.engine.podman("pull", "-q", "--tls-verify=false", image.ref)
+            return self.engine.image_id(image.ref)
+        self.engine.docker("pull", "-q", image.ref)
+        return self.engine.image_id(image.ref)
+
+    def remove(self, image):
+        if self.name == "podman":
+            self.engine.podman("rmi", "-f", image.ref, check=False)
+        else:
+            for ref in (image.ref, image.digest, image.config_digest):
+                self.engine.docker("rmi", "-f", ref, check=False)
+
+    def run(self, keepdocker, *args):
+        if self.name == "podman":
+            return keepdocker("--source", "containers-storage", *args, env={
+                "CONTAINERS_STORAGE_CONF": self.engine.storage_conf})
+        return keepdocker(*args, env=on(self.engine))
+
+
+@pytest.fixture
+def stores(keepdocker_docker26_containerd, keepdocker_docker26, keepdocker_docker_engine,
+           keepdocker_podman_store):
+    return {"containerd": Store("containerd", keepdocker_docker26_containerd),
+            "docker26": Store("docker26", keepdocker_docker26),
+            "docker20": Store("docker20", keepdocker_docker_engine),
+            "podman": Store("podman", keepdocker_podman_store)}
+
+
+@pytest.mark.parametrize("first, second", [
+    ("docker20", "containerd"), ("docker26", "containerd"), ("podman", "containerd"),
+    ("containerd", "docker26"), ("containerd", "podman")])
+def test_stored_from_one_store_reused_from_the_other(
+        first, second, keepdocker, stores, push, arv_api, arvados_state, unique):
+    image = push("v1", [gzip_layer(unique + "shared", 256 * KiB), {"who.txt": b"both"}])
+    try:
+        ids = {name: stores[name].pull(image) for name in (first, second)}
+        assert ids["containerd"] == image.digest
+        uuid = uploaded_uuid(stores[first].run(keepdocker, "--no-progress", image.ref))
+        assert tar_names(arv_api, uuid) == [image.config_digest + ".tar"]
+        # The registry's digest, whatever the store exported (Docker 26's classic
+        # store writes an index.json naming a manifest of its own).
+        assert hash_link(arv_api, uuid)["properties"]["image_manifest_digest"] == image.digest
+        before = arvados_state.snapshot()
+        again = stores[second].run(keepdocker, "--batch-progress", image.ref)
+        assert uploaded_uuid(again) == uuid
+        assert " written " not in again.stderr  # nothing was even exported
+        assert arvados_state.snapshot() == before
+    finally:
+        for name in (first, second):
+            stores[name].remove(image)
+
+
 # -- a multi-platform image ----------------------------------------------------------------
 
 def test_multi_platform_pull_into_the_containerd_store(
