@@ -259,6 +259,43 @@ def test_tar_stored_from_a_classic_store_loads_in_the_containerd_store(
         engine.docker("rmi", "-f", loaded_id, check=False)
 
 
+# -- arv-keepdocker 3.2.1's uploads from the containerd store -----------------------------
+
+def test_3_2_1_upload_from_the_containerd_store_is_never_our_answer(
+        keepdocker, arv_keepdocker_321, keepdocker_docker26_containerd, push, pulled, arv_api,
+        arvados_state, unique):
+    engine = keepdocker_docker26_containerd
+    image = push("v1", [gzip_layer(unique + "old", 48 * KiB), {"old.txt": b"3.2.1"}])
+    pulled(engine, image)
+    # 3.2.1 takes the engine's Id for the image id: its tar and hash link are
+    # named after the manifest digest, and a classic store would load that tar
+    # as another id (the config digest).
+    old = uploaded_uuid(arv_keepdocker_321("--no-resume", image.ref, env=on(engine)))
+    assert tar_names(arv_api, old) == [image.manifest_digest + ".tar"]
+    assert hash_link(arv_api, old)["name"] == image.manifest_digest
+
+    ours = upload(keepdocker, engine, image.ref)
+    assert ours != old
+    assert tar_names(arv_api, ours) == [image.config_digest + ".tar"]
+    assert hash_link(arv_api, ours)["properties"]["image_manifest_digest"] == \
+        image.manifest_digest
+    # 3.2.1 once more, so that its copy is the newest by name too.
+    newer_old = uploaded_uuid(arv_keepdocker_321("--no-resume", "--force", image.ref,
+                                                 env=on(engine)))
+    assert tar_names(arv_api, newer_old) == [image.manifest_digest + ".tar"]
+
+    before = arvados_state.snapshot()
+    asks = ([image.ref], [image.repo, "v1"], [image.manifest_digest], [image.config_digest])
+    for args in asks:
+        assert upload(keepdocker, engine, *args) == ours, args
+    # With the image gone from the engine, the answer comes from Arvados alone:
+    # still our copy, never the <manifest digest>.tar one.
+    engine.docker("rmi", "-f", image.ref)
+    for args in asks:
+        assert upload(keepdocker, engine, *args) == ours, args
+    assert arvados_state.snapshot() == before
+
+
 # -- a new version uploads only its new layer --------------------------------------------
 
 def test_new_version_on_the_containerd_store_uploads_only_its_new_layer(
