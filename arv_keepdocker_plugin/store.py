@@ -69,8 +69,13 @@ class StoredTar:
                                    "provisional_id": False}
         if self.config_digest != image.image_id and image.format == "v2":
             changes["image_id"] = self.config_digest
-        # The archive's own index.json says best what the image is called by.
-        if self.manifest_digest is not None:
+        # What the source calls the image by (a registry's digest from
+        # RepoDigests, an OCI layout's manifest) stays: Docker 25+'s classic
+        # store exports an index.json naming a manifest made at export time
+        # (uncompressed layers) that no registry and no other store knows.
+        # The archive's own index.json says it when the source could not:
+        # Docker's containerd store exports the image as it was pulled.
+        if self.manifest_digest is not None and not image.manifest_digest:
             changes["manifest_digest"] = self.manifest_digest
             changes["index_digest"] = self.index_digest or image.index_digest
         elif self.config_digest != image.image_id and not image.manifest_digest:

@@ -5,6 +5,9 @@ directory you choose and listens on a private socket or a free loopback port.
 All of them work as root with no systemd, no bridge and no iptables.
 
 * :class:`DockerEngine` - a ``dockerd`` with its own data root and unix socket.
+* :class:`Docker26Engine` - Docker 26 with a containerd of its own, in the
+  classic or the containerd image store (unpacked by ``.ci/install-engines``
+  into ``.engines/docker26/root``, or ``$ARV_KEEPDOCKER_DOCKER26``).
 * :class:`PodmanStore` - a private containers-storage store used through
   ``podman`` (no daemon).
 * :class:`Registry` - a ``docker-registry`` on ``127.0.0.1:<free port>``.
@@ -23,11 +26,14 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -39,6 +45,8 @@ from .cluster.cluster import pid_alive
 __all__ = [
     "EngineStartError",
     "DockerEngine",
+    "Docker26Engine",
+    "docker26_root",
     "PodmanStore",
     "Registry",
     "build_layered_image",
@@ -133,22 +141,31 @@ class DockerEngine:
         env["DOCKER_HOST"] = self.host
         return env
 
-    def start(self, timeout: float = 30) -> "DockerEngine":
-        """Start ``dockerd`` and wait until ``docker info`` answers."""
+    def _dockerd_command(self) -> List[str]:
+        """The ``dockerd`` command line (subclasses add or change options)."""
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise EngineStartError("dockerd not found in PATH (install docker.io)")
+        return [dockerd,
+                "--data-root", os.path.join(self.dir, "root"),
+                "--exec-root", os.path.join(self.dir, "exec"),
+                "-H", self.host,
+                "--pidfile", self.pidfile,
+                "--iptables=false", "--ip6tables=false",
+                "--bridge=none", "--storage-driver=vfs"]
+
+    def _dockerd_env(self) -> Optional[Dict[str, str]]:
+        """``dockerd``'s environment (None: this process's)."""
+        return None
+
+    def start(self, timeout: float = 30) -> "DockerEngine":
+        """Start ``dockerd`` and wait until ``docker info`` answers."""
+        command = self._dockerd_command()
         docker_command()
         os.makedirs(self.dir, exist_ok=True)
         with open(self.log, "ab") as log:
             self._process = subprocess.Popen(
-                [dockerd,
-                 "--data-root", os.path.join(self.dir, "root"),
-                 "--exec-root", os.path.join(self.dir, "exec"),
-                 "-H", self.host,
-                 "--pidfile", self.pidfile,
-                 "--iptables=false", "--ip6tables=false",
-                 "--bridge=none", "--storage-driver=vfs"],
+                command, env=self._dockerd_env(),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -212,11 +229,227 @@ class DockerEngine:
         return self.docker("image", "inspect", "--format", "{{.Id}}",
                            reference, text=True).stdout.strip()
 
+    def config_digest(self, reference: str) -> str:
+        """``sha256:`` of ``reference``'s config as ``docker save`` exports it.
+
+        The classic store's ``Id`` is this digest; the containerd image
+        store's ``Id`` is the manifest (or index) digest instead, so this
+        reads the config from the export (small images: members under 1 MiB
+        are kept in memory until ``manifest.json`` names the config).
+        """
+        process = subprocess.Popen([docker_command(), "save", reference], env=self.env(),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        small: Dict[str, bytes] = {}
+        try:
+            with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
+                for member in tar:
+                    if member.isfile() and member.size <= 1 << 20:
+                        extracted = tar.extractfile(member)
+                        assert extracted is not None
+                        small[member.name] = extracted.read()
+        finally:
+            assert process.stdout is not None
+            process.stdout.close()
+            stderr = process.stderr.read() if process.stderr else b""
+            process.wait()
+        if process.returncode != 0:
+            raise subprocess.CalledProcessError(process.returncode, ["docker", "save", reference],
+                                                stderr=stderr)
+        [entry] = json.loads(small["manifest.json"])
+        return "sha256:" + hashlib.sha256(small[entry["Config"]]).hexdigest()
+
     def __enter__(self) -> "DockerEngine":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+#: Environment variable naming an unpacked Docker 26 root (``usr/sbin/dockerd``,
+#: ``usr/bin/containerd``), instead of the repository's ``.engines/docker26/root``.
+DOCKER26_ENV = "ARV_KEEPDOCKER_DOCKER26"
+#: Where ``.ci/install-engines`` unpacks Docker 26, relative to the repository.
+DOCKER26_RELATIVE = os.path.join(".engines", "docker26", "root")
+
+
+def _is_docker26_root(root: str) -> bool:
+    return all(os.access(os.path.join(root, part), os.X_OK)
+               for part in ("usr/sbin/dockerd", "usr/bin/containerd"))
+
+
+def docker26_root() -> str:
+    """The unpacked Docker 26 root (holding ``usr/sbin/dockerd``, ``usr/bin/containerd``).
+
+    ``$ARV_KEEPDOCKER_DOCKER26`` when set, else ``.engines/docker26/root`` in
+    the repository this test kit lives in (or the one around the current
+    directory), as ``.ci/install-engines`` leaves it. Raises
+    :class:`EngineStartError` saying where it looked.
+    """
+    named = os.environ.get(DOCKER26_ENV)
+    if named:
+        if _is_docker26_root(named):
+            return os.path.abspath(named)
+        raise EngineStartError(
+            "%s=%s holds no usr/sbin/dockerd and usr/bin/containerd" % (DOCKER26_ENV, named))
+    looked = []
+    for start in (os.path.dirname(os.path.abspath(__file__)), os.getcwd()):
+        directory = start
+        while True:
+            candidate = os.path.join(directory, DOCKER26_RELATIVE)
+            if candidate not in looked:
+                looked.append(candidate)
+                if _is_docker26_root(candidate):
+                    return candidate
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+    raise EngineStartError(
+        "Docker 26 is not unpacked: no %s in the repository (run .ci/install-engines) and "
+        "%s is not set (looked in %s)" % (DOCKER26_RELATIVE, DOCKER26_ENV, ", ".join(looked[:3])))
+
+
+class Docker26Engine(DockerEngine):
+    """Docker 26 (Debian trixie's ``docker.io``) with a ``containerd`` of its own.
+
+    The binaries come from :func:`docker26_root` (unpacked, not installed, by
+    ``.ci/install-engines``). ``containerd_store=True`` runs Docker's
+    containerd image store (``features.containerd-snapshotter``, the native
+    snapshotter; Docker 29's default): ``docker image inspect`` then gives the
+    manifest or index digest as ``Id``, and ``docker save`` writes an OCI
+    layout with the layers as pulled. ``False`` runs the classic store (vfs),
+    where ``Id`` is the config digest, as with Docker 20.10.
+
+    Everything lives in ``dir``: containerd's config, root, state and sockets,
+    dockerd's data and exec roots, socket, pidfile, ``daemon.json`` and logs.
+    No container can run here (trixie's ``runc`` needs a newer glibc than
+    bookworm's, and there is no networking); images can be pulled, pushed,
+    loaded, saved, inspected, tagged, removed and built (:meth:`build`).
+    """
+
+    def __init__(self, dir: str, containerd_store: bool = False, root: Optional[str] = None):
+        super().__init__(dir)
+        self.containerd_store = containerd_store
+        self._root = root
+        self.containerd_socket = os.path.join(self.dir, "containerd.sock")
+        self.containerd_config = os.path.join(self.dir, "containerd.toml")
+        self.containerd_log = os.path.join(self.dir, "containerd.log")
+        self.daemon_json = os.path.join(self.dir, "daemon.json")
+        if len(self.containerd_socket + ".ttrpc") > _MAX_SOCKET_PATH:
+            raise EngineStartError(
+                "socket path too long for a unix socket: %s.ttrpc (use a short dir under /tmp)"
+                % self.containerd_socket)
+        self._containerd: Optional[subprocess.Popen] = None
+
+    @property
+    def root(self) -> str:
+        """The unpacked Docker 26 root this engine runs from."""
+        if self._root is None:
+            self._root = docker26_root()
+        return self._root
+
+    def _binary(self, relative: str) -> str:
+        path = os.path.join(self.root, relative)
+        if not os.access(path, os.X_OK):
+            raise EngineStartError("%s is missing (run .ci/install-engines)" % path)
+        return path
+
+    def _dockerd_env(self) -> Dict[str, str]:
+        # runc, containerd-shim* and docker-init are looked up in PATH.
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([os.path.join(self.root, "usr", "bin"),
+                                       os.path.join(self.root, "usr", "sbin"),
+                                       env.get("PATH", os.defpath)])
+        return env
+
+    def _dockerd_command(self) -> List[str]:
+        features = {"containerd-snapshotter": self.containerd_store}
+        with open(self.daemon_json, "w") as f:
+            json.dump({"features": features,
+                       "storage-driver": "native" if self.containerd_store else "vfs"}, f)
+        return [self._binary("usr/sbin/dockerd"),
+                "--containerd", self.containerd_socket,
+                "--data-root", os.path.join(self.dir, "root"),
+                "--exec-root", os.path.join(self.dir, "exec"),
+                "-H", self.host,
+                "--pidfile", self.pidfile,
+                "--config-file", self.daemon_json,
+                "--iptables=false", "--ip6tables=false", "--bridge=none"]
+
+    def _start_containerd(self, timeout: float) -> None:
+        containerd = self._binary("usr/bin/containerd")
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.containerd_config, "w") as f:
+            f.write('version = 2\n'
+                    'root = "%s"\n'
+                    'state = "%s"\n'
+                    'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                    '[grpc]\n  address = "%s"\n'
+                    '[ttrpc]\n  address = "%s.ttrpc"\n'
+                    % (os.path.join(self.dir, "ctd", "root"),
+                       os.path.join(self.dir, "ctd", "state"),
+                       self.containerd_socket, self.containerd_socket))
+        with open(self.containerd_log, "ab") as log:
+            self._containerd = subprocess.Popen(
+                [containerd, "--config", self.containerd_config], env=self._dockerd_env(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._containerd.poll() is not None:
+                raise EngineStartError(
+                    "containerd exited with status %s; end of %s:\n%s"
+                    % (self._containerd.returncode, self.containerd_log,
+                       _log_tail(self.containerd_log)))
+            if _socket_answers(self.containerd_socket):
+                return
+            if time.monotonic() > deadline:
+                raise EngineStartError(
+                    "containerd did not answer within %ss; end of %s:\n%s"
+                    % (timeout, self.containerd_log, _log_tail(self.containerd_log)))
+            time.sleep(0.1)
+
+    def start(self, timeout: float = 30) -> "Docker26Engine":
+        """Start containerd, then ``dockerd``; wait until ``docker info`` answers.
+
+        Raises :class:`EngineStartError` (with the log's end) when the
+        binaries are missing or either daemon does not come up; nothing is
+        left running then.
+        """
+        docker_command()
+        try:
+            self._start_containerd(timeout)
+            super().start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        driver = self.docker("info", "--format", "{{json .DriverStatus}}", text=True).stdout
+        if ("io.containerd.snapshotter" in driver) != self.containerd_store:
+            self.stop()
+            raise EngineStartError("dockerd did not run the %s image store (driver status %s)"
+                                   % ("containerd" if self.containerd_store else "classic",
+                                      driver.strip()))
+        return self
+
+    def stop(self) -> None:
+        """Stop ``dockerd``, then containerd, and wait until both have exited."""
+        super().stop()
+        if self._containerd is not None:
+            _terminate(self._containerd, None)
+            self._containerd = None
+
+
+def _socket_answers(path: str) -> bool:
+    if not os.path.exists(path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 class PodmanStore:

@@ -7,6 +7,14 @@ Session fixtures (started once per test session, stopped and removed after):
     networking). Use ``keepdocker_docker_engine.docker("images")``,
     ``keepdocker_docker_engine.host`` (a ``DOCKER_HOST`` value),
     ``keepdocker_docker_engine.env()``.
+``keepdocker_docker26``, ``keepdocker_docker26_containerd``
+    A :class:`~.engines.Docker26Engine`: Docker 26 with a containerd of its
+    own, in the classic image store (vfs) or in the containerd image store
+    (Docker 29's default: ``Id`` is the manifest or index digest,
+    ``docker save`` writes an OCI layout with the layers as pulled). Run from
+    ``.engines/docker26/root`` (``.ci/install-engines`` unpacks it there) or
+    from the unpacked root named by ``$ARV_KEEPDOCKER_DOCKER26``; no container
+    can run in them. ``.config_digest(ref)`` gives the config digest in either.
 ``keepdocker_podman_store``
     A :class:`~.engines.PodmanStore`: a private containers-storage store for
     ``podman`` (``.args``, ``.storage_conf``, ``.env()``, ``.podman(...)``).
@@ -40,6 +48,8 @@ import pytest
 
 __all__ = [
     "keepdocker_docker_engine",
+    "keepdocker_docker26",
+    "keepdocker_docker26_containerd",
     "keepdocker_podman_store",
     "keepdocker_registry",
     "keepdocker_docker_env",
@@ -74,11 +84,12 @@ def _started(factory, kind: str, what: str):
     return engine, directory
 
 
-def _running(class_name: str, kind: str, what: str):
+def _running(class_name: str, kind: str, what: str, **options):
     """Start an engine of :mod:`.engines` for a session fixture; stop and remove it after."""
     from . import engines
 
-    engine, directory = _started(getattr(engines, class_name), kind, what)
+    factory = getattr(engines, class_name)
+    engine, directory = _started(lambda d: factory(d, **options), kind, what)
     try:
         yield engine
     finally:
@@ -90,6 +101,20 @@ def _running(class_name: str, kind: str, what: str):
 def keepdocker_docker_engine():
     """A private Docker engine for the session (see the module docstring)."""
     yield from _running("DockerEngine", "d", "Docker engine")
+
+
+@pytest.fixture(scope="session")
+def keepdocker_docker26():
+    """Docker 26 in its classic image store, for the session (see the module docstring)."""
+    yield from _running("Docker26Engine", "d26", "Docker 26 engine (classic store)",
+                        containerd_store=False)
+
+
+@pytest.fixture(scope="session")
+def keepdocker_docker26_containerd():
+    """Docker 26 in its containerd image store, for the session (see the module docstring)."""
+    yield from _running("Docker26Engine", "d26c", "Docker 26 engine (containerd store)",
+                        containerd_store=True)
 
 
 @pytest.fixture(scope="session")

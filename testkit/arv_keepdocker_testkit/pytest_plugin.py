@@ -29,6 +29,8 @@ from .engines_fixtures import *  # noqa: F401,F403
 #: Fixtures that start a real engine: a test using any of them is marked ``engines``.
 ENGINE_FIXTURES = frozenset({
     "keepdocker_docker_engine",
+    "keepdocker_docker26",
+    "keepdocker_docker26_containerd",
     "keepdocker_podman_store",
     "keepdocker_registry",
 })

@@ -12,10 +12,13 @@ import pytest
 
 from arv_keepdocker_testkit import engines_fixtures
 from arv_keepdocker_testkit.engines import (
+    DOCKER26_ENV,
+    Docker26Engine,
     DockerEngine,
     EngineStartError,
     PodmanStore,
     build_layered_image,
+    docker26_root,
 )
 
 
@@ -69,6 +72,54 @@ def test_docker_engine_start_failure_shows_the_log():
         assert engine.log in str(caught.value)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_docker26_fixtures_run_the_classic_and_the_containerd_store(
+        keepdocker_docker26, keepdocker_docker26_containerd):
+    stores = {}
+    for engine in (keepdocker_docker26, keepdocker_docker26_containerd):
+        info = json.loads(engine.docker("info", "--format", "{{json .}}").stdout)
+        assert info["ServerVersion"].startswith("26.")
+        assert info["DockerRootDir"] == os.path.join(engine.dir, "root")
+        assert engine.containerd_socket.startswith(engine.dir)
+        assert len(engine.containerd_socket + ".ttrpc") < 108
+        stores[engine.containerd_store] = (info["Driver"], info["DriverStatus"])
+    assert stores == {False: ("vfs", None),
+                      True: ("native", [["driver-type", "io.containerd.snapshotter.v1"]])}
+
+
+@pytest.mark.engines  # starts Docker 26 and its containerd
+def test_docker26_engine_stops_dockerd_and_containerd_and_names_its_root(monkeypatch):
+    monkeypatch.setenv(DOCKER26_ENV, "/nonexistent/docker26")
+    with pytest.raises(EngineStartError, match=DOCKER26_ENV + "=/nonexistent/docker26"):
+        docker26_root()
+    monkeypatch.delenv(DOCKER26_ENV)
+    try:
+        root = docker26_root()  # .engines/docker26/root, from the repository
+    except EngineStartError as error:
+        engines_fixtures.skip_or_fail("Docker 26 engine", error)
+    assert root.endswith(os.path.join(".engines", "docker26", "root"))
+    monkeypatch.setenv(DOCKER26_ENV, root)
+    with pytest.raises(EngineStartError, match="socket path too long"):
+        Docker26Engine("/tmp/" + "x" * 84)  # docker.sock fits, containerd.sock.ttrpc not
+    directory = tempfile.mkdtemp(prefix="akd-t26-", dir="/tmp")
+    try:
+        engine = Docker26Engine(directory, containerd_store=True)
+        engine.start()
+        try:
+            assert engine.root == root
+            with open(engine.pidfile) as f:
+                pids = [int(f.read()), engine._containerd.pid]
+            for pid in pids:
+                assert os.path.exists("/proc/%d" % pid)
+        finally:
+            engine.stop()
+        for pid in pids:
+            assert not os.path.exists("/proc/%d" % pid)
+        assert engine._containerd is None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not os.path.exists(directory)
 
 
 def test_build_layered_image_on_docker_shares_the_base(keepdocker_docker_engine):
