@@ -64,29 +64,41 @@ def make_blocks(count, run):
     return blocks
 
 
+def keep_run(keep, blocks_per_run, run):
+    """One run of (a) and (b): put fresh blocks, then get them; return (put MB/s, get MB/s).
+
+    The blocks are local to this call, so they are freed when it returns, before
+    the next run makes its own.
+    """
+    blocks = make_blocks(blocks_per_run, run)
+    total = len(blocks) * BLOCK
+    locators = [None] * len(blocks)
+
+    def put(index):
+        locators[index] = keep.put(blocks[index], copies=2)
+
+    seconds = two_threads(list(range(len(blocks))), put)
+    put_rate = total / seconds / 1e6
+
+    def get(index):
+        if len(keep.get(locators[index])) != BLOCK:
+            raise AssertionError("short read")
+
+    keep.block_cache.cache_max = 0  # measure the server, not the client's cache
+    seconds = two_threads(list(range(len(blocks))), get)
+    get_rate = total / seconds / 1e6
+    return put_rate, get_rate
+
+
 def bench_keep(cluster, blocks_per_run, runs):
     keep = arvados.KeepClient(api_client=cluster.api("alice"), num_retries=0)
     put_rates, get_rates = [], []
     for run in range(runs):
-        blocks = make_blocks(blocks_per_run, run)
-        total = len(blocks) * BLOCK
-        locators = [None] * len(blocks)
-
-        def put(index):
-            locators[index] = keep.put(blocks[index], copies=2)
-
-        seconds = two_threads(list(range(len(blocks))), put)
-        put_rates.append(total / seconds / 1e6)
-
-        def get(index):
-            if len(keep.get(locators[index])) != BLOCK:
-                raise AssertionError("short read")
-
-        keep.block_cache.cache_max = 0  # measure the server, not the client's cache
-        seconds = two_threads(list(range(len(blocks))), get)
-        get_rates.append(total / seconds / 1e6)
-        print("  run %d: put %.0f MB/s, get %.0f MB/s" % (run + 1, put_rates[-1], get_rates[-1]), flush=True)
-        del blocks
+        put_rate, get_rate = keep_run(keep, blocks_per_run, run)
+        put_rates.append(put_rate)
+        get_rates.append(get_rate)
+        print("  run %d: put %.0f MB/s, get %.0f MB/s" % (run + 1, put_rate, get_rate),
+              flush=True)
     return statistics.median(put_rates), statistics.median(get_rates)
 
 
