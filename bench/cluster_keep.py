@@ -116,7 +116,8 @@ def bench_arv_put(cluster, workdir, gib):
     env = {k: v for k, v in env.items() if not k.startswith("ARVADOS_")}
     env.update(cluster.env("alice"))
     started = time.perf_counter()
-    done = subprocess.run(["arv-put", "--no-progress", path], env=env, capture_output=True, text=True)
+    done = subprocess.run(["arv-put", "--no-progress", path],
+                          env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit("arv-put failed: %s" % done.stderr.strip()[-500:])
@@ -126,9 +127,11 @@ def bench_arv_put(cluster, workdir, gib):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--blocks", type=int, default=16, help="64 MiB blocks per run (default 16)")
+    parser.add_argument("--blocks", type=int, default=16,
+                        help="64 MiB blocks per run (default 16)")
     parser.add_argument("--runs", type=int, default=3, help="runs for the median (default 3)")
-    parser.add_argument("--put-gib", type=float, default=1.0, help="arv-put file size in GiB (default 1)")
+    parser.add_argument("--put-gib", type=float, default=1.0,
+                        help="arv-put file size in GiB (default 1)")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="akd-bench-keep-")
@@ -139,9 +142,11 @@ def main(argv=None):
             cluster.api_host, os.cpu_count(), sys.version.split()[0]), flush=True)
         print("(a)+(b) KeepClient, two threads, %d x 64 MiB per run:" % args.blocks, flush=True)
         put_rate, get_rate = bench_keep(cluster, args.blocks, args.runs)
-        print("  median of %d: put %.0f MB/s, get %.0f MB/s" % (args.runs, put_rate, get_rate), flush=True)
+        print("  median of %d: put %.0f MB/s, get %.0f MB/s" % (args.runs, put_rate, get_rate),
+              flush=True)
         size, seconds = bench_arv_put(cluster, workdir, args.put_gib)
-        print("(c) arv-put of %.2f GiB: %.2f s wall, %.0f MB/s" % (size / 1024 / MiB, seconds, size / seconds / 1e6))
+        print("(c) arv-put of %.2f GiB: %.2f s wall, %.0f MB/s"
+              % (size / 1024 / MiB, seconds, size / seconds / 1e6))
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
