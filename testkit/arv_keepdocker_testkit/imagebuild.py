@@ -338,7 +338,7 @@ def write_docker_archive(dest: Union[str, os.PathLike, IO[bytes]],
             for n, image in enumerate(images):
                 layer_names = []
                 ids = _v1_ids(image)
-                for i, (layer, v1) in enumerate(zip(image.layers, ids)):
+                for i, (layer, v1) in enumerate(zip(image.layers, ids, strict=True)):
                     if v1 not in written_dirs:
                         add_dir(tar, v1)
                         add_file(tar, v1 + "/VERSION", b"1.0")

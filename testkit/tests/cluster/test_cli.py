@@ -110,7 +110,8 @@ def test_start_env_stop_restart_keeps_everything(dirs):
 
 @pytest.mark.cluster  # starts clusters of its own
 def test_two_clusters_side_by_side(dirs):
-    first, second = (Cluster(d, cluster_id=cid) for d, cid in zip(dirs, ("aaaaa", "bbbbb")))
+    first, second = (Cluster(d, cluster_id=cid)
+                     for d, cid in zip(dirs, ("aaaaa", "bbbbb"), strict=True))
     with first, second:
         assert first.api_host != second.api_host
         assert first.token("alice") != second.token("alice")
