@@ -162,7 +162,8 @@ def _tarinfo(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE,
     return info
 
 
-def add_file(tar: tarfile.TarFile, name: str, data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
+def add_file(tar: tarfile.TarFile, name: str,
+             data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
     """Add a regular file from bytes or ``(size, chunks)``."""
     if isinstance(data, bytes):
         tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
