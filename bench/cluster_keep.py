@@ -64,29 +64,41 @@ def make_blocks(count, run):
     return blocks
 
 
+def keep_run(keep, blocks_per_run, run):
+    """One run of (a) and (b): put fresh blocks, then get them; return (put MB/s, get MB/s).
+
+    The blocks are local to this call, so they are freed when it returns, before
+    the next run makes its own.
+    """
+    blocks = make_blocks(blocks_per_run, run)
+    total = len(blocks) * BLOCK
+    locators = [None] * len(blocks)
+
+    def put(index):
+        locators[index] = keep.put(blocks[index], copies=2)
+
+    seconds = two_threads(list(range(len(blocks))), put)
+    put_rate = total / seconds / 1e6
+
+    def get(index):
+        if len(keep.get(locators[index])) != BLOCK:
+            raise AssertionError("short read")
+
+    keep.block_cache.cache_max = 0  # measure the server, not the client's cache
+    seconds = two_threads(list(range(len(blocks))), get)
+    get_rate = total / seconds / 1e6
+    return put_rate, get_rate
+
+
 def bench_keep(cluster, blocks_per_run, runs):
     keep = arvados.KeepClient(api_client=cluster.api("alice"), num_retries=0)
     put_rates, get_rates = [], []
     for run in range(runs):
-        blocks = make_blocks(blocks_per_run, run)
-        total = len(blocks) * BLOCK
-        locators = [None] * len(blocks)
-
-        def put(index):
-            locators[index] = keep.put(blocks[index], copies=2)
-
-        seconds = two_threads(list(range(len(blocks))), put)
-        put_rates.append(total / seconds / 1e6)
-
-        def get(index):
-            if len(keep.get(locators[index])) != BLOCK:
-                raise AssertionError("short read")
-
-        keep.block_cache.cache_max = 0  # measure the server, not the client's cache
-        seconds = two_threads(list(range(len(blocks))), get)
-        get_rates.append(total / seconds / 1e6)
-        print("  run %d: put %.0f MB/s, get %.0f MB/s" % (run + 1, put_rates[-1], get_rates[-1]), flush=True)
-        del blocks
+        put_rate, get_rate = keep_run(keep, blocks_per_run, run)
+        put_rates.append(put_rate)
+        get_rates.append(get_rate)
+        print("  run %d: put %.0f MB/s, get %.0f MB/s" % (run + 1, put_rate, get_rate),
+              flush=True)
     return statistics.median(put_rates), statistics.median(get_rates)
 
 
@@ -104,7 +116,8 @@ def bench_arv_put(cluster, workdir, gib):
     env = {k: v for k, v in env.items() if not k.startswith("ARVADOS_")}
     env.update(cluster.env("alice"))
     started = time.perf_counter()
-    done = subprocess.run(["arv-put", "--no-progress", path], env=env, capture_output=True, text=True)
+    done = subprocess.run(["arv-put", "--no-progress", path],
+                          env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit("arv-put failed: %s" % done.stderr.strip()[-500:])
@@ -114,9 +127,11 @@ def bench_arv_put(cluster, workdir, gib):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--blocks", type=int, default=16, help="64 MiB blocks per run (default 16)")
+    parser.add_argument("--blocks", type=int, default=16,
+                        help="64 MiB blocks per run (default 16)")
     parser.add_argument("--runs", type=int, default=3, help="runs for the median (default 3)")
-    parser.add_argument("--put-gib", type=float, default=1.0, help="arv-put file size in GiB (default 1)")
+    parser.add_argument("--put-gib", type=float, default=1.0,
+                        help="arv-put file size in GiB (default 1)")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="akd-bench-keep-")
@@ -127,9 +142,11 @@ def main(argv=None):
             cluster.api_host, os.cpu_count(), sys.version.split()[0]), flush=True)
         print("(a)+(b) KeepClient, two threads, %d x 64 MiB per run:" % args.blocks, flush=True)
         put_rate, get_rate = bench_keep(cluster, args.blocks, args.runs)
-        print("  median of %d: put %.0f MB/s, get %.0f MB/s" % (args.runs, put_rate, get_rate), flush=True)
+        print("  median of %d: put %.0f MB/s, get %.0f MB/s" % (args.runs, put_rate, get_rate),
+              flush=True)
         size, seconds = bench_arv_put(cluster, workdir, args.put_gib)
-        print("(c) arv-put of %.2f GiB: %.2f s wall, %.0f MB/s" % (size / 1024 / MiB, seconds, size / seconds / 1e6))
+        print("(c) arv-put of %.2f GiB: %.2f s wall, %.0f MB/s"
+              % (size / 1024 / MiB, seconds, size / seconds / 1e6))
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -395,11 +395,13 @@ def build_rows(bench: Bench) -> List[List[str]]:
               "ours <= %.1f" % (1.1 * plan.top))
     s3 = "3 already stored"
     time_row(s3, "3", "3", 0.5, "ratio <= 0.5")
-    saved = {tool: [run.saved for run in runs if run.scenario == "3" and run.tool == tool and run.ok]
+    saved = {tool: [run.saved for run in runs
+                    if run.scenario == "3" and run.tool == tool and run.ok]
              for tool in (OURS, SEED)}
     ours_saved = any(saved[OURS]) if saved[OURS] else None
     rows.append([s3, "docker save ran", _yes_no(saved[OURS]), _yes_no(saved[SEED]), "",
-                 "ours: no", "n/a" if ours_saved is None else ("met" if not ours_saved else "MISSED")])
+                 "ours: no",
+                 "n/a" if ours_saved is None else ("met" if not ours_saved else "MISSED")])
     s3x = "3x already stored by 3.2.1, ours (3.2.1: its run of 3)"
     time_row(s3x, "3x", "3", 0.5, "ratio <= 0.5")
     saved_x = [run.saved for run in runs if run.scenario == "3x" and run.ok]

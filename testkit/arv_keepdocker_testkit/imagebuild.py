@@ -162,7 +162,8 @@ def _tarinfo(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE,
     return info
 
 
-def add_file(tar: tarfile.TarFile, name: str, data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
+def add_file(tar: tarfile.TarFile, name: str,
+             data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
     """Add a regular file from bytes or ``(size, chunks)``."""
     if isinstance(data, bytes):
         tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
@@ -338,7 +339,7 @@ def write_docker_archive(dest: Union[str, os.PathLike, IO[bytes]],
             for n, image in enumerate(images):
                 layer_names = []
                 ids = _v1_ids(image)
-                for i, (layer, v1) in enumerate(zip(image.layers, ids)):
+                for i, (layer, v1) in enumerate(zip(image.layers, ids, strict=True)):
                     if v1 not in written_dirs:
                         add_dir(tar, v1)
                         add_file(tar, v1 + "/VERSION", b"1.0")

@@ -41,7 +41,7 @@ def test_select_by_index_and_name_from_multi_image_archive(tmp_path, layout, two
         assert archive.select(index=0).repo_tags == ["first:1"]
         assert archive.select(repo_tag="example.org/second:2").index == 1
         assert archive.select(repo_tag="docker.io/library/first:1").index == 0
-        for entry, image in zip(archive.entries, two_images):
+        for entry, image in zip(archive.entries, two_images, strict=True):
             data = export_bytes(archive, entry)
             tap = TarTap(io.BytesIO(data)).consume()
             assert tap.config_digest == image.image_id

@@ -41,7 +41,8 @@ def _special(name, kind, linkname=""):
 CASES = {
     "dotdot": (lambda tar, add: add("../escape", b"x"), r"member '../escape' has a '..' path "
                r"component"),
-    "dotdot-inner": (lambda tar, add: add("l/../../x", b"x"), r"member 'l/../../x' has a '..' path component"),
+    "dotdot-inner": (lambda tar, add: add("l/../../x", b"x"), r"member 'l/../../x' has a '..' path "
+                     r"component"),
     "absolute": (lambda tar, add: add("/etc/passwd", b"x"), r"member '/etc/passwd' has an "
                  r"absolute path"),
     "duplicate": (lambda tar, add: add("l/layer.tar", b"again"), r"duplicate member "

@@ -80,7 +80,7 @@ def test_config_after_manifest_and_long_gnu_names(two_images):
         add("manifest.json", json.dumps([{
             "Config": long_dir + "/config.json", "RepoTags": ["x:1"],
             "Layers": names}]).encode())
-        for name, layer in zip(names, image.layers):
+        for name, layer in zip(names, image.layers, strict=True):
             add(name, layer.data)
         add(long_dir + "/config.json", image.config_bytes)
     tap, _ = tap_all(out.getvalue())

@@ -85,8 +85,9 @@ def test_not_an_archive(keepdocker, tmp_path):
 
 
 def test_wrong_token(keepdocker, unique):
-    message = one_error(keepdocker("--no-progress", unique,
-                                   env={"ARVADOS_API_TOKEN": "v2/zzzzz-gj3su-000000000000000/nope"}))
+    message = one_error(keepdocker(
+        "--no-progress", unique,
+        env={"ARVADOS_API_TOKEN": "v2/zzzzz-gj3su-000000000000000/nope"}))
     assert "401" in message
 
 

@@ -60,7 +60,8 @@ def manifest(api, uuid):
 def progress_counts(stderr):
     line = [l for l in stderr.splitlines() if " written " in l][-1]
     match = re.search(r"(\d+) written -?\d+ total (\d+) read (\d+) uploaded (\d+) reused$", line)
-    return dict(zip(("written", "read", "uploaded", "reused"), map(int, match.groups())))
+    return dict(zip(("written", "read", "uploaded", "reused"), map(int, match.groups()),
+                    strict=True))
 
 
 @pytest.fixture

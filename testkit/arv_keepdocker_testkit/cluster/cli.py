@@ -30,7 +30,8 @@ def _formats(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="arv-keepdocker-cluster", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="arv-keepdocker-cluster",
+                                     description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_common(p, port=True, formats=True):
@@ -45,12 +46,14 @@ def build_parser():
             p.add_argument("--cluster-id", default=None,
                            help="5-character cluster id for a new DIR (default zzzzz)")
 
-    add_common(sub.add_parser("start", help="start in the background and print alice's environment"))
+    add_common(sub.add_parser("start",
+                              help="start in the background and print alice's environment"))
     serve_parser = sub.add_parser("serve", help="run in the foreground")
     add_common(serve_parser)
     serve_parser.add_argument("--owner-pid", type=int, default=None,
                               help="stop when this process is gone")
-    add_common(sub.add_parser("stop", help="stop the cluster running in DIR"), port=False, formats=False)
+    add_common(sub.add_parser("stop", help="stop the cluster running in DIR"),
+               port=False, formats=False)
     env = sub.add_parser("env", help="print the ARVADOS_* lines for a user")
     add_common(env, port=False, formats=False)
     env.add_argument("--user", default="alice", choices=USERS)
@@ -62,14 +65,16 @@ def build_parser():
 def cmd_start(args):
     cluster = Cluster(args.dir, port=args.port, docker_image_formats=args.docker_image_formats,
                       cluster_id=args.cluster_id)
-    if cluster.running() and (args.docker_image_formats is None
-                              or args.docker_image_formats == cluster.settings.docker_image_formats):
+    if cluster.running() and (
+            args.docker_image_formats is None
+            or args.docker_image_formats == cluster.settings.docker_image_formats):
         cluster.wait_ready()
-        print("# cluster already running in %s (pid %d)" % (cluster.dir, cluster.pid()), file=sys.stderr)
+        print("# cluster already running in %s (pid %d)" % (cluster.dir, cluster.pid()),
+              file=sys.stderr)
     else:
         cluster.start()
-        print("# cluster running in %s (pid %d, log %s)" % (cluster.dir, cluster.pid(), cluster.log_file),
-              file=sys.stderr)
+        print("# cluster running in %s (pid %d, log %s)"
+              % (cluster.dir, cluster.pid(), cluster.log_file), file=sys.stderr)
     sys.stdout.write(cluster.env_lines("alice"))
     return 0
 
@@ -106,7 +111,8 @@ def cmd_serve(args):
     cluster = Cluster(args.dir, port=args.port, docker_image_formats=args.docker_image_formats,
                       cluster_id=args.cluster_id)
     if cluster.running() and cluster.pid() != os.getpid():
-        raise ClusterError("a cluster is already running in %s (pid %d)" % (cluster.dir, cluster.pid()))
+        raise ClusterError("a cluster is already running in %s (pid %d)"
+                           % (cluster.dir, cluster.pid()))
     settings = cluster.prepare()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")

@@ -170,7 +170,8 @@ class Cluster:
             time.sleep(0.05)
         else:
             self.stop()
-            raise ClusterError("cluster server in %s did not start within %ss" % (self.dir, timeout))
+            raise ClusterError("cluster server in %s did not start within %ss"
+                               % (self.dir, timeout))
         self.wait_ready(max(1.0, deadline - time.monotonic()))
         self.write_env()
         return self
@@ -184,7 +185,8 @@ class Cluster:
                 return
             except (OSError, ClusterError) as err:
                 if time.monotonic() > deadline:
-                    raise ClusterError("cluster in %s does not answer: %s" % (self.dir, err)) from None
+                    raise ClusterError("cluster in %s does not answer: %s"
+                                       % (self.dir, err)) from None
                 time.sleep(0.1)
 
     def stop(self, timeout=15):
@@ -289,7 +291,8 @@ class Cluster:
             with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
-            raise ClusterError("%s %s: HTTP %d %s" % (method, path, err.code, err.read()[:300])) from None
+            raise ClusterError("%s %s: HTTP %d %s"
+                               % (method, path, err.code, err.read()[:300])) from None
 
     def inject_fault(self, target, count, status=None, stall=0.0, skip=0):
         """Make ``count`` requests of ``target``, after ``skip`` more, fail and/or stall.

@@ -63,7 +63,8 @@ class Collections(Trashable, Resource):
         return manifest.sign_manifest(text, ctx.token, settings.signing_key, settings.ttl, expiry)
 
     def name_taken(self, ctx, record):
-        return name_conflict(ctx, "collections", record, lambda other: not is_past(other.get("trash_at")))
+        return name_conflict(ctx, "collections", record,
+                             lambda other: not is_past(other.get("trash_at")))
 
     # -- reading ---------------------------------------------------------------
 
@@ -86,7 +87,8 @@ class Collections(Trashable, Resource):
                 continue
             if self.is_trashed(ctx, record):
                 continue
-            synthetic = {"uuid": pdh, "portable_data_hash": pdh, "manifest_text": record["manifest_text"],
+            synthetic = {"uuid": pdh, "portable_data_hash": pdh,
+                         "manifest_text": record["manifest_text"],
                          "trash_at": None, "name": None, "properties": {}, "owner_uuid": None,
                          "created_at": None, "modified_at": None, "modified_by_user_uuid": None,
                          "replication_desired": None, "storage_classes_desired": ["default"],
@@ -121,7 +123,8 @@ class Collections(Trashable, Resource):
         stored = manifest.strip_permission_hints(text)
         pdh = manifest.portable_data_hash(stored)
         if claimed_pdh and claimed_pdh.split("+")[0] != pdh.split("+")[0]:
-            raise invalid("portable_data_hash %s does not match manifest_text (%s)" % (claimed_pdh, pdh))
+            raise invalid("portable_data_hash %s does not match manifest_text (%s)"
+                          % (claimed_pdh, pdh))
         files = manifest.files(stored)
         record.update({
             "manifest_text": stored,
@@ -136,7 +139,8 @@ class Collections(Trashable, Resource):
                 timestamps.parse_ns(record["trash_at"]) + self.TRASH_LIFETIME * 1_000_000_000)
         if record.get("trash_at") is None:
             record["delete_at"] = None
-        if record.get("delete_at") and record.get("trash_at") and record["delete_at"] < record["trash_at"]:
+        if (record.get("delete_at") and record.get("trash_at")
+                and record["delete_at"] < record["trash_at"]):
             raise invalid("delete_at must not be before trash_at")
 
     def _check_types(self, record):

@@ -161,7 +161,8 @@ def _column_test(attr, kind, op, operand):
             raise _bad("Invalid operand for '%s' on %s" % (op, attr))
         want = _coerce(attr, kind, operand)
         if op == "=":
-            return (lambda v: v is None) if want is None else (lambda v: v is not None and v == want)
+            return ((lambda v: v is None) if want is None
+                    else (lambda v: v is not None and v == want))
         return (lambda v: v is not None) if want is None else (lambda v: v is None or v != want)
     if op in _ORDERING:
         if operand is None or isinstance(operand, (list, dict, bool)):
@@ -219,7 +220,8 @@ def _property_test(attr, op, operand):
         return lambda v: v is _MISSING or v != operand
     if op in _ORDERING:
         cmp = _ORDERING[op]
-        return lambda v: v is not _MISSING and v is not None and _comparable(v, operand) and cmp(v, operand)
+        return lambda v: (v is not _MISSING and v is not None
+                          and _comparable(v, operand) and cmp(v, operand))
     if op in ("like", "ilike", "not like", "not ilike"):
         return _like_test(op, operand)
     if op in ("in", "not in"):

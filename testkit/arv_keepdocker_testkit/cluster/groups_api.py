@@ -16,7 +16,8 @@ class Groups(Trashable, Resource):
     trashable = True
 
     def name_taken(self, ctx, record):
-        return name_conflict(ctx, "groups", record, lambda other: not is_past(other.get("trash_at")))
+        return name_conflict(ctx, "groups", record,
+                             lambda other: not is_past(other.get("trash_at")))
 
     def create(self, ctx, params, body):
         attrs = self.attributes(body)

@@ -69,7 +69,8 @@ class Links(Resource):
 
     def update(self, ctx, params, body):
         old, record = self.merged_update(ctx, params, body)
-        if any(record.get(a) != old.get(a) for a in ("head_uuid", "tail_uuid", "link_class", "name")):
+        if any(record.get(a) != old.get(a)
+               for a in ("head_uuid", "tail_uuid", "link_class", "name")):
             self._check_ends(ctx, record)
         ctx.store.put(self.table, self.touch(ctx, record))
         return self.select_output(ctx, self.present(ctx, record), params)

@@ -23,7 +23,8 @@ _ESCAPE_RE = re.compile(r"\\([0-7]{3}|\\)")
 _ESCAPED_TEXT_RE = re.compile(r"^(?:[^\\]|\\\\|\\[0-3][0-7]{2})*$", re.S)
 _CONTROL_RE = re.compile(r"[\x00-\x1f]")
 # Locator tokens anywhere in a manifest, with their hints split off.
-_LOCATOR_ANYWHERE_RE = re.compile(r"(?<= )([0-9a-f]{32}\+[0-9]+)((?:\+[A-Z][A-Za-z0-9@_-]*)*)(?=[ \n])")
+_LOCATOR_ANYWHERE_RE = re.compile(r"(?<= )([0-9a-f]{32}\+[0-9]+)"
+                                  r"((?:\+[A-Z][A-Za-z0-9@_-]*)*)(?=[ \n])")
 
 
 def unescape(name):
@@ -50,7 +51,8 @@ def _check_stream_name(name, lineno):
         raise ValueError("line %d: stream name %r must be '.' or start with './'" % (lineno, name))
     for part in name.split("/")[1:]:
         if unescape(part) in ("", ".", ".."):
-            raise ValueError("line %d: stream name %r has an empty, '.' or '..' part" % (lineno, name))
+            raise ValueError("line %d: stream name %r has an empty, '.' or '..' part"
+                             % (lineno, name))
 
 
 def _check_file_name(name, lineno):
@@ -59,7 +61,8 @@ def _check_file_name(name, lineno):
         return  # 0:0:. marks an empty directory; size checked by caller
     for part in name.split("/"):
         if unescape(part) in ("", ".", ".."):
-            raise ValueError("line %d: file name %r has an empty, '.' or '..' part" % (lineno, name))
+            raise ValueError("line %d: file name %r has an empty, '.' or '..' part"
+                             % (lineno, name))
 
 
 def _parse_line(line, lineno):
@@ -92,7 +95,8 @@ def _parse_line(line, lineno):
         pos, size, name = int(match.group(1)), int(match.group(2)), match.group(3)
         _check_file_name(name, lineno)
         if name == "." and size != 0:
-            raise ValueError("line %d: '.' is only valid as an empty directory marker 0:0:." % lineno)
+            raise ValueError("line %d: '.' is only valid as an empty directory marker 0:0:."
+                             % lineno)
         files.append((pos, size, name))
     if not locators:
         raise ValueError("line %d: stream %r has no block locator" % (lineno, stream))

@@ -124,7 +124,8 @@ class Resource:
 
     def select_output(self, ctx, view, params, default=None):
         """Apply a ``select`` parameter to a single-object response."""
-        select = filters.check_select(filters.json_param("select", params.get("select"), list), self.schema)
+        select = filters.check_select(filters.json_param("select", params.get("select"), list),
+                                      self.schema)
         return filters.project(view, select if select is not None else default)
 
     # -- reading -------------------------------------------------------------
@@ -258,7 +259,8 @@ class Resource:
         if record.get("name") is None or not self.name_taken(ctx, record):
             return
         if not ensure_unique:
-            raise invalid("Duplicate name: %s already has an object named %r (use ensure_unique_name)"
+            raise invalid("Duplicate name: %s already has an object named %r"
+                          " (use ensure_unique_name)"
                           % (record["owner_uuid"], record["name"]))
         record["name"] = "%s (%s)" % (record["name"][:UNIQUE_NAME_PREFIX], record["uuid"][-15:])
         if self.name_taken(ctx, record):

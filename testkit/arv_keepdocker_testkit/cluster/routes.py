@@ -60,12 +60,13 @@ def build_routes(doc):
         return [
             Route(name, "get", "GET", name + "/{uuid}", frozenset({"uuid", "select", *extra_get}),
                   params_only(resource.get)),
-            Route(name, "list", "GET", name, LIST_PARAMS | set(extra_list), params_only(resource.list)),
+            Route(name, "list", "GET", name, LIST_PARAMS | set(extra_list),
+                  params_only(resource.list)),
             Route(name, "create", "POST", name,
                   frozenset({"select", "ensure_unique_name", "cluster_id", *extra_create}),
                   resource.create),
-            Route(name, "update", "PUT", name + "/{uuid}", frozenset({"uuid", "select", *extra_update}),
-                  resource.update),
+            Route(name, "update", "PUT", name + "/{uuid}",
+                  frozenset({"uuid", "select", *extra_update}), resource.update),
             Route(name, "delete", "DELETE", name + "/{uuid}", frozenset({"uuid"}),
                   params_only(resource.delete)),
         ]
@@ -74,7 +75,8 @@ def build_routes(doc):
     routes = [
         Route("users", "current", "GET", "users/current", frozenset(), params_only(users.current)),
         Route("users", "system", "GET", "users/system", frozenset(), params_only(users.system)),
-        Route("users", "get", "GET", "users/{uuid}", frozenset({"uuid", "select"}), params_only(users.get)),
+        Route("users", "get", "GET", "users/{uuid}", frozenset({"uuid", "select"}),
+              params_only(users.get)),
         Route("users", "list", "GET", "users", LIST_PARAMS, params_only(users.list)),
         Route("api_client_authorizations", "current", "GET", "api_client_authorizations/current",
               frozenset(), params_only(tokens.current)),
@@ -121,7 +123,8 @@ class Router:
             if not found:
                 continue
             path_found = True
-            if route.http_method == http_method or (http_method == "PATCH" and route.http_method == "PUT"):
+            if (route.http_method == http_method
+                    or (http_method == "PATCH" and route.http_method == "PUT")):
                 return route, found.groupdict()
         if path_found:
             raise ApiError(422, "Method %s not allowed on /arvados/v1/%s" % (http_method, path))

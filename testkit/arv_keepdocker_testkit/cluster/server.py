@@ -363,7 +363,8 @@ def serve(settings, port, cert_file, key_file, ready=None, stop_event=None):
     last_error = None
     for candidate in candidates:
         try:
-            server = TLSServer(("127.0.0.1", candidate), Handler, make_ssl_context(cert_file, key_file), state)
+            server = TLSServer(("127.0.0.1", candidate), Handler,
+                               make_ssl_context(cert_file, key_file), state)
             break
         except OSError as err:
             last_error = err

@@ -180,7 +180,8 @@ class Store:
                 self.put("users", self._user_record(system, "root", is_admin=True))
             for name in BUILTIN_USERS:
                 if self.user_by_name(name) is None:
-                    user = self._user_record(self.new_uuid("users"), name, is_admin=(name == "admin"))
+                    user = self._user_record(self.new_uuid("users"), name,
+                                             is_admin=(name == "admin"))
                     self.put("users", user)
                     stamp = timestamps.now()
                     self.put("api_client_authorizations", {
@@ -225,7 +226,8 @@ def read_credentials(db_path):
     db = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
     try:
         users = [json.loads(row[0]) for row in db.execute("SELECT data FROM users")]
-        tokens = [json.loads(row[0]) for row in db.execute("SELECT data FROM api_client_authorizations")]
+        tokens = [json.loads(row[0])
+                  for row in db.execute("SELECT data FROM api_client_authorizations")]
     finally:
         db.close()
     by_owner = {tok["owner_uuid"]: "v2/%s/%s" % (tok["uuid"], tok["api_token"]) for tok in tokens}

@@ -54,7 +54,8 @@ def parse_ns(text):
         raise ValueError("not a timestamp: %r" % (text,))
     year, month, day, hour, minute, second, frac, zone = match.groups()
     seconds = calendar.timegm(
-        (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), 0, 0, 0)
+        (int(year), int(month), int(day),
+         int(hour or 0), int(minute or 0), int(second or 0), 0, 0, 0)
     )
     nanos = int((frac or "0")[:9].ljust(9, "0"))
     if zone and zone[0] in "+-":

@@ -33,7 +33,10 @@ class KeepConnection:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def read_response(self, head=False):
-        """Return ``(status, {lower-case header: value}, body bytes)``; None if the server hung up."""
+        """Return ``(status, {lower-case header: value}, body bytes)``.
+
+        None if the server hung up.
+        """
         status_line = self.file.readline()
         if not status_line:
             return None

@@ -70,7 +70,8 @@ def test_arv_put_arv_ls_arv_get(arv_env, arv_project, tmp_path):
     def run(tool, *args):
         return subprocess.run([script(tool), *args], capture_output=True, text=True, timeout=120)
 
-    put = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"], "--name", "tree", str(src) + "/")
+    put = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"],
+              "--name", "tree", str(src) + "/")
     assert put.returncode == 0, put.stderr
     uuid = put.stdout.strip()
     assert UUID.match(uuid)
@@ -80,7 +81,8 @@ def test_arv_put_arv_ls_arv_get(arv_env, arv_project, tmp_path):
     got = run("arv-get", uuid + "/sub/b.txt", "-")
     assert got.returncode == 0 and got.stdout == "beta\n", got.stderr
     # Resume cache: a second run of the same upload reuses it and makes a new collection.
-    second = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"], "--name", "tree", str(src) + "/")
+    second = run("arv-put", "--retries", "0", "--project-uuid", arv_project["uuid"],
+                 "--name", "tree", str(src) + "/")
     assert second.returncode == 0, second.stderr
     record = arvados.api("v1").collections().get(uuid=second.stdout.strip()).execute()
     assert record["name"].startswith("tree (") and record["name"].endswith(")")
@@ -101,7 +103,8 @@ def test_both_body_forms_and_properties_as_json_text(arv_api, arv_project):
     for field in ("uuid", "manifest_text", "portable_data_hash", "properties", "trash_at", "name",
                   "replication_desired", "storage_classes_desired", "kind", "etag"):
         assert field in bare
-    updated = coll.update(uuid=bare["uuid"], body={"collection": {"properties": {"x": 1}}}).execute()
+    updated = coll.update(uuid=bare["uuid"],
+                          body={"collection": {"properties": {"x": 1}}}).execute()
     assert updated["properties"] == {"x": 1} and updated["name"] == "bare"
     updated = coll.update(uuid=bare["uuid"], body={"name": "renamed"}).execute()
     assert updated["properties"] == {"x": 1} and updated["name"] == "renamed"
@@ -136,7 +139,8 @@ def test_delete_trashes_and_include_trash_shows_it(arv_api, arv_project):
     assert coll.get(uuid=made["uuid"], include_trash=True).execute()["is_trashed"] is True
     flt = [["owner_uuid", "=", arv_project["uuid"]]]
     assert coll.list(filters=flt).execute()["items"] == []
-    assert [c["uuid"] for c in coll.list(filters=flt, include_trash=True).execute()["items"]] == [made["uuid"]]
+    assert [c["uuid"] for c in coll.list(filters=flt, include_trash=True)
+            .execute()["items"]] == [made["uuid"]]
     back = coll.untrash(uuid=made["uuid"]).execute()
     assert back["is_trashed"] is False and back["trash_at"] is None
     # Trashing a project hides what is inside it.
@@ -150,7 +154,8 @@ def test_delete_trashes_and_include_trash_shows_it(arv_api, arv_project):
 def test_manifest_validation_and_signatures(arv_api, arv_api_bob, arv_api_admin, arv_project):
     coll = arv_api.collections()
     assert status_of(coll.create(body={"manifest_text": "not a manifest\n"})) == 422
-    assert status_of(coll.create(body={"manifest_text": ". d41d8cd98f00b204e9800998ecf8427e+0 0:0:a"})) == 422
+    assert status_of(coll.create(
+        body={"manifest_text": ". d41d8cd98f00b204e9800998ecf8427e+0 0:0:a"})) == 422
     unsigned = ". 5d41402abc4b2a76b9719d911017c592+5 0:5:hello.txt\n"
     assert status_of(coll.create(body={"manifest_text": unsigned})) == 403
     forged = ". 5d41402abc4b2a76b9719d911017c592+5+A%s@%08x 0:5:hello.txt\n" % ("0" * 40, 2**31 - 1)
@@ -171,12 +176,14 @@ def test_manifest_validation_and_signatures(arv_api, arv_api_bob, arv_api_admin,
     mine = coll.create(body={"manifest_text": signed, "owner_uuid": arv_project["uuid"],
                              "portable_data_hash": "0" * 32 + "+1"})
     assert status_of(mine) == 422  # claimed PDH does not match
-    stored = coll.create(body={"manifest_text": signed, "owner_uuid": arv_project["uuid"]}).execute()
+    stored = coll.create(body={"manifest_text": signed,
+                               "owner_uuid": arv_project["uuid"]}).execute()
     plain = re.sub(r"\+A[0-9a-f]{40}@[0-9a-f]{8}", "", signed)
     assert stored["portable_data_hash"] == pdh(plain)
     assert re.sub(r"\+A[0-9a-f]{40}@[0-9a-f]{8}", "", stored["manifest_text"]) == plain
     assert "+A" in stored["manifest_text"]
-    raw_get = arv_api.collections().get(uuid=stored["uuid"], select=["unsigned_manifest_text"]).execute()
+    raw_get = arv_api.collections().get(uuid=stored["uuid"],
+                                        select=["unsigned_manifest_text"]).execute()
     assert raw_get["unsigned_manifest_text"] == plain
 
 
@@ -213,7 +220,8 @@ def test_errors_are_arvados_json(raw):
 
 
 def test_method_override_post_with_form_body(raw, arv_api, arv_project):
-    made = [arv_api.collections().create(body={"name": "o%d" % i, "owner_uuid": arv_project["uuid"]})
+    made = [arv_api.collections().create(body={"name": "o%d" % i,
+                                               "owner_uuid": arv_project["uuid"]})
             .execute()["uuid"] for i in range(3)]
     long_list = made + ["zzzzz-4zz18-%015d" % i for i in range(150)]  # > 2048 characters
     status, body, _ = raw("POST", "/arvados/v1/collections",
@@ -223,7 +231,8 @@ def test_method_override_post_with_form_body(raw, arv_api, arv_project):
     assert status == 200, body
     assert sorted(item["uuid"] for item in body["items"]) == sorted(made)
     # The SDK does the same by itself for long URIs.
-    items = arv_api.collections().list(filters=[["uuid", "in", long_list]], select=["uuid"]).execute()["items"]
+    items = arv_api.collections().list(filters=[["uuid", "in", long_list]],
+                                       select=["uuid"]).execute()["items"]
     assert sorted(item["uuid"] for item in items) == sorted(made)
 
 
@@ -241,7 +250,8 @@ def test_discovery_config_and_keep_services(raw, arv_cluster, arv_api):
     services = arv_api.keep_services().accessible().execute()["items"]
     assert len(services) == 1
     svc = services[0]
-    assert (svc["service_host"], svc["service_port"], svc["service_ssl_flag"], svc["service_type"]) == (
+    assert (svc["service_host"], svc["service_port"],
+            svc["service_ssl_flag"], svc["service_type"]) == (
         "127.0.0.1", int(arv_cluster.api_host.split(":")[1]), True, "disk")
     assert arv_api.keep_services().list().execute()["items"][0]["uuid"] == svc["uuid"]
     me = arv_api.users().current().execute()
@@ -253,12 +263,16 @@ def test_arv_keepdocker_lists_images_from_links(arv_env, arv_api, arv_project):
     """The real arv-keepdocker's listing: docker_image_* links whose head collection is readable."""
     image_hash = "sha256:" + hashlib.sha256(arv_project["uuid"].encode()).hexdigest()
     repo = "listing-" + arv_project["uuid"][-8:]
-    made = arv_api.collections().create(body={"name": "img", "owner_uuid": arv_project["uuid"]}).execute()
-    for link_class, name in (("docker_image_hash", image_hash), ("docker_image_repo+tag", repo + ":v1")):
-        arv_api.links().create(body={"link_class": link_class, "name": name, "head_uuid": made["uuid"],
-                                     "owner_uuid": arv_project["uuid"],
-                                     "properties": {"image_timestamp": "2024-01-02T03:04:05Z"}}).execute()
-    listing = subprocess.run([script("arv-keepdocker")], capture_output=True, text=True, timeout=120)
+    made = arv_api.collections().create(body={"name": "img",
+                                              "owner_uuid": arv_project["uuid"]}).execute()
+    for link_class, name in (("docker_image_hash", image_hash),
+                             ("docker_image_repo+tag", repo + ":v1")):
+        arv_api.links().create(body={
+            "link_class": link_class, "name": name, "head_uuid": made["uuid"],
+            "owner_uuid": arv_project["uuid"],
+            "properties": {"image_timestamp": "2024-01-02T03:04:05Z"}}).execute()
+    listing = subprocess.run([script("arv-keepdocker")],
+                             capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines() if line.startswith(repo)]
     assert len(rows) == 1

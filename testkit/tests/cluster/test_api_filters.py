@@ -80,7 +80,8 @@ def test_filter_operator(arv_api, arv_project, five, condition, expected):
 
 def test_operators_are_case_insensitive_and_attribute_lists_are_or(arv_api, arv_project, five):
     assert names(arv_api, arv_project, ["name", "ILIKE", "C1"]) == ["c1"]
-    assert names(arv_api, arv_project, [["name", "description"], "in", ["c0", "desc 1"]]) == ["c0", "c1"]
+    assert names(arv_api, arv_project,
+                 [["name", "description"], "in", ["c0", "desc 1"]]) == ["c0", "c1"]
 
 
 def test_created_at_filters_accept_the_returned_timestamps(arv_api, arv_project, five):
@@ -165,10 +166,12 @@ def test_keyset_list_all_pages_through_more_than_1000_items(arv_api, arv_project
         made = set(pool.map(make, range(total)))
     assert len(made) == total
     seen = [link["uuid"] for link in arvados.util.keyset_list_all(
-        arv_api.links().list, filters=[["link_class", "=", "keyset_test"], ["head_uuid", "=", head]])]
+        arv_api.links().list,
+        filters=[["link_class", "=", "keyset_test"], ["head_uuid", "=", head]])]
     assert len(seen) == total and set(seen) == made
     # A page is capped at 1000 items whatever limit is asked.
-    big = arv_api.links().list(filters=[["head_uuid", "=", head]], limit=5000, count="none").execute()
+    big = arv_api.links().list(filters=[["head_uuid", "=", head]],
+                               limit=5000, count="none").execute()
     assert len(big["items"]) == 1000 and big["limit"] == 1000
     names_seen = [link["name"] for link in arvados.util.keyset_list_all(
         arv_api.links().list, order_key="name", select=["name"],

@@ -26,5 +26,6 @@ def test_clients_are_the_three_users(arv_api, arv_api_bob, arv_api_admin, arv_cl
 def test_arv_project_is_fresh_and_alices(arv_project, arv_api, arv_cluster):
     assert arv_project["group_class"] == "project"
     assert arv_project["owner_uuid"] == arv_cluster.user_uuid("alice")
-    inside = arv_api.collections().list(filters=[["owner_uuid", "=", arv_project["uuid"]]]).execute()
+    inside = arv_api.collections().list(
+        filters=[["owner_uuid", "=", arv_project["uuid"]]]).execute()
     assert inside["items"] == [] and inside["items_available"] == 0

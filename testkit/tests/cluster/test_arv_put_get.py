@@ -151,7 +151,8 @@ def test_arv_put_resumes_after_a_failed_run_without_resending_blocks(
     assert all(block in cached for block in blocks)
 
     offset = arv_cluster.log_file.stat().st_size
-    second = run([script("arv-put"), "--no-progress", "--project-uuid", arv_project["uuid"], str(path)])
+    second = run([script("arv-put"), "--no-progress", "--project-uuid", arv_project["uuid"],
+                  str(path)])
     assert second.returncode == 0, second.stderr
     assert "Resuming upload from cache file" in second.stderr
     assert put_lines(arv_cluster, offset, set(blocks)) == []

@@ -18,7 +18,8 @@ from arv_keepdocker_testkit.cluster import Cluster
 from arv_keepdocker_testkit.cluster.cluster import pid_alive
 from arv_keepdocker_testkit.scripts import script
 
-ENV_LINE = re.compile(r"^export (ARVADOS_API_HOST|ARVADOS_API_TOKEN|ARVADOS_API_HOST_INSECURE)=(\S+)$")
+ENV_LINE = re.compile(r"^export (ARVADOS_API_HOST|ARVADOS_API_TOKEN|ARVADOS_API_HOST_INSECURE)"
+                      r"=(\S+)$")
 
 
 def cli(*args):
@@ -71,7 +72,8 @@ def test_start_env_stop_restart_keeps_everything(dirs):
     bob = cli("env", "--dir", str(directory), "--user", "bob")
     assert bob.returncode == 0
     bob_env = parse_env(bob.stdout)
-    assert bob_env["ARVADOS_API_HOST"] == host and bob_env["ARVADOS_API_TOKEN"] != env["ARVADOS_API_TOKEN"]
+    assert (bob_env["ARVADOS_API_HOST"] == host
+            and bob_env["ARVADOS_API_TOKEN"] != env["ARVADOS_API_TOKEN"])
 
     cluster = Cluster(directory)
     writer = arvados.collection.Collection(api_client=cluster.api("alice"))
@@ -110,7 +112,8 @@ def test_start_env_stop_restart_keeps_everything(dirs):
 
 @pytest.mark.cluster  # starts clusters of its own
 def test_two_clusters_side_by_side(dirs):
-    first, second = (Cluster(d, cluster_id=cid) for d, cid in zip(dirs, ("aaaaa", "bbbbb")))
+    first, second = (Cluster(d, cluster_id=cid)
+                     for d, cid in zip(dirs, ("aaaaa", "bbbbb"), strict=True))
     with first, second:
         assert first.api_host != second.api_host
         assert first.token("alice") != second.token("alice")
@@ -150,7 +153,8 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
               "c = arvados.collection.Collection(api_client=api)\n"
               "with c.open('x', 'w') as f: f.write('verified')\n"
               "c.save_new()\n"
-              "print(arvados.collection.Collection(c.manifest_locator(), api_client=api).open('x').read())\n")
+              "print(arvados.collection.Collection(c.manifest_locator(), api_client=api)"
+              ".open('x').read())\n")
     with Cluster(dirs[0]) as cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARVADOS_")}
         env.update(cluster.env("alice"), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
@@ -159,7 +163,8 @@ def test_clients_can_verify_tls_with_the_cluster_ca(dirs, tmp_path):
                                  timeout=120, env=dict(env, SSL_CERT_FILE=str(cluster.ca_file)))
         assert trusted.returncode == 0, trusted.stderr
         assert trusted.stdout == "verified\n"
-        untrusted = subprocess.run([sys.executable, "-c", "import arvados; arvados.api('v1', num_retries=0)"],
+        untrusted = subprocess.run([sys.executable, "-c",
+                                    "import arvados; arvados.api('v1', num_retries=0)"],
                                    capture_output=True, text=True, timeout=120, env=env)
         assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
 

@@ -13,8 +13,9 @@ import pytest
 from arv_keepdocker_testkit.cluster import discovery
 from arv_keepdocker_testkit.cluster.routes import GLOBAL_PARAMS, Router
 
-RUNTIME_KEYS = {"rootUrl", "baseUrl", "uuidPrefix", "dockerImageFormats", "defaultCollectionReplication",
-                "blobSignatureTtl", "maxRequestSize", "maxItemsPerResponse", "defaultTrashLifetime",
+RUNTIME_KEYS = {"rootUrl", "baseUrl", "uuidPrefix", "dockerImageFormats",
+                "defaultCollectionReplication", "blobSignatureTtl", "maxRequestSize",
+                "maxItemsPerResponse", "defaultTrashLifetime",
                 "source_version", "sourceVersion", "packageVersion", "generatedAt",
                 "crunchLogUpdatePeriod", "crunchLogUpdateSize", "remoteHosts", "remoteHostsViaDNS",
                 "websocketUrl", "workbenchUrl", "workbench2Url", "keepWebServiceUrl"}
@@ -43,10 +44,12 @@ def compare_routes(doc):
             problems.append("%s.%s is not in the document" % (route.resource, route.method))
             continue
         if spec["path"] != route.path:
-            problems.append("%s.%s path %s != %s" % (route.resource, route.method, route.path, spec["path"]))
+            problems.append("%s.%s path %s != %s"
+                            % (route.resource, route.method, route.path, spec["path"]))
         if spec["httpMethod"] != route.http_method:
-            problems.append("%s.%s method %s != %s" % (route.resource, route.method, route.http_method,
-                                                       spec["httpMethod"]))
+            problems.append("%s.%s method %s != %s"
+                            % (route.resource, route.method, route.http_method,
+                               spec["httpMethod"]))
         declared = set(spec.get("parameters", {}))
         if declared != set(route.params):
             problems.append("%s.%s params: served %s, document %s" % (
@@ -67,7 +70,8 @@ def test_packaged_document_is_the_real_one(shared_doc):
 
 
 def test_every_method_the_clients_need_is_served():
-    served = {(route.resource, route.method) for route in Router(discovery.static_document()).routes}
+    served = {(route.resource, route.method)
+              for route in Router(discovery.static_document()).routes}
     assert REQUIRED_METHODS <= served
 
 
@@ -86,13 +90,15 @@ def test_live_document_is_the_package_plus_runtime_keys(raw):
 def test_every_served_route_answers_on_its_path(raw, arv_project):
     """No served method falls through to 'Path not found' or 'not allowed'."""
     for route in Router(discovery.static_document()).routes:
-        path = "/arvados/v1/" + route.path.replace("{uuid}", arv_project["uuid"] if route.resource == "groups"
-                                                   else "zzzzz-4zz18-000000000000000")
+        path = "/arvados/v1/" + route.path.replace(
+            "{uuid}",
+            arv_project["uuid"] if route.resource == "groups" else "zzzzz-4zz18-000000000000000")
         if route.method in ("delete", "trash", "untrash", "update", "create"):
             continue  # would change state; create/update/delete are exercised elsewhere
         status, body, _ = raw(route.http_method, path, user="alice")
         message = " ".join((body or {}).get("errors", []))
-        assert "Path not found" not in message and "not allowed" not in message, (route, status, message)
+        assert "Path not found" not in message and "not allowed" not in message, (
+            route, status, message)
         assert status in (200, 404), (route, status, message)
 
 

@@ -25,7 +25,8 @@ def _signed(cluster, data, user="alice", expiry=None):
     if expiry is None:
         expiry = int(time.time()) + settings.ttl
     loc = "%s+%d" % (hashlib.md5(data).hexdigest(), len(data))
-    return signing.sign_locator(loc, cluster.token(user), settings.signing_key, settings.ttl, expiry)
+    return signing.sign_locator(loc, cluster.token(user), settings.signing_key, settings.ttl,
+                                expiry)
 
 
 def test_keepclient_put_get_head_round_trip(arv_cluster):
@@ -176,7 +177,8 @@ def test_keepclient_refuses_foreign_and_forged_locators(arv_cluster):
 def test_unknown_block_is_404(arv_cluster):
     data = b"never stored %f" % time.time()
     with KeepConnection(arv_cluster) as conn:
-        status, _, _ = conn.request("GET", "/" + _signed(arv_cluster, data), arv_cluster.token("alice"))
+        status, _, _ = conn.request("GET", "/" + _signed(arv_cluster, data),
+                                    arv_cluster.token("alice"))
     assert status == 404
     with pytest.raises(arvados.errors.NotFoundError):
         _keep(arv_cluster).get(_signed(arv_cluster, data))
@@ -206,7 +208,8 @@ def test_collection_create_accepts_own_signature(arv_cluster, arv_project):
     loc = _keep(arv_cluster).put(b"mine")
     coll = api.collections().create(body={"owner_uuid": arv_project["uuid"],
                                            "manifest_text": _image_manifest(loc)}).execute()
-    assert coll["portable_data_hash"] == manifest.portable_data_hash(_image_manifest(loc.split("+A")[0]))
+    assert coll["portable_data_hash"] == manifest.portable_data_hash(
+        _image_manifest(loc.split("+A")[0]))
 
 
 @pytest.mark.parametrize("kind", ["forged", "foreign", "expired", "missing"])

@@ -24,7 +24,8 @@ SIGNED = KNOWN_LOCATOR + "+A" + KNOWN_SIGNATURE + "@7fffffff"
 
 
 def test_signature_matches_arvados_test_vector():
-    assert signing.signature(KNOWN_LOCATOR[:32], KNOWN_TOKEN, KNOWN_KEY, TTL, KNOWN_EXPIRY) == KNOWN_SIGNATURE
+    assert signing.signature(KNOWN_LOCATOR[:32], KNOWN_TOKEN, KNOWN_KEY, TTL,
+                             KNOWN_EXPIRY) == KNOWN_SIGNATURE
 
 
 def test_sign_locator_matches_arvados_signed_locator():
@@ -75,7 +76,8 @@ def test_verify_reports_expiry():
         signing.verify_locator(signed, KNOWN_TOKEN, KNOWN_KEY, TTL, now=1001)
 
 
-@pytest.mark.parametrize("locator, token", [(KNOWN_LOCATOR, KNOWN_TOKEN), (SIGNED, None), (SIGNED, "")])
+@pytest.mark.parametrize("locator, token",
+                         [(KNOWN_LOCATOR, KNOWN_TOKEN), (SIGNED, None), (SIGNED, "")])
 def test_verify_reports_missing_signature_or_token(locator, token):
     with pytest.raises(signing.MissingSignatureError):
         signing.verify_locator(locator, token, KNOWN_KEY, TTL, now=0)
