@@ -1,12 +1,15 @@
 """One ``arv keepdocker IMAGE`` run, step by step.
 
-resolve -> check format -> (under the image's lock) reuse, or store -> record.
+1 resolve -> 2 check format -> 3 reuse, or store -> 4 record (steps 3 and 4
+under the local lock per image id; writes to Arvados under the lock Arvados
+enforces, :mod:`.arvlock`).
 
 Mirrors arv-keepdocker 3.2.1's ``main`` (``sdk/python/arvados/commands/
 keepdocker.py``) with the engine-specific parts behind the source hooks and
 the Arvados records behind the linking hooks. Nothing half-written is left
-in Arvados: the collection is created only after every byte is in Keep, and
-if a link fails, what this run created is removed again.
+in Arvados: the collection is created only after every byte is in Keep, born
+pending (due for the trash) until all its links exist, and if a link fails,
+what this run created is removed again (:mod:`.records`).
 """
 
 from __future__ import annotations
