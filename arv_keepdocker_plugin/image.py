@@ -193,13 +193,22 @@ class ImageSource:
     description: str = ""
     #: True when the source can serve a bare ``NAME[:TAG]`` (an engine store).
     serves_bare_names: bool = False
+    #: True for a transport typed ``NAME://DETAILS`` (skopeo's ``docker://``):
+    #: only that prefix selects it, so ``NAME:TAG`` stays an image name
+    #: (``docker:dind`` is the image ``docker`` with tag ``dind``).
+    double_slash: bool = False
+
+    @property
+    def prefix(self) -> str:
+        """What a reference typed for this source starts with: ``NAME:`` or ``NAME://``."""
+        return self.name + ("://" if self.double_slash else ":")
 
     def available(self, options: argparse.Namespace) -> bool:
         """Whether the source can answer now (engine present and running)."""
         return True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
-        """Split ``details`` (the text after ``NAME:``) into a :class:`Reference`.
+        """Split ``details`` (the text after :attr:`prefix`) into a :class:`Reference`.
 
         ``tag`` is the separate tag argument, if given. Raise
         :class:`~arv_keepdocker_plugin.errors.BadReference` on malformed input.

@@ -35,11 +35,11 @@ def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Referen
     by_default = False
     if getattr(options, "source", None):
         name, details = options.source, raw
-        prefix = name + ":"
+        prefix = sources.get(name).prefix
         if raw.startswith(prefix):
             details = raw[len(prefix):]
     else:
-        name, details = refs.split_transport(raw, sources.names())
+        name, details = refs.split_transport(raw, sources.prefixes())
         if name is None:
             by_default = True
             name = pm.hook.keepdocker_default_source(
