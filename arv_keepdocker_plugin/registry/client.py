@@ -104,6 +104,10 @@ class RegistryClient:
         self._session.headers["User-Agent"] = USER_AGENT
         self._base: Optional[str] = None
         self._challenge: Optional[auth.Challenge] = None
+        #: Bytes of manifests and blobs received from this endpoint (counted by
+        #: :func:`~.resolve.fetch_manifest` and :class:`~.blobs.BlobStream`,
+        #: bytes received again after a restart included).
+        self.bytes_received = 0
 
     # -- public --------------------------------------------------------------
 
