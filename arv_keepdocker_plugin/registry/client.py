@@ -47,6 +47,9 @@ USER_AGENT = "arv-keepdocker-plugin/%s" % __version__
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 ErrorFactory = Callable[[str], RegistryError]
+#: Defaults of :class:`RegistryClient` (immutable values, shared).
+_NO_TLS_SETTINGS = HostTLS()
+_DEFAULT_RETRY = RetryPolicy()
 
 
 def api_host(registry: str) -> str:
@@ -82,9 +85,9 @@ class RegistryClient:
     :param redactor: masks secrets in messages; this client adds its own.
     """
 
-    def __init__(self, registry: str, *, insecure: bool = False, tls: HostTLS = HostTLS(),
-                 credential: Optional[Credential] = None,
-                 retry: RetryPolicy = RetryPolicy(), timeout: float = 60.0,
+    def __init__(self, registry: str, *, insecure: bool = False,
+                 tls: HostTLS = _NO_TLS_SETTINGS, credential: Optional[Credential] = None,
+                 retry: RetryPolicy = _DEFAULT_RETRY, timeout: float = 60.0,
                  tokens: Optional[auth.TokenCache] = None,
                  redactor: Optional[Redactor] = None) -> None:
         self.registry = registry

@@ -31,7 +31,8 @@ def test_tag_given_twice_is_an_error_naming_both():
         split_name_tag("myrepo:mytag", "extratag")
 
 
-@pytest.mark.parametrize("bad", ["Upper", "a//b", "-lead", "trail-/x", "x y", "", "host:port/x", "reg.example/Upper"])
+@pytest.mark.parametrize("bad", ["Upper", "a//b", "-lead", "trail-/x", "x y", "", "host:port/x",
+                                 "reg.example/Upper"])
 def test_malformed_names_are_refused(bad):
     with pytest.raises(BadReference, match="invalid image reference"):
         split_name_tag(bad, None)

@@ -286,7 +286,7 @@ def registry_options(registry_env, registry_sleeps, tmp_path):
     ``conf`` is registries.conf text (the machine's files are never read);
     retries are immediate (the delays go to ``registry_sleeps``).
     """
-    def make(conf: str = "", certs_d=(), credentials: CredentialOptions = CredentialOptions(),
+    def make(conf: str = "", certs_d=(), credentials: Optional[CredentialOptions] = None,
              tls_verify: bool = True, cert_dir: Optional[str] = None, **kwargs) -> PullOptions:
         path = tmp_path / ("registries-%d.conf" % len(list(tmp_path.glob("registries-*"))))
         path.write_text(textwrap.dedent(conf))
@@ -295,7 +295,7 @@ def registry_options(registry_env, registry_sleeps, tmp_path):
         kwargs.setdefault("retry", RetryPolicy(attempts=4, initial_delay=0.25, max_delay=1,
                                                sleep=registry_sleeps.append))
         kwargs.setdefault("timeout", 30)
-        return PullOptions(credentials=credentials,
+        return PullOptions(credentials=credentials or CredentialOptions(),
                            tls=TLSOptions(verify=tls_verify, cert_dir=cert_dir,
                                           certs_d_roots=tuple(certs_d)),
                            registries_conf=registries, env=registry_env, **kwargs)
