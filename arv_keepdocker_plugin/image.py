@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import (AbstractSet, Any, Callable, ContextManager, Dict, Iterator, Optional,
-                    Protocol, Tuple, Union)
+from typing import (AbstractSet, Any, Callable, ContextManager, Dict, FrozenSet, Iterator,
+                    Mapping, Optional, Protocol, Tuple, Union)
 
 
 @dataclasses.dataclass
@@ -98,6 +98,32 @@ class StoredData:
     size: int
 
 
+class SkippedLayers(FrozenSet[str]):
+    """What the core passes to :attr:`Image.export_pieces`: the layer digests
+    to skip, each with the size of its data as stored.
+
+    It is a frozenset of digests, as the hook contract says; a source that
+    cannot know a skipped layer's size before reading it (a layer it
+    stores decompressed) finds it in :attr:`sizes`.
+    """
+
+    sizes: Mapping[str, int]
+
+    def __new__(cls, sizes: Mapping[str, int]) -> "SkippedLayers":
+        self = super().__new__(cls, sizes)
+        self.sizes = dict(sizes)
+        return self
+
+
+def skipped_size(skip: AbstractSet[str], digest: str) -> Optional[int]:
+    """The stored size of skipped layer ``digest``, when ``skip`` says it."""
+    sizes = getattr(skip, "sizes", None)
+    if isinstance(sizes, Mapping) and digest in skip:
+        size = sizes.get(digest)
+        return size if isinstance(size, int) else None
+    return None
+
+
 class ByteStream(Protocol):
     """What an export opens: ``read(n)`` gives at most ``n`` bytes, ``b""`` at the end.
 
@@ -137,7 +163,9 @@ class Image:
     :class:`StoredData` standing for the data of a layer member whose digest
     is in the set (its header and padding still come as bytes). Joining the
     pieces with each placeholder replaced by that layer's bytes gives exactly
-    the ``export`` stream.
+    the ``export`` stream. The core passes a :class:`SkippedLayers` (the set
+    with each layer's stored size), and every ``StoredData`` must carry that
+    size.
     """
 
     image_id: str
