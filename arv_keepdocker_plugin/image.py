@@ -157,6 +157,13 @@ class Image:
     context manager. Sources that cannot export (for instance an image only
     known from Arvados) leave it ``None``.
 
+    ``downloaded``, for a source that downloads the image (a registry),
+    gives the bytes it has received so far (documents and blobs); the
+    progress shows them. ``origin_digests`` is true when ``manifest_digest``
+    and ``index_digest`` are what the image's origin (a registry) calls it
+    and must be recorded so, even where the export had to describe the image
+    with a manifest of its own (zstd layers stored decompressed).
+
     ``export_pieces``, optional, is ``export`` for sources that can skip
     reading layers: called with a set of layer digests (as in ``layers``), it
     opens an iterator over the same stream as pieces, ``bytes`` or
@@ -178,6 +185,8 @@ class Image:
     layers: Tuple[Layer, ...] = ()
     export: Optional[Callable[[], ContextManager[ByteStream]]] = None
     export_pieces: Optional[Callable[[AbstractSet[str]], ContextManager[Iterator[Piece]]]] = None
+    downloaded: Optional[Callable[[], int]] = None
+    origin_digests: bool = False
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.

@@ -60,7 +60,8 @@ def manifest(api, uuid):
 def progress_counts(stderr):
     line = [l for l in stderr.splitlines() if " written " in l][-1]
     match = re.search(r"(\d+) written -?\d+ total (\d+) read (\d+) uploaded (\d+) reused$", line)
-    return dict(zip(("written", "read", "uploaded", "reused"), map(int, match.groups())))
+    return dict(zip(("written", "read", "uploaded", "reused"), map(int, match.groups()),
+                    strict=True))
 
 
 @pytest.fixture
@@ -146,9 +147,10 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
     while time.monotonic() < deadline:
         if os.path.exists(path):
             with open(path) as f:
-                # The first line names the token ("token <uuid>"); then locators.
+                # The first line names the token ("token <uuid>"); then locators,
+                # and "layer ..." lines for layers stored whole.
                 done = sum(int(line.split("+")[1]) for line in f
-                           if line.strip() and not line.startswith("token "))
+                           if line.strip() and not line.startswith(("token ", "layer ")))
             if done >= min_bytes:
                 return done
         assert proc.poll() is None, proc.communicate()
