@@ -10,7 +10,7 @@ SPECS = [getattr(hookspecs, name) for name in dir(hookspecs) if name.startswith(
 
 
 def spec_options(function):
-    return getattr(function, "arv_keepdocker_spec")
+    return function.arv_keepdocker_spec
 
 
 def test_there_are_specs_for_sources_format_check_and_linking():
