@@ -119,14 +119,25 @@ LayerData = Callable[[PlannedLayer], Tuple[int, Iterable[bytes]]]
 
 
 class ImageDocuments(Protocol):
-    """What :func:`to_docker_archive` writes besides layers: config and manifest."""
+    """What :func:`to_docker_archive` writes besides layers: config and manifest.
 
-    #: Names the image in messages (a path, a registry reference).
-    path: str
-    config: Dict[str, Any]
-    config_bytes: bytes
-    manifest_bytes: bytes
-    manifest_media_type: str
+    ``path`` names the image in messages (a path, a registry reference).
+    """
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def config(self) -> Dict[str, Any]: ...
+
+    @property
+    def config_bytes(self) -> bytes: ...
+
+    @property
+    def manifest_bytes(self) -> bytes: ...
+
+    @property
+    def manifest_media_type(self) -> str: ...
 
     @property
     def image_id(self) -> str: ...
