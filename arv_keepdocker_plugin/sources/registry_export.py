@@ -160,8 +160,10 @@ class RegistryExport:
     def export(self) -> Iterator[ByteStream]:
         """The docker-archive stream, every layer downloaded."""
         with self.export_pieces(frozenset()) as pieces:
-            # With no layer skipped, every piece is bytes.
-            reader = ChunkReader(cast(Iterator[bytes], pieces))
+            # With no layer skipped, every piece is bytes. Short reads: each
+            # chunk goes on as it arrives, so finished layers reach Keep (and
+            # the journal) while the next one downloads.
+            reader = ChunkReader(cast(Iterator[bytes], pieces), short_reads=True)
             try:
                 yield reader
             finally:
