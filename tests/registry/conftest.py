@@ -19,6 +19,9 @@ storage directory, so every image is served by every registry):
     HTTPS with token auth and its :class:`~.tokenserver.TokenServer`
     (``start_token_registry`` starts another, for tests that restart it).
 
+The ``docker://`` source's end-to-end tests (``test_source*.py``) add
+``source_run`` and ``push`` (see :mod:`.source_fixtures`).
+
 Function fixtures: ``registry_env`` (a private HOME, XDG dirs and PATH),
 ``registry_options`` (builds :class:`PullOptions` with fast retries and that
 environment), ``registry_proxy`` (a :class:`~.faultproxy.FaultProxy` in
@@ -44,6 +47,8 @@ from arv_keepdocker_testkit import imagebuild as ib
 
 from . import harness
 from .faultproxy import FaultProxy
+from .source_fixtures import (arvados_state, base_env, push, source_run,  # noqa: F401
+                              unique)  # the docker:// source's end-to-end tests
 from .tokenserver import TokenServer
 
 BIG_SIZE = 64 * 1024 * 1024 + 1
