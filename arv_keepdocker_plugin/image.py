@@ -30,7 +30,8 @@ class Reference:
     and tag exactly as they will be linked (``tag`` defaults to ``latest`` when a
     name is given). ``path`` is a file or directory for archive sources;
     ``index`` selects an image in a multi-image archive (``@INDEX``); ``ref``
-    is an OCI ``org.opencontainers.image.ref.name``. ``image_id`` is set
+    is an OCI ``org.opencontainers.image.ref.name``, or for ``docker://`` the
+    fully qualified registry reference. ``image_id`` is set
     instead of ``name`` when the user gave an image id (``sha256:<hex>`` or a
     hex prefix). ``raw`` is what the user typed, for messages.
     """

@@ -91,10 +91,15 @@ class RegistrySource(ImageSource):
     double_slash = True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
-        """``[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`` (after ``docker://``)."""
+        """``[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`` (after ``docker://``).
+
+        ``ref`` is the fully qualified reference; ``name`` and ``tag`` are
+        what will be linked, none for a reference by digest alone.
+        """
         ref = parse_reference(with_tag(details, tag))
-        return Reference(raw=PREFIX + details, transport=NAME, name=ref.familiar_name,
-                         tag=ref.tag, ref=str(ref))
+        return Reference(raw=PREFIX + details, transport=NAME,
+                         name=ref.familiar_name if ref.tag else None, tag=ref.tag,
+                         ref=str(ref))
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         """Fetch the manifest (the platform's, from an index) and the config.

@@ -43,8 +43,8 @@ def parse_args(pm, *argv):
     ("debian", None, "debian", "latest", "docker.io/library/debian:latest"),
     ("debian", "12", "debian", "12", "docker.io/library/debian:12"),
     ("user/app:1", None, "user/app", "1", "docker.io/user/app:1"),
-    ("127.0.0.1:5000/x/y@" + DIGEST, None, "127.0.0.1:5000/x/y", None,
-     "127.0.0.1:5000/x/y@" + DIGEST),
+    ("127.0.0.1:5000/x/y@" + DIGEST, None, None, None, "127.0.0.1:5000/x/y@" + DIGEST),
+    ("x/y:2@" + DIGEST, None, "x/y", "2", "docker.io/x/y:2@" + DIGEST),
     ("localhost/x:2", None, "localhost/x", "2", "localhost/x:2"),
 ])
 def test_references_follow_skopeos_rules(typed, tag, name, want_tag, full):
