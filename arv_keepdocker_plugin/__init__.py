@@ -24,11 +24,12 @@ from .errors import (  # noqa: E402  (the markers above come first)
     BadArchive, BadReference, EngineUnavailable, FormatRefused, ImageNotFound,
     KeepdockerError, SourceError)
 from .hooktypes import FormatVerdict, LayerRecord, LinkSpec  # noqa: E402
-from .image import Image, ImageSource, Layer, Reference, StoredData  # noqa: E402
+from .image import (  # noqa: E402
+    Image, ImageSource, Layer, Reference, SkippedLayers, StoredData)
 
 __all__ = [
     "PROJECT_NAME", "__version__", "hookimpl",
-    "Image", "ImageSource", "Layer", "Reference", "StoredData",
+    "Image", "ImageSource", "Layer", "Reference", "SkippedLayers", "StoredData",
     "FormatVerdict", "LayerRecord", "LinkSpec",
     "KeepdockerError", "BadReference", "SourceError", "EngineUnavailable",
     "ImageNotFound", "BadArchive", "FormatRefused",

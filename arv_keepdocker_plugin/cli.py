@@ -85,7 +85,8 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
         "image", nargs="?",
         help="Image to upload: repo, repo:tag, or hash, or TRANSPORT:DETAILS "
         "(docker-daemon:NAME[:TAG], containers-storage:NAME[:TAG], "
-        "docker-archive:PATH[:NAME[:TAG]|:@INDEX], oci-archive:PATH[:REF], oci:DIR[:REF])")
+        "docker-archive:PATH[:NAME[:TAG]|:@INDEX], oci-archive:PATH[:REF], oci:DIR[:REF], "
+        "docker://[REGISTRY/]NAME[:TAG|@DIGEST])")
     parser.add_argument(
         "tag", nargs="?",
         help="Tag of the Docker image to upload (default 'latest'), if image is given "

@@ -116,10 +116,15 @@ class _Zstd:
     def __init__(self, zstandard) -> None:
         self._d = zstandard.ZstdDecompressor().decompressobj()
         self._error = zstandard.ZstdError
+        #: Input after the piece in which the frame ended (never fed).
+        self._tail = b""
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         for start in range(0, len(data), self.IN_PIECE):
             if self.eof:
+                # The frame ended in an earlier piece: the rest belongs to
+                # whatever follows it (another frame, a skippable frame).
+                self._tail = data[start:]
                 return
             try:
                 out = self._d.decompress(data[start:start + self.IN_PIECE])
@@ -134,7 +139,7 @@ class _Zstd:
 
     @property
     def unused(self) -> bytes:
-        return bytes(self._d.unused_data)
+        return bytes(self._d.unused_data) + self._tail
 
 
 class Decompressor:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import (AbstractSet, Any, Callable, ContextManager, Dict, Iterator, Optional,
-                    Protocol, Tuple, Union)
+from typing import (AbstractSet, Any, Callable, ContextManager, Dict, FrozenSet, Iterator,
+                    Mapping, Optional, Protocol, Tuple, Union)
 
 
 @dataclasses.dataclass
@@ -30,7 +30,8 @@ class Reference:
     and tag exactly as they will be linked (``tag`` defaults to ``latest`` when a
     name is given). ``path`` is a file or directory for archive sources;
     ``index`` selects an image in a multi-image archive (``@INDEX``); ``ref``
-    is an OCI ``org.opencontainers.image.ref.name``. ``image_id`` is set
+    is an OCI ``org.opencontainers.image.ref.name``, or for ``docker://`` the
+    fully qualified registry reference. ``image_id`` is set
     instead of ``name`` when the user gave an image id (``sha256:<hex>`` or a
     hex prefix). ``raw`` is what the user typed, for messages.
     """
@@ -98,6 +99,32 @@ class StoredData:
     size: int
 
 
+class SkippedLayers(FrozenSet[str]):
+    """What the core passes to :attr:`Image.export_pieces`: the layer digests
+    to skip, each with the size of its data as stored.
+
+    It is a frozenset of digests, as the hook contract says; a source that
+    cannot know a skipped layer's size before reading it (a layer it
+    stores decompressed) finds it in :attr:`sizes`.
+    """
+
+    sizes: Mapping[str, int]
+
+    def __new__(cls, sizes: Mapping[str, int]) -> "SkippedLayers":
+        self = super().__new__(cls, sizes)
+        self.sizes = dict(sizes)
+        return self
+
+
+def skipped_size(skip: AbstractSet[str], digest: str) -> Optional[int]:
+    """The stored size of skipped layer ``digest``, when ``skip`` says it."""
+    sizes = getattr(skip, "sizes", None)
+    if isinstance(sizes, Mapping) and digest in skip:
+        size = sizes.get(digest)
+        return size if isinstance(size, int) else None
+    return None
+
+
 class ByteStream(Protocol):
     """What an export opens: ``read(n)`` gives at most ``n`` bytes, ``b""`` at the end.
 
@@ -131,13 +158,22 @@ class Image:
     context manager. Sources that cannot export (for instance an image only
     known from Arvados) leave it ``None``.
 
+    ``downloaded``, for a source that downloads the image (a registry),
+    gives the bytes it has received so far (documents and blobs); the
+    progress shows them. ``manifest_digest`` and ``index_digest``, when a
+    source sets them, are recorded as they are, even where the export had to
+    describe the image with a manifest of its own (zstd layers stored
+    decompressed).
+
     ``export_pieces``, optional, is ``export`` for sources that can skip
     reading layers: called with a set of layer digests (as in ``layers``), it
     opens an iterator over the same stream as pieces, ``bytes`` or
     :class:`StoredData` standing for the data of a layer member whose digest
     is in the set (its header and padding still come as bytes). Joining the
     pieces with each placeholder replaced by that layer's bytes gives exactly
-    the ``export`` stream.
+    the ``export`` stream. The core passes a :class:`SkippedLayers` (the set
+    with each layer's stored size), and every ``StoredData`` must carry that
+    size.
     """
 
     image_id: str
@@ -150,6 +186,7 @@ class Image:
     layers: Tuple[Layer, ...] = ()
     export: Optional[Callable[[], ContextManager[ByteStream]]] = None
     export_pieces: Optional[Callable[[AbstractSet[str]], ContextManager[Iterator[Piece]]]] = None
+    downloaded: Optional[Callable[[], int]] = None
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.
@@ -193,13 +230,22 @@ class ImageSource:
     description: str = ""
     #: True when the source can serve a bare ``NAME[:TAG]`` (an engine store).
     serves_bare_names: bool = False
+    #: True for a transport typed ``NAME://DETAILS`` (skopeo's ``docker://``):
+    #: only that prefix selects it, so ``NAME:TAG`` stays an image name
+    #: (``docker:dind`` is the image ``docker`` with tag ``dind``).
+    double_slash: bool = False
+
+    @property
+    def prefix(self) -> str:
+        """What a reference typed for this source starts with: ``NAME:`` or ``NAME://``."""
+        return self.name + ("://" if self.double_slash else ":")
 
     def available(self, options: argparse.Namespace) -> bool:
         """Whether the source can answer now (engine present and running)."""
         return True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
-        """Split ``details`` (the text after ``NAME:``) into a :class:`Reference`.
+        """Split ``details`` (the text after :attr:`prefix`) into a :class:`Reference`.
 
         ``tag`` is the separate tag argument, if given. Raise
         :class:`~arv_keepdocker_plugin.errors.BadReference` on malformed input.

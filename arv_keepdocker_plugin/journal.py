@@ -1,4 +1,4 @@
-"""The resume journal: blocks an interrupted upload already stored.
+"""The resume journal: blocks and layers an interrupted upload already stored.
 
 ``<Arvados cache>/docker/<image id>.tar.journal`` gets one signed locator per
 line as each block reaches Keep, after a first line naming the token that
@@ -11,6 +11,17 @@ was signed for this token (the recorded UUID matches; for a token without a
 UUID, a Keep HEAD of that locator answers); others are dropped and those
 blocks uploaded again.
 
+Reading everything again is what a registry cannot afford (it means
+downloading it all again), so the journal also records whole layers: once a
+layer member has passed the tap (its sha256 computed as it streamed, found
+equal to its blob name, and its uncompressed sha256 computed) and every
+block of it is in Keep, a line ``layer <digest> <diff id> <locator>...``
+says so. A rerun may let such a layer stand in for its bytes unread (a
+:class:`~.stored_layers.StoredLayer`, as a record the core trusts), when
+every one of its locators is usable by the rule above: so only this user's
+(this token's) own checked uploads are ever skipped, and the diff id is
+still checked against the image's config at the end.
+
 A journal that is not a regular file, is unreadable or is garbage is
 discarded with a warning. A journal that cannot be written (a full disk, a
 read-only HOME) is a warning too: the upload goes on without one.
@@ -20,16 +31,18 @@ upload removes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import stat
 import threading
 import time
-from typing import IO, Dict, List, Optional
+from typing import IO, Dict, List, Optional, Sequence
 
 from .locators import block_key, signature_expiry
 from .locking import cache_file
+from .stored_layers import StoredLayer
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -41,6 +54,23 @@ MAX_SIZE = 16 << 20
 MAX_HEADS = 256
 _LOCATOR = re.compile(r"^[0-9a-f]{32}\+[0-9]+(\+[A-Z][A-Za-z0-9@_-]*)*$")
 _TOKEN_UUID = re.compile(r"^v2/([a-z0-9]{5}-gj3su-[a-z0-9]{15})/")
+_DIGEST = r"sha256:[0-9a-f]{64}"
+#: ``layer <digest> <diff id> <locator> [<locator>...]``
+_LAYER = re.compile(r"^layer ({d}) ({d})((?: \S+)+)$".format(d=_DIGEST))
+
+
+@dataclasses.dataclass
+class JournalContents:
+    """What a journal offers a rerun.
+
+    :ivar blocks: ``{"<md5>+<size>": locator}`` of usable blocks (reused when
+        the bytes read again match).
+    :ivar layers: ``{digest: StoredLayer}`` of layers stored whole and
+        checked by an earlier run with this token, every block usable.
+    """
+
+    blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
+    layers: Dict[str, StoredLayer] = dataclasses.field(default_factory=dict)
 
 
 def journal_path(image_id: str) -> str:
@@ -69,28 +99,47 @@ class Journal:
 
     def load(self, keep, valid_until: Optional[float] = None) -> Dict[str, str]:
         """Usable blocks from an earlier run, ``{"<md5>+<size>": locator}``."""
+        return self.read(keep, valid_until).blocks
+
+    def read(self, keep, valid_until: Optional[float] = None) -> JournalContents:
+        """Usable blocks and whole layers from an earlier run (see the module docstring).
+
+        ``valid_until``: every locator used must be valid until then (default:
+        :data:`MARGIN` seconds from now).
+        """
         lines = self._read_lines()
         if not lines:
-            return {}
-        header, locators = lines[0], lines[1:]
+            return JournalContents()
+        header, entries = lines[0], lines[1:]
         recorded = header[len("token "):] if header.startswith("token ") else None
         if recorded is None:
-            locators = lines  # a journal from before the header existed
+            entries = lines  # a journal from before the header existed
         if self.token_uuid is not None and recorded != self.token_uuid:
-            if locators:
+            if entries:
                 logger.info("resume journal %s was made with another token; starting over",
                             self.path)
-            return {}
+            return JournalContents()
         self._appendable = recorded is not None and recorded == (self.token_uuid or "-")
         deadline = valid_until if valid_until is not None else time.time() + MARGIN
         known: Dict[str, str] = {}
-        for locator in locators:
-            expiry = signature_expiry(locator)
-            if _LOCATOR.match(locator) and expiry is not None and expiry >= deadline:
-                known[block_key(locator)] = locator
+        layers = []
+        for entry in entries:
+            layer = _LAYER.match(entry)
+            locators = layer.group(3).split() if layer else [entry]
+            if layer:
+                layers.append((layer.group(1), layer.group(2), locators))
+            for locator in locators:
+                expiry = signature_expiry(locator)
+                if expiry is not None and expiry >= deadline:
+                    known[block_key(locator)] = locator
         if self.token_uuid is None:
             known = self._head_checked(keep, known)
-        return known
+        stored: Dict[str, StoredLayer] = {}
+        for digest, diff_id, locators in layers:
+            usable = [known.get(block_key(locator)) for locator in locators]
+            if all(usable):
+                stored[digest] = StoredLayer([u for u in usable if u], diff_id)
+        return JournalContents(known, stored)
 
     def _head_checked(self, keep, known: Dict[str, str]) -> Dict[str, str]:
         """Without a token UUID to compare, ask Keep whether each signature is valid."""
@@ -126,9 +175,9 @@ class Journal:
                 self._unusable("it cannot be read as text ({})".format(error))
                 return []
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        bad = [line for line in lines[1:] if not _LOCATOR.match(line)]
-        if bad or (lines and not (lines[0].startswith("token ") or _LOCATOR.match(lines[0]))):
-            self._unusable("it holds lines that are not Keep locators")
+        bad = [line for line in lines[1:] if not _valid_entry(line)]
+        if bad or (lines and not (lines[0].startswith("token ") or _valid_entry(lines[0]))):
+            self._unusable("it holds lines that are not Keep locators or layers")
             return []
         return lines
 
@@ -155,6 +204,21 @@ class Journal:
                            error.strerror or error)
 
     def record(self, locator: str) -> None:
+        """Record a block stored in Keep (its signed locator)."""
+        self._write(locator)
+
+    def record_layer(self, digest: str, diff_id: str, locators: Sequence[str]) -> None:
+        """Record a layer stored whole: its data's ``digest`` and ``diff_id`` as
+        the tap computed them, and the blocks (exactly the layer's bytes).
+
+        Call it only once the tap has checked the member and every block is
+        in Keep (:meth:`~.keepwriter.BlockWriter.when_stored`).
+        """
+        line = "layer {} {} {}".format(digest, diff_id, " ".join(locators))
+        if locators and _LAYER.match(line) and all(_LOCATOR.match(l) for l in locators):
+            self._write(line)
+
+    def _write(self, line: str) -> None:
         if not self.enabled:
             return
         with self._lock:
@@ -165,7 +229,7 @@ class Journal:
                     self.discard()  # never append to a journal that is not ours
                     self._file = open(self.path, "x")
                     self._file.write("token {}\n".format(self.token_uuid or "-"))
-                self._file.write(locator + "\n")
+                self._file.write(line + "\n")
                 self._file.flush()
             except OSError as error:
                 logger.warning("cannot write the resume journal %s (%s); continuing "
@@ -184,3 +248,11 @@ class Journal:
             except OSError:
                 pass
             self._file = None
+
+
+def _valid_entry(line: str) -> bool:
+    """A locator line, or a layer line of valid digests and locators."""
+    if _LOCATOR.match(line):
+        return True
+    layer = _LAYER.match(line)
+    return layer is not None and all(_LOCATOR.match(l) for l in layer.group(3).split())

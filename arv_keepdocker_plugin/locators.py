@@ -23,6 +23,11 @@ def block_key(locator: str) -> str:
     return "+".join(locator.split("+")[:2])
 
 
+def locator_size(locator: str) -> int:
+    """The size of the block a locator names (its second field)."""
+    return int(locator.split("+")[1])
+
+
 def signature_expiry(locator: str) -> Optional[int]:
     """When a signed locator's permission signature expires (Unix seconds), else None."""
     match = _EXPIRY.search(locator)

@@ -79,7 +79,8 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
                                         owner, retries, rule)
         tar = store_tar(api, image, reusable, retries=retries, resume=options.resume,
                         use_cache=options.use_cache, valid_until=rule.valid_until,
-                        progress=Progress(mode_from_options(options)))
+                        progress=Progress(mode_from_options(options),
+                                          downloads=image.downloaded is not None))
         image = tar.stored_image(image)
         name = collection_name(options, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = {
     "containers_storage": "arv_keepdocker_plugin.sources.containers_storage",
     "docker_archive": "arv_keepdocker_plugin.sources.docker_archive",
     "oci": "arv_keepdocker_plugin.sources.oci",
+    "registry": "arv_keepdocker_plugin.sources.registry",
     "source_choice": "arv_keepdocker_plugin.defaults.source_choice",
     "format_check": "arv_keepdocker_plugin.defaults.format_check",
     "links": "arv_keepdocker_plugin.defaults.links",

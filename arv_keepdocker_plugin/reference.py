@@ -1,7 +1,9 @@
 """Image reference parsing: arv-keepdocker 3.2.1's rules plus transports.
 
 ``TRANSPORT:DETAILS`` is split at the first ``:`` when ``TRANSPORT`` is the
-name of a loaded source (``docker-archive:/tmp/x.tar``); anything else is a
+name of a loaded source (``docker-archive:/tmp/x.tar``), and
+``TRANSPORT://DETAILS`` for a source typed with ``//`` (``docker://``,
+whose ``docker:TAG`` stays an image name); anything else is a
 bare ``NAME[:TAG]`` handled exactly as arv-keepdocker 3.2.1 does. A registry
 host that happens to share a source's name would need an explicit
 ``docker-daemon:`` prefix: transports win, as in skopeo and podman.
@@ -10,7 +12,7 @@ host that happens to share a source's name would need an explicit
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Mapping, Optional, Tuple, Union
 
 from .errors import BadReference
 
@@ -55,11 +57,21 @@ def looks_like_image_id(text: str) -> bool:
     return bool(_IMAGE_ID.match(text))
 
 
-def split_transport(raw: str, transports: Iterable[str]) -> Tuple[Optional[str], str]:
-    """Return ``(transport, details)``; ``transport`` is ``None`` for bare names."""
+def split_transport(raw: str, transports: Union[Iterable[str], Mapping[str, str]]
+                    ) -> Tuple[Optional[str], str]:
+    """Return ``(transport, details)``; ``transport`` is ``None`` for bare names.
+
+    ``transports`` are the source names, or ``{name: prefix}`` when some are
+    typed ``NAME://DETAILS`` (:attr:`~.image.ImageSource.prefix`): such a
+    transport is split off only with its ``//``, so ``docker:dind`` stays a
+    bare name while ``docker://debian:12`` is the ``docker`` transport.
+    """
+    prefixes = (dict(transports) if isinstance(transports, Mapping)
+                else {name: name + ":" for name in transports})
     head, sep, rest = raw.partition(":")
-    if sep and head in set(transports):
-        return head, rest
+    prefix = prefixes.get(head) if sep else None
+    if prefix is not None and raw.startswith(prefix):
+        return head, raw[len(prefix):]
     return None, raw
 
 

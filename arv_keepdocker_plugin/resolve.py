@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import List, Tuple
+from typing import List, Set, Tuple
 
 from . import reference as refs
 from .errors import SourceError
@@ -38,11 +38,11 @@ def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Referen
     by_default = False
     if getattr(options, "source", None):
         name, details = options.source, raw
-        prefix = name + ":"
+        prefix = sources.get(name).prefix
         if raw.startswith(prefix):
             details = raw[len(prefix):]
     else:
-        name, details = refs.split_transport(raw, sources.names())
+        name, details = refs.split_transport(raw, sources.prefixes())
         if name is None:
             by_default = True
             name = pm.hook.keepdocker_default_source(
@@ -115,7 +115,7 @@ def preferred(api, options: argparse.Namespace, in_arvados: List[Tuple[str, dict
 def names_a_stored_image(api, retries: int, digest: str, owners: List[str]) -> bool:
     """Whether a hash link of ``owners`` records ``digest`` as an image's manifest or
     index digest, on a collection that still exists."""
-    heads = set()
+    heads: Set[str] = set()
     for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
         heads.update(link["head_uuid"] for link in docker_links(api, retries, [
             ["link_class", "=", HASH_LINK], ["properties." + prop, "=", digest],

@@ -66,6 +66,10 @@ class SourceRegistry(Mapping[str, ImageSource]):
         """Every transport name, in registration order."""
         return list(self._sources)
 
+    def prefixes(self) -> Dict[str, str]:
+        """``{transport name: the prefix that selects it}`` (``NAME:`` or ``NAME://``)."""
+        return {name: source.prefix for name, source in self._sources.items()}
+
     def get(self, name: Optional[str], default: object = None) -> ImageSource:
         """The source called ``name``; :class:`BadReference` if there is none.
 

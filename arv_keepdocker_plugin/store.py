@@ -8,8 +8,10 @@
   data lies) and announces each layer so that
 * the :class:`~.keepwriter.BlockWriter` cuts a block wherever a layer begins
   and ends, reuses blocks already in Keep and uploads the rest;
-* the :class:`~.journal.Journal` records each stored block, so an interrupted
-  upload run again uploads only what is missing.
+* the :class:`~.journal.Journal` records each stored block, and each layer
+  once the tap has checked it and all its blocks are in Keep, so an
+  interrupted upload run again uploads only what is missing, and does not
+  even read (or download) the layers it had finished.
 
 Nothing is written to the Arvados API here: the caller saves the collection
 from :attr:`StoredTar.locators` only once every block is stored.
@@ -18,17 +20,18 @@ from :attr:`StoredTar.locators` only once every block is stored.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import arvados.keep
 
+from .archive.layercheck import Digests
 from .archive.tap import TarTap
-from .image import Image, Layer
+from .image import Image, Layer, SkippedLayers
 from .journal import Journal
 from .keepwriter import BlockWriter, is_layer_member, write_pieces
 from .locators import manifest_text
 from .progress import Progress
-from .stored_layers import ReusableLayers
+from .stored_layers import ReusableLayers, StoredLayer
 from .streams import chunks_of
 
 
@@ -63,7 +66,9 @@ class StoredTar:
 
         The engine may name the image otherwise (Docker's containerd store
         prints the manifest digest); the id is the config digest of what was
-        exported, as ``docker load`` will report it.
+        exported, as ``docker load`` will report it. The digests the source
+        names the image by (a registry's, an engine's RepoDigests) are kept as
+        they are; the export's own ``index.json`` fills in what it did not know.
         """
         changes: Dict[str, Any] = {"config": self.config, "layers": tuple(self.layers),
                                    "provisional_id": False}
@@ -89,7 +94,9 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
     """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored.
 
     ``valid_until``: blocks from the resume journal whose signatures expire
-    before then are uploaded again.
+    before then are uploaded again. Layers in ``reusable.skip``, and the
+    layers the journal has whole, are not read when the image can skip
+    them (``export_pieces``).
     """
     journal = Journal(image.image_id, enabled=use_cache, token=getattr(api, "api_token", None))
     if not resume:
@@ -97,8 +104,12 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
     keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
         api_client=api, num_retries=retries)
     known = dict(reusable.known_blocks)
+    skip = dict(reusable.skip)
     if resume:
-        known.update(journal.load(keep, valid_until))
+        resumed = journal.read(keep, valid_until)
+        known.update(resumed.blocks)
+        for digest, layer in journal_layers(image, resumed.layers).items():
+            skip.setdefault(digest, layer)
     copies = api._rootDesc.get("defaultCollectionReplication") or 2
     writer = BlockWriter(keep, copies, retries, progress, known, journal.record)
 
@@ -107,15 +118,25 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
             writer.cut_at(offset)
             writer.cut_at(offset + size)
 
-    tap = TarTap(None, archive=image.source, on_data=align)
+    def checked(name: str, offset: int, size: int, digests: Digests) -> None:
+        diff_id = digests.diff_id
+        if diff_id is not None and is_layer_member(name, size):
+            writer.when_stored(offset, offset + size, lambda locators: journal.record_layer(
+                digests.raw, diff_id, locators))
+
+    tap = TarTap(None, archive=image.source, on_data=align, on_member=checked)
+    meter = image.downloaded
+    if meter is not None:
+        progress.add(downloaded=meter())
     try:
-        if image.export_pieces is not None and reusable.skip:
-            with image.export_pieces(set(reusable.skip)) as pieces:
-                write_pieces(pieces, tap, writer, reusable.skip)
+        if image.export_pieces is not None and skip:
+            sizes = SkippedLayers({digest: layer.size for digest, layer in skip.items()})
+            with image.export_pieces(sizes) as pieces:
+                write_pieces(pieces, tap, writer, skip, meter)
         else:
             assert image.export is not None
             with image.export() as stream:
-                write_pieces(chunks_of(stream), tap, writer, {})
+                write_pieces(chunks_of(stream), tap, writer, {}, meter)
         locators = writer.close()
     except BaseException:
         writer.abort()
@@ -126,6 +147,13 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
     assert tap.config is not None and tap.config_digest is not None
     return StoredTar(locators, writer.position, tap.config, tap.config_digest,
                      aligned_layers(tap), journal, tap.manifest_digest, tap.index_digest)
+
+
+def journal_layers(image: Image, layers: Mapping[str, StoredLayer]) -> Dict[str, StoredLayer]:
+    """The journal's whole layers that are layers of ``image`` (same digest and size)."""
+    sizes = {layer.digest: layer.size for layer in image.layers if layer.digest}
+    return {digest: layer for digest, layer in layers.items()
+            if digest in sizes and sizes[digest] in (None, layer.size)}
 
 
 def aligned_layers(tap: TarTap) -> List[Layer]:

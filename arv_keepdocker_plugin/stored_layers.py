@@ -23,7 +23,7 @@ import arvados.util
 from .hooktypes import LayerRecord
 from .image import Image
 from .layerindex import locators_for_range
-from .locators import block_key, signature_expiry
+from .locators import block_key, locator_size, signature_expiry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +37,19 @@ class StoredLayer:
     locators: List[str]
     diff_id: Optional[str]
 
+    @property
+    def size(self) -> int:
+        """The layer's size: its blocks hold exactly its bytes."""
+        return sum(locator_size(locator) for locator in self.locators)
+
 
 @dataclasses.dataclass
 class ReusableLayers:
     """What the store step may take from Keep instead of uploading.
 
-    :ivar skip: ``{layer digest: StoredLayer}`` for layers that need not be read.
+    :ivar skip: ``{layer digest: StoredLayer}`` for layers that need not be read
+        (from records the core trusts; the store step adds this user's own
+        verified layers from the resume journal).
     :ivar known_blocks: ``{"<md5>+<size>": signed locator}`` of blocks to
         reuse when the local bytes match.
     """

@@ -21,10 +21,16 @@ class ChunkReader:
     ``read(n)`` returns at most ``n`` bytes (fewer only at the end), so callers
     that read fixed-size blocks get them. Exceptions raised by the iterator
     (for instance a digest mismatch) propagate from ``read``.
+
+    With ``short_reads``, ``read(n)`` returns as soon as it has some bytes
+    (at most ``n``, from one chunk), as a pipe does: for chunks that arrive
+    slowly (a download), so that what has arrived is passed on at once
+    instead of waiting for ``n`` bytes.
     """
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], short_reads: bool = False) -> None:
         self._chunks = iter(chunks)
+        self._short = short_reads
         self._buffer = b""
         self._pos = 0
         self._done = False
@@ -62,7 +68,7 @@ class ChunkReader:
             return b"".join(parts)
         parts = []
         while n > 0:
-            if self._pos >= len(self._buffer) and not self._fill():
+            if self._pos >= len(self._buffer) and (parts and self._short or not self._fill()):
                 break
             take = self._buffer[self._pos:self._pos + n]
             self._pos += len(take)

@@ -18,6 +18,15 @@ front: Docker 20.10's ``docker load`` cannot read them.
 :meth:`OciImage.export_pieces` gives the same stream as pieces, a
 :class:`~..image.StoredData` standing for the data of each layer blob
 already stored: that blob is neither opened nor read.
+
+:func:`to_docker_archive` is the one writer of that stream, for any source
+that has an image's manifest and config and can open its layers' data (a
+layout here, a registry in :mod:`~..sources.registry_export`): each layer is
+a :class:`PlannedLayer`, and a callable opens its verified data. A layer may
+be written otherwise than its descriptor says (a zstd layer stored
+decompressed, under its diff id); the manifest in the archive is then
+rewritten to describe what it holds, with the config, hence the image id,
+unchanged.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import AbstractSet, Generator, Iterator, List, Optional, Set, cast
+from typing import (AbstractSet, Any, Callable, Dict, Generator, Iterable, Iterator, List,
+                    Mapping, Optional, Protocol, Sequence, Set, Tuple, cast)
 
 from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece, StoredData
+from ..image import ByteStream, Layer, Piece, StoredData, skipped_size
 from ..streams import ChunkReader
 from . import safety, tarwrite
 from .docker_archive import matching as names_matching
@@ -66,6 +76,74 @@ def _blob_name(archive: str, desc: dict, what: str) -> str:
     if not m:
         raise bad(archive, "{} has an unsupported or malformed digest {!r}".format(what, digest))
     return "blobs/sha256/" + m.group(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedLayer:
+    """One layer of an image as the docker-archive will hold it.
+
+    :ivar digest: ``sha256:<hex>`` of the member's data: the blob's digest,
+        or the diff id of a layer stored decompressed. The member is
+        ``blobs/sha256/<hex>``; this is the digest a skip set names.
+    :ivar size: the member's size, when known before its data is read
+        (``None`` for a layer stored decompressed: a skipped one's size then
+        comes from the skip set, see :func:`~..image.skipped_size`).
+    :ivar media_type: the member's media type.
+    :ivar descriptor: the image manifest's descriptor of the layer, as
+        served; when ``digest``, ``size`` or ``media_type`` differ from it,
+        the manifest written into the archive describes the member instead.
+    """
+
+    digest: str
+    size: Optional[int]
+    media_type: str
+    descriptor: Mapping[str, Any]
+
+    @classmethod
+    def as_served(cls, descriptor: Mapping[str, Any]) -> "PlannedLayer":
+        """A layer written exactly as its descriptor says."""
+        return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "",
+                   descriptor)
+
+    @property
+    def converted(self) -> bool:
+        """Whether the member differs from the blob the descriptor names."""
+        d = self.descriptor
+        return (self.digest, self.size, self.media_type) != (
+            d.get("digest"), d.get("size"), d.get("mediaType") or "")
+
+
+#: Opens a layer's data: ``(size, chunks)``, the chunks checked as they pass
+#: (raising before the chunk that would complete wrong data).
+LayerData = Callable[[PlannedLayer], Tuple[int, Iterable[bytes]]]
+
+
+class ImageDocuments(Protocol):
+    """What :func:`to_docker_archive` writes besides layers: config and manifest.
+
+    ``path`` names the image in messages (a path, a registry reference).
+    """
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def config(self) -> Dict[str, Any]: ...
+
+    @property
+    def config_bytes(self) -> bytes: ...
+
+    @property
+    def manifest_bytes(self) -> bytes: ...
+
+    @property
+    def manifest_media_type(self) -> str: ...
+
+    @property
+    def image_id(self) -> str: ...
+
+    @property
+    def manifest_digest(self) -> str: ...
 
 
 @dataclasses.dataclass
@@ -114,6 +192,13 @@ class OciImage:
     def layers(self) -> List[Layer]:
         return [Layer(d.get("digest"), d.get("size")) for d in self.layer_descriptors]
 
+    @property
+    def planned_layers(self) -> List[PlannedLayer]:
+        """Every layer blob goes into the archive as it is in the layout."""
+        for desc in self.layer_descriptors:
+            _blob_name(self.path, desc, "layer")
+        return [PlannedLayer.as_served(d) for d in self.layer_descriptors]
+
     @contextlib.contextmanager
     def export(self, repo_tag: Optional[str] = None) -> Iterator[ByteStream]:
         """A docker-archive stream of this image (reopens the layout)."""
@@ -124,8 +209,9 @@ class OciImage:
             return
         members = open_members(self.path, self.directory)
         # With no layer skipped, every piece is bytes.
-        with members, ChunkReader(cast(Iterator[bytes],
-                                       to_docker_archive(members, self, repo_tag))) as reader:
+        with members, ChunkReader(cast(Iterator[bytes], to_docker_archive(
+                self, self.planned_layers, layout_layer_data(members, self.path),
+                repo_tag))) as reader:
             yield reader
 
     @contextlib.contextmanager
@@ -138,7 +224,8 @@ class OciImage:
             raise bad(self.path, "a {} layout is read whole; no layer can be skipped".format(
                 self.compression))
         members = open_members(self.path, self.directory)
-        pieces = to_docker_archive(members, self, repo_tag, skip)
+        pieces = to_docker_archive(self, self.planned_layers,
+                                   layout_layer_data(members, self.path), repo_tag, skip)
         try:
             yield pieces
         finally:
@@ -304,39 +391,92 @@ class OciLayout(OwnsMembers):
                 desc.get("digest"), member.size, desc.get("size")))
 
 
-def to_docker_archive(members: ArchiveMembers, image: OciImage, repo_tag: Optional[str] = None,
+def layout_layer_data(members: ArchiveMembers, archive: str) -> LayerData:
+    """Layer data from a layout's blobs, checked against the descriptor's digest and size."""
+    def open_layer(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+        member = members.find(_blob_name(archive, dict(layer.descriptor), "layer"))
+        if member is None:
+            raise bad(archive, "layer blob {} is missing".format(layer.digest))
+        if member.size != layer.size:
+            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
+                layer.digest, member.size, layer.size))
+        return member.size, verified(archive, "layer blob {}".format(layer.digest),
+                                     members.chunks(member), layer.digest, member.size)
+    return open_layer
+
+
+def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
+                      layer_data: LayerData, repo_tag: Optional[str] = None,
                       skip: AbstractSet[str] = frozenset()) -> Generator[Piece, None, None]:
     """The tar bytes of a Docker 25-style docker-archive of ``image``.
 
-    The data of a layer blob whose digest is in ``skip`` is a
-    :class:`StoredData` of the descriptor's digest and size (checked against
-    the blob when the layout was read); the blob is not looked at again.
+    ``layers`` are the manifest's layers, in order, as they will be written;
+    ``layer_data(layer)`` opens each one's data when it is needed (once per
+    distinct digest). The data of a layer whose digest is in ``skip`` is a
+    :class:`StoredData` of that digest and the member's size (the planned
+    size, else the skip set's: see :func:`~..image.skipped_size`; a skipped
+    layer of unknown size is opened after all). Config, manifest and
+    metadata follow the layers; the manifest is the image's own bytes unless
+    a layer is written otherwise than its descriptor says (see
+    :func:`rewritten_manifest`).
     """
-    archive = image.path
     yield tarwrite.header("blobs", directory=True)
     yield tarwrite.header("blobs/sha256", directory=True)
-    written = set()
+    written: Set[str] = set()
     layer_names = []
-    for desc in image.layer_descriptors:
-        name = _blob_name(archive, desc, "layer")
+    sizes: Dict[str, int] = {}
+    for layer in layers:
+        name = _blob_name(image.path, {"digest": layer.digest}, "layer")
         layer_names.append(name)
         if name in written:
             continue
         written.add(name)
-        if desc["digest"] in skip:
-            yield from tarwrite.streamed_member(name, desc["size"],
-                                                [StoredData(desc["digest"], desc["size"])])
+        size = layer.size if layer.size is not None else skipped_size(skip, layer.digest)
+        if layer.digest in skip and size is not None:
+            yield from tarwrite.streamed_member(name, size, [StoredData(layer.digest, size)])
+        else:
+            size, chunks = layer_data(layer)
+            yield from tarwrite.streamed_member(name, size, chunks)
+        sizes[layer.digest] = size
+    manifest = image.manifest_bytes
+    if any(layer.converted or layer.size is None for layer in layers):
+        manifest = rewritten_manifest(image.path, manifest, layers, sizes)
+    yield from _small_blobs_and_metadata(image, manifest, layer_names, written, repo_tag)
+
+
+#: Layer annotations that describe the compressed blob (zstd:chunked's table of
+#: contents): dropped when the layer is stored decompressed.
+BLOB_ANNOTATION_PREFIXES = ("io.github.containers.zstd-chunked.",
+                            "io.containers.zstd-chunked.")
+
+
+def rewritten_manifest(archive: str, manifest_bytes: bytes, layers: Sequence[PlannedLayer],
+                       sizes: Mapping[str, int]) -> bytes:
+    """The image manifest describing the layers as written, config untouched.
+
+    Each converted layer's descriptor gets the member's digest, size and
+    media type, and loses the annotations about the blob it was made from;
+    everything else keeps its order and value. Compact JSON, so the same
+    input always gives the same bytes.
+    """
+    manifest = safety.parse_json(archive, "manifest", manifest_bytes)
+    descriptors = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(descriptors, list) or len(descriptors) != len(layers):
+        raise bad(archive, "the manifest's layers do not match the layers written")
+    rewritten = []
+    for desc, layer in zip(descriptors, layers, strict=True):
+        if not (layer.converted or layer.size is None):
+            rewritten.append(desc)
             continue
-        member = members.find(name)
-        if member is None:
-            raise bad(archive, "layer blob {} is missing".format(desc.get("digest")))
-        if member.size != desc.get("size"):
-            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
-                desc.get("digest"), member.size, desc.get("size")))
-        chunks = verified(archive, "layer blob {}".format(desc["digest"]),
-                          members.chunks(member), desc["digest"], desc["size"])
-        yield from tarwrite.streamed_member(name, member.size, chunks)
-    yield from _small_blobs_and_metadata(image, layer_names, written, repo_tag)
+        new = {k: v for k, v in desc.items() if k != "annotations"}
+        new.update(mediaType=layer.media_type, digest=layer.digest, size=sizes[layer.digest])
+        kept = {k: v for k, v in (desc.get("annotations") or {}).items()
+                if not k.startswith(BLOB_ANNOTATION_PREFIXES)}
+        if kept:
+            new["annotations"] = kept
+        rewritten.append(new)
+    manifest["layers"] = rewritten
+    return json.dumps(manifest, separators=(",", ":")).encode()
 
 
 def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
@@ -369,22 +509,25 @@ def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
     missing = set(sizes) - written
     if missing:
         raise bad(archive, "layer blob {} is missing".format(sorted(missing)[0]))
-    yield from _small_blobs_and_metadata(image, layer_names, written, repo_tag)
+    yield from _small_blobs_and_metadata(image, image.manifest_bytes, layer_names, written,
+                                         repo_tag)
 
 
-def _small_blobs_and_metadata(image: OciImage, layer_names: List[str], written: Set[str],
-                              repo_tag: Optional[str]) -> Iterator[bytes]:
+def _small_blobs_and_metadata(image: ImageDocuments, manifest: bytes, layer_names: List[str],
+                              written: Set[str], repo_tag: Optional[str]) -> Iterator[bytes]:
     """Config and manifest blobs, ``index.json``, ``manifest.json``, ``oci-layout``,
-    ``repositories`` and the end of the archive."""
+    ``repositories`` and the end of the archive. ``manifest`` is the image
+    manifest as the archive holds it."""
     config_name = "blobs/sha256/" + image.image_id.split(":", 1)[1]
     if config_name not in written:
         written.add(config_name)
         yield from tarwrite.file_member(config_name, image.config_bytes)
-    manifest_name = "blobs/sha256/" + image.manifest_digest.split(":", 1)[1]
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    manifest_name = "blobs/sha256/" + manifest_digest.split(":", 1)[1]
     if manifest_name not in written:
-        yield from tarwrite.file_member(manifest_name, image.manifest_bytes)
-    descriptor = {"mediaType": image.manifest_media_type, "digest": image.manifest_digest,
-                  "size": len(image.manifest_bytes)}
+        yield from tarwrite.file_member(manifest_name, manifest)
+    descriptor: Dict[str, Any] = {"mediaType": image.manifest_media_type,
+                                  "digest": manifest_digest, "size": len(manifest)}
     plat = Platform.from_descriptor(image.config)
     if plat:
         descriptor["platform"] = {k: v for k, v in (("architecture", plat.architecture),

@@ -68,6 +68,11 @@ class TarTap:
     :param on_data: called as ``on_data(name, data_offset, size)`` when a
         regular member's header has been parsed, before its data passes (the
         Keep writer aligns layers on block boundaries with it).
+    :param on_member: called as ``on_member(name, data_offset, size,
+        digests)`` once a regular member's data has passed and been hashed
+        (and, for a ``blobs/sha256/<hex>`` member, found to have that
+        digest); not for data accounted with :meth:`skip`. The resume
+        journal records checked layers with it.
 
     Read it to the end (``read`` returning ``b""``); then these are set:
 
@@ -92,10 +97,13 @@ class TarTap:
     """
 
     def __init__(self, stream: Optional[ByteStream] = None, archive: str = "<image stream>",
-                 on_data: Optional[Callable[[str, int, int], None]] = None) -> None:
+                 on_data: Optional[Callable[[str, int, int], None]] = None,
+                 on_member: Optional[Callable[[str, int, int, Digests], None]] = None) -> None:
         self._stream = stream
         self.archive = archive
         self._on_data = on_data
+        self._on_member = on_member
+        self._data_start = 0
         self._checker = safety.MemberChecker(archive, allow_symlinks=True)
         self._pos = 0
         self._state = _HEADER
@@ -261,6 +269,7 @@ class TarTap:
             self._sizes[norm] = data_size
             if self._on_data is not None:
                 self._on_data(norm, self._pos, data_size)
+        self._data_start = self._pos
         self._begin_data(norm if kind == safety.FILE else None, data_size)
         self._padding_after = -data_size % BLOCK
         self._start(_DATA, data_size)
@@ -322,6 +331,8 @@ class TarTap:
             digests = self._digest.finish()
             self._check_blob_name(name, digests)
             self.digests[name] = digests
+            if self._on_member is not None:
+                self._on_member(name, self._data_start, self._sizes[name], digests)
         if self._keep is not None and name is not None:
             self._remember(name, bytes(self._keep))
         self._keep = None

@@ -18,7 +18,8 @@ The image source uses :class:`RegistrySession`::
 Modules, one concern each: :mod:`.reference` (parsing names),
 :mod:`.credentials` (auth files, helpers), :mod:`.config` (registries.conf),
 :mod:`.tls` (certs.d), :mod:`.auth` (challenges, tokens), :mod:`.retry`,
-:mod:`.netfailures` (network errors in words), :mod:`.client` (HTTP), :mod:`.manifests` (formats, platforms),
+:mod:`.netfailures` (network errors in words), :mod:`.client` (HTTP),
+:mod:`.manifests` (formats, platforms),
 :mod:`.resolve` (manifest and config fetching), :mod:`.blobs` (verified
 streams), :mod:`.compression` (gzip, zstd), :mod:`.session` (all together).
 """

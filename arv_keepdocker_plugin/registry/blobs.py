@@ -191,6 +191,7 @@ class BlobStream:
         self._response = response
         chunks = response.iter_content(self.chunk_size)
         for data in chunks:
+            self.client.bytes_received += len(data)
             if body_position < self._position:  # restarted from 0: skip what we have
                 skip = min(len(data), self._position - body_position)
                 body_position += skip

@@ -47,6 +47,9 @@ USER_AGENT = "arv-keepdocker-plugin/%s" % __version__
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 ErrorFactory = Callable[[str], RegistryError]
+#: Defaults of :class:`RegistryClient` (immutable values, shared).
+_NO_TLS_SETTINGS = HostTLS()
+_DEFAULT_RETRY = RetryPolicy()
 
 
 def api_host(registry: str) -> str:
@@ -82,9 +85,9 @@ class RegistryClient:
     :param redactor: masks secrets in messages; this client adds its own.
     """
 
-    def __init__(self, registry: str, *, insecure: bool = False, tls: HostTLS = HostTLS(),
-                 credential: Optional[Credential] = None,
-                 retry: RetryPolicy = RetryPolicy(), timeout: float = 60.0,
+    def __init__(self, registry: str, *, insecure: bool = False,
+                 tls: HostTLS = _NO_TLS_SETTINGS, credential: Optional[Credential] = None,
+                 retry: RetryPolicy = _DEFAULT_RETRY, timeout: float = 60.0,
                  tokens: Optional[auth.TokenCache] = None,
                  redactor: Optional[Redactor] = None) -> None:
         self.registry = registry
@@ -104,6 +107,10 @@ class RegistryClient:
         self._session.headers["User-Agent"] = USER_AGENT
         self._base: Optional[str] = None
         self._challenge: Optional[auth.Challenge] = None
+        #: Bytes of manifests and blobs received from this endpoint (counted by
+        #: :func:`~.resolve.fetch_manifest` and :class:`~.blobs.BlobStream`,
+        #: bytes received again after a restart included).
+        self.bytes_received = 0
 
     # -- public --------------------------------------------------------------
 

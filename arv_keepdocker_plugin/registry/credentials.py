@@ -275,7 +275,8 @@ def run_credential_helper(name: str, registry: str,
         raise CredentialError("credential helper %s did not answer within %ds"
                               % (program, HELPER_TIMEOUT)) from None
     except OSError as e:
-        raise CredentialError("cannot run credential helper %s: %s" % (program, e.strerror)) from None
+        raise CredentialError("cannot run credential helper %s: %s"
+                              % (program, e.strerror)) from None
     if result.returncode != 0:
         message = (result.stdout or result.stderr).decode("utf-8", "replace")
         if "credentials not found" in message.lower():

@@ -108,6 +108,7 @@ def fetch_manifest(client: RegistryClient, repository: str, reference: str, *,
             raise ManifestRefused("%s: manifest of %s bytes is larger than %d; refusing it"
                                   % (what, declared, MANIFEST_SIZE_LIMIT))
         raw = response.raw.read(MANIFEST_SIZE_LIMIT + 1, decode_content=True)
+        client.bytes_received += len(raw)
         content_type = response.headers.get("Content-Type")
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
     if len(raw) > MANIFEST_SIZE_LIMIT:

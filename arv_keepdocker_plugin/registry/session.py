@@ -73,6 +73,7 @@ class RegistrySession:
         self._credentials: Dict[Tuple[str, str], Optional[Credential]] = {}
         self._clients: Dict[Tuple[str, bool, Optional[Credential]], RegistryClient] = {}
         self._conf = options.registries_conf
+        self._received_by_closed = 0
 
     @property
     def registries_conf(self) -> RegistriesConf:
@@ -152,10 +153,16 @@ class RegistrySession:
         return BlobStream(self.client(source), source.reference.repository, descriptor,
                           offset=offset, hasher=hasher, chunk_size=chunk_size)
 
+    @property
+    def bytes_received(self) -> int:
+        """Bytes of manifests and blobs this session received, from every endpoint."""
+        return self._received_by_closed + sum(c.bytes_received for c in self._clients.values())
+
     def close(self) -> None:
         """Close every client (connections, temporary CA bundles)."""
         for client in self._clients.values():
             client.close()
+            self._received_by_closed += client.bytes_received
         self._clients.clear()
 
     def __enter__(self) -> "RegistrySession":

@@ -9,6 +9,7 @@ import pytest
 
 from arv_keepdocker_plugin.journal import MARGIN, Journal, journal_path, token_uuid
 from arv_keepdocker_plugin.locators import block_key
+from arv_keepdocker_plugin.stored_layers import StoredLayer
 
 from .fakes import FakeKeep, signed
 
@@ -138,3 +139,80 @@ def test_disabled_journal_writes_nothing_and_discard_removes_it():
     Journal(IMAGE).discard()
     Journal(IMAGE).discard()  # twice is fine
     assert not os.path.exists(path)
+
+
+# -- whole layers -------------------------------------------------------------
+
+D1, X1 = "sha256:" + "d1" * 32, "sha256:" + "e1" * 32
+D2, X2 = "sha256:" + "d2" * 32, "sha256:" + "e2" * 32
+
+
+def write_layers(token, keep, expiry=None):
+    """Two layers journalled by ``token``: D1 in two blocks, D2 in one."""
+    blocks = {name: keep.put(name.encode() * 100) for name in "abc"}
+    if expiry is not None:
+        blocks["c"] = signed(b"c" * 100, expiry=expiry)
+    journal = Journal(IMAGE, token=token)
+    for locator in blocks.values():
+        journal.record(locator)
+    journal.record_layer(D1, X1, [blocks["a"], blocks["b"]])
+    journal.record_layer(D2, X2, [blocks["c"]])
+    journal.close()
+    return blocks
+
+
+def test_layers_stored_whole_are_offered_to_a_rerun_with_the_same_token():
+    keep = FakeKeep()
+    blocks = write_layers(TOKEN, keep)
+    contents = Journal(IMAGE, token=TOKEN).read(keep)
+    assert contents.layers == {D1: StoredLayer([blocks["a"], blocks["b"]], X1),
+                               D2: StoredLayer([blocks["c"]], X2)}
+    assert contents.layers[D1].size == 200
+    assert contents.blocks == {block_key(l): l for l in blocks.values()}
+    text = open(journal_path(IMAGE)).read()
+    assert "secret" not in text
+    assert "layer {} {} {} {}\n".format(D1, X1, blocks["a"], blocks["b"]) in text
+
+
+def test_layers_never_cross_tokens():
+    keep = FakeKeep()
+    write_layers(OTHER, keep)
+    assert Journal(IMAGE, token=TOKEN).read(keep).layers == {}
+
+
+def test_a_layer_with_one_block_unusable_is_not_offered():
+    keep = FakeKeep()
+    soon = int(time.time()) + 600
+    blocks = write_layers(TOKEN, keep, expiry=soon)
+    contents = Journal(IMAGE, token=TOKEN).read(keep)
+    assert set(contents.layers) == {D1}  # D2's only block expires before the upload ends
+    assert block_key(blocks["c"]) not in contents.blocks
+
+
+def test_without_a_token_uuid_every_block_of_a_layer_must_answer_head():
+    keep = FakeKeep()
+    blocks = write_layers(None, keep)
+    del keep.blocks[blocks["b"].split("+")[0]]  # gone, or signed for another token
+    contents = Journal(IMAGE, token="v1secret").read(keep)
+    assert set(contents.layers) == {D2}
+
+
+def test_a_layer_line_with_a_bad_digest_or_locator_makes_the_journal_garbage(caplog):
+    for line in ["layer sha256:xyz {} {}".format(X1, signed(b"a")),
+                 "layer {} {} not-a-locator".format(D1, X1),
+                 "layer {} {}".format(D1, X1)]:
+        with open(journal_path(IMAGE), "w") as f:
+            f.write("token zzzzz-gj3su-000000000000001\n" + line + "\n")
+        with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):
+            assert Journal(IMAGE, token=TOKEN).read(FakeKeep()).layers == {}
+        assert "ignoring the resume journal" in caplog.text
+        assert not os.path.exists(journal_path(IMAGE))
+
+
+def test_record_layer_writes_nothing_malformed():
+    journal = Journal(IMAGE, token=TOKEN)
+    journal.record_layer(D1, X1, [])
+    journal.record_layer("sha256:short", X1, [signed(b"a")])
+    journal.record_layer(D1, X1, ["bad locator"])
+    journal.close()
+    assert not os.path.exists(journal_path(IMAGE))

@@ -134,3 +134,74 @@ def test_memory_holds_at_most_the_buffer_and_the_blocks_in_flight():
     w.write(stream.read())
     w.close()
     assert w._slots._value == keepwriter.IN_FLIGHT
+
+
+def test_when_stored_gives_a_ranges_blocks_once_all_are_in_keep():
+    keep = FakeKeep()
+    w = writer(keep)
+    told = []
+    # A "layer" at [100, 100 + BLOCK_SIZE + 50): two blocks, cut at both ends.
+    start, end = 100, 100 + BLOCK_SIZE + 50
+    w.cut_at(start)
+    w.cut_at(end)
+    w.when_stored(start, end, told.append)
+    w.when_stored(50, 150, lambda locators: told.append(("unaligned", locators)))
+    w.write(b"h" * 100)
+    assert told == []  # not written yet
+    w.write(b"L" * (BLOCK_SIZE + 50) + b"tail")
+    locators = w.close()
+    assert told == [locators[1:3]]
+    assert sizes(told[0]) == [BLOCK_SIZE, 50]
+
+
+def test_when_stored_counts_stored_placeholders_and_never_calls_after_a_failure():
+    keep = FakeKeep()
+    w = writer(keep)
+    told = []
+    stored = [signed(b"S" * 30)]
+    w.write(b"h" * 10)
+    w.stored(stored, 30)
+    w.when_stored(10, 40, told.append)
+    w.close()
+    assert told == [stored]
+
+    failing = writer(FakeKeep(fail_puts=1))
+    failing.cut_at(10)
+    failing.when_stored(0, 10, told.append)
+    failing.write(b"x" * 10)
+    with pytest.raises(IOError):
+        failing.close()
+    assert told == [stored]
+
+
+def test_a_stored_layer_whose_blocks_do_not_match_the_export_is_refused():
+    from arv_keepdocker_plugin.errors import BadArchive
+
+    class Tap:
+        archive = "test"
+
+        def skip(self, size, digests):
+            raise AssertionError("never reached")
+
+    w = writer(FakeKeep())
+    with pytest.raises(BadArchive, match="stored layer sha256:l is 20 bytes in Keep, but the "
+                       "image says 21"):
+        write_pieces([StoredData("sha256:l", 21)], Tap(), w,
+                     {"sha256:l": StoredLayer([signed(b"L" * 20)], "sha256:d")})
+    w.abort()
+
+
+def test_write_pieces_reports_what_a_downloading_image_received():
+    w = writer(FakeKeep())
+    received = iter([5, 5, 12, 20])  # before, at each piece, at the end
+
+    class Tap:
+        def feed(self, data):
+            pass
+
+        def finish(self):
+            pass
+
+    write_pieces([b"ab", b"cdef"], Tap(), w, {}, lambda: next(received))
+    w.close()
+    assert w.progress.downloaded == 15  # 20 - 5: what arrived while the export ran

@@ -9,7 +9,8 @@ import pytest
 from arv_keepdocker_plugin import BadReference, ImageSource, __version__, cli, hookimpl
 from arv_keepdocker_plugin.plugins import DEFAULT_PLUGINS, get_plugin_manager
 
-DEFAULT_SOURCES = {"docker-daemon", "containers-storage", "docker-archive", "oci-archive", "oci"}
+DEFAULT_SOURCES = {"docker-daemon", "containers-storage", "docker-archive", "oci-archive", "oci",
+                   "docker"}
 
 GOOD_PLUGIN = '''
 from arv_keepdocker_plugin import hookimpl
@@ -33,7 +34,7 @@ def test_defaults_provide_every_builtin_source():
     pm = get_plugin_manager(load_entrypoints=False)
     assert set(pm.sources) == DEFAULT_SOURCES
     assert pm.sources.names() == ["docker-daemon", "containers-storage", "docker-archive",
-                                  "oci-archive", "oci"]
+                                  "oci-archive", "oci", "docker"]
     assert [p["name"] for p in pm.describe()] == list(DEFAULT_PLUGINS)
     assert pm.broken == []
 

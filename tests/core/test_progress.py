@@ -49,3 +49,21 @@ def test_no_mode_prints_nothing():
 def test_mode_follows_arv_put_s_rule(monkeypatch, flags, tty, mode):
     monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
     assert mode_from_options(argparse.Namespace(**flags)) == mode
+
+
+def test_a_downloading_source_adds_its_counter_after_the_others():
+    out = io.StringIO()
+    progress = Progress("machine", stream=out, interval=0, downloads=True)
+    progress.add(downloaded=7)
+    progress.add(read=5, uploaded=5, written=5, downloaded=5)
+    progress.finish()
+    last = out.getvalue().splitlines()[-1]
+    # arv-put's prefix first, then the same pairs as every source, then downloads.
+    assert re.fullmatch(r"\S+ \d+: 5 written -1 total 5 read 5 uploaded 0 reused 12 downloaded",
+                        last)
+    human = io.StringIO()
+    progress = Progress("human", stream=human, interval=0, downloads=True)
+    progress.add(read=1 << 20, written=1 << 20, downloaded=2 << 20)
+    progress.finish()
+    assert human.getvalue().startswith("\r1M stored: 1M read, 0M uploaded, 0M reused, "
+                                       "2M downloaded ")

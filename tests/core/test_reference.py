@@ -56,3 +56,14 @@ def test_transport_split_only_for_known_sources():
     # A name that is not a source keeps 3.2.1's meaning (a repo with a tag).
     assert split_transport("localhost:5000/x", known) == (None, "localhost:5000/x")
     assert split_transport("repo:tag", known) == (None, "repo:tag")
+
+
+def test_a_double_slash_transport_is_split_only_with_its_slashes():
+    prefixes = {"docker": "docker://", "docker-archive": "docker-archive:"}
+    assert split_transport("docker://debian:12", prefixes) == ("docker", "debian:12")
+    assert split_transport("docker://127.0.0.1:5000/x@sha256:" + "a" * 64, prefixes) == (
+        "docker", "127.0.0.1:5000/x@sha256:" + "a" * 64)
+    # 3.2.1: the Docker engine's image "docker" with tag "dind" (Docker-in-Docker).
+    assert split_transport("docker:dind", prefixes) == (None, "docker:dind")
+    assert split_transport("docker:/x", prefixes) == (None, "docker:/x")
+    assert split_transport("docker-archive:/x.tar", prefixes) == ("docker-archive", "/x.tar")

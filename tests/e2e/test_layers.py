@@ -147,9 +147,10 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
     while time.monotonic() < deadline:
         if os.path.exists(path):
             with open(path) as f:
-                # The first line names the token ("token <uuid>"); then locators.
+                # The first line names the token ("token <uuid>"); then locators,
+                # and "layer ..." lines for layers stored whole.
                 done = sum(int(line.split("+")[1]) for line in f
-                           if line.strip() and not line.startswith("token "))
+                           if line.strip() and not line.startswith(("token ", "layer ")))
             if done >= min_bytes:
                 return done
         assert proc.poll() is None, proc.communicate()

@@ -19,6 +19,9 @@ storage directory, so every image is served by every registry):
     HTTPS with token auth and its :class:`~.tokenserver.TokenServer`
     (``start_token_registry`` starts another, for tests that restart it).
 
+The ``docker://`` source's end-to-end tests (``test_source*.py``) add
+``source_run`` and ``push`` (see :mod:`.source_fixtures`).
+
 Function fixtures: ``registry_env`` (a private HOME, XDG dirs and PATH),
 ``registry_options`` (builds :class:`PullOptions` with fast retries and that
 environment), ``registry_proxy`` (a :class:`~.faultproxy.FaultProxy` in
@@ -44,6 +47,8 @@ from arv_keepdocker_testkit import imagebuild as ib
 
 from . import harness
 from .faultproxy import FaultProxy
+from .source_fixtures import (arvados_state, base_env, push, source_run,  # noqa: F401
+                              unique)  # the docker:// source's end-to-end tests
 from .tokenserver import TokenServer
 
 BIG_SIZE = 64 * 1024 * 1024 + 1
@@ -286,7 +291,7 @@ def registry_options(registry_env, registry_sleeps, tmp_path):
     ``conf`` is registries.conf text (the machine's files are never read);
     retries are immediate (the delays go to ``registry_sleeps``).
     """
-    def make(conf: str = "", certs_d=(), credentials: CredentialOptions = CredentialOptions(),
+    def make(conf: str = "", certs_d=(), credentials: Optional[CredentialOptions] = None,
              tls_verify: bool = True, cert_dir: Optional[str] = None, **kwargs) -> PullOptions:
         path = tmp_path / ("registries-%d.conf" % len(list(tmp_path.glob("registries-*"))))
         path.write_text(textwrap.dedent(conf))
@@ -295,7 +300,7 @@ def registry_options(registry_env, registry_sleeps, tmp_path):
         kwargs.setdefault("retry", RetryPolicy(attempts=4, initial_delay=0.25, max_delay=1,
                                                sleep=registry_sleeps.append))
         kwargs.setdefault("timeout", 30)
-        return PullOptions(credentials=credentials,
+        return PullOptions(credentials=credentials or CredentialOptions(),
                            tls=TLSOptions(verify=tls_verify, cert_dir=cert_dir,
                                           certs_d_roots=tuple(certs_d)),
                            registries_conf=registries, env=registry_env, **kwargs)

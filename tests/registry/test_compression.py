@@ -87,3 +87,16 @@ def test_imagebuilds_raw_block_zstd_frames_decompress():
     skippable = b"\x50\x2a\x4d\x18\x03\x00\x00\x00abc"
     small = zstd_bytes(b"tiny")
     assert b"".join(decompress([bytes([b]) for b in skippable + small], "zstd")) == b"tiny"
+
+
+@pytest.mark.parametrize("size", [1 << 20, 65536, 1000])
+def test_zstd_frames_ending_early_in_a_chunk_as_zstd_chunked_writes_them(size):
+    # zstd:chunked: a frame per file (the first one tiny), then skippable
+    # frames holding its table of contents; the chunk a frame ends in holds
+    # far more than the decompressor is fed at once.
+    zstandard = pytest.importorskip("zstandard")
+    files = [b"h" * 512, random.Random(2).randbytes(100_000), b"t" * 1024]
+    frames = b"".join(zstandard.ZstdCompressor().compress(f) for f in files)
+    skippable = b"\x50\x2a\x4d\x18\x05\x00\x00\x00toc!!" + b"\x51\x2a\x4d\x18\x02\x00\x00\x00ft"
+    out = b"".join(decompress(pieces(frames + skippable, size), "zstd"))
+    assert out == b"".join(files)

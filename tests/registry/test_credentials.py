@@ -43,7 +43,7 @@ def test_file_order(env, tmp_path):
     p = paths(env, tmp_path)
     assert [f.path for f in auth_files(CredentialOptions(), env)] == [
         p["runtime"], p["config"], p["docker"], p["legacy"]]
-    for n, kind in enumerate(["legacy", "docker", "config", "runtime"]):
+    for kind in ["legacy", "docker", "config", "runtime"]:
         content = {HOST: {"auth": basic(kind, "pw")}}
         write_json(p[kind], content if kind == "legacy" else {"auths": content})
         assert user_of(find_credential(HOST, "x", env=env)) == kind  # later kinds win

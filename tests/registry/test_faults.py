@@ -157,7 +157,13 @@ def test_server_ignoring_range_restarts_and_skips(via_proxy, registry_proxy, reg
     registry_proxy.ignore_range(digest)
     with RegistrySession(options) as session:
         image = session.resolve(address + "/demo/big:1")
+        documents = session.bytes_received
+        assert documents == len(image.manifest_bytes) + len(image.config_bytes)
         received, error, stream = chunks_until_error(session, image, image.layers[0])
+        # What was cut, then everything again: the session counts what it received.
+        again = session.bytes_received - documents - BIG_SIZE
+        assert 0 < again <= 5 * 1024 * 1024
+    assert session.bytes_received == documents + BIG_SIZE + again  # kept once closed
     assert error is None and received == BIG_SIZE and stream.resumes == 1
     assert [r["range"] is not None for r in registry_proxy.requests(digest)] == [False, True]
 

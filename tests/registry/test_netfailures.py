@@ -15,7 +15,7 @@ def wrapped(inner, outer=requests.ConnectionError):
         try:
             raise inner
         except BaseException as e:
-            raise outer(e)
+            raise outer(e)  # noqa: B904  (as requests wraps: context, no cause)
     except BaseException as e:
         return e
 

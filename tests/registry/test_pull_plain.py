@@ -45,7 +45,7 @@ def test_oci_image_with_gzip_layers(registry_images, registry_options, how):
         assert all(l.media_type.endswith("+gzip") for l in image.layers)
         assert image.source.insecure == (how == "registries.conf")
         assert image.endpoint == address + "/demo/oci"
-        for layer, built in zip(image.layers, pushed.built.layers):
+        for layer, built in zip(image.layers, pushed.built.layers, strict=True):
             with session.blob(image, layer) as stream:
                 data = b"".join(stream)
             assert data == built.data

@@ -91,7 +91,8 @@ def test_identity_token_from_a_credential_helper(registry_token, registry_option
 
 
 def test_rekeyed_registry_refuses_the_cached_token_and_a_new_one_is_fetched(
-        registry_images, registry_basic, registry_ca, registry_server_cert, registry_options, tmp_path, caplog):
+        registry_images, registry_basic, registry_ca, registry_server_cert, registry_options,
+        tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     registry = start_token_registry(str(tmp_path / "rekey"), registry_images.storage,
                                     registry_ca, registry_server_cert)

@@ -1,0 +1,142 @@
+"""``docker://[REGISTRY[:PORT]/]NAME[:TAG|@sha256:DIGEST]`` - an image in a registry.
+
+Pulled with no daemon and no copy on disk: the manifest and config are
+fetched when the image is resolved (so the image id, the config digest, is
+known before anything is stored, and an image already in Arvados costs
+nothing more), and each layer blob is streamed from the registry into Keep
+as the upload reaches it (:mod:`.registry_export`). Layers already stored
+(a record the core trusts, or this user's resume journal) are not even
+downloaded.
+
+References follow skopeo's ``docker://`` rules
+(:func:`~..registry.parse_reference`): ``debian:12`` is Docker Hub's
+``docker.io/library/debian:12``, the first component is a registry only
+when it has a ``.`` or ``:`` or is ``localhost``, no tag means ``latest``.
+Only the literal prefix ``docker://`` selects this source (``--source
+docker`` too); ``docker:dind`` stays the Docker engine's image ``docker``
+with tag ``dind``, as in arv-keepdocker 3.2.1. registries.conf (mirrors,
+``location`` rewrites, blocked and insecure registries), certs.d and the
+usual auth files apply as for podman and skopeo; the options are skopeo's
+(:mod:`.registry_options`).
+
+Linked (``docker_image_repo+tag``) under the name a user would pull it by:
+``registry:port/name:tag``, and Docker Hub images as Docker names them
+(``debian:12``, ``user/app:1``). An image given by digest alone gets only
+its ``docker_image_hash`` link, as an image given by id does. The hash link
+records the registry's manifest digest (and the index digest of a
+multi-platform image); the collection property ``docker-image-reference``
+holds the fully qualified reference by digest (the digest typed, else the
+manifest digest), e.g. ``docker.io/library/debian@sha256:...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, Optional
+
+from .. import hookimpl
+from ..errors import BadReference
+from ..image import Image, ImageSource, Reference
+from ..registry import RegistryReference, RegistrySession, parse_reference
+from . import registry_options
+from .registry_export import RegistryExport
+
+NAME = "docker"
+PREFIX = NAME + "://"
+#: The collection property holding the image's reference by digest.
+REFERENCE_PROPERTY = "docker-image-reference"
+
+
+def with_tag(details: str, tag: Optional[str]) -> str:
+    """``details`` with the separate TAG argument (3.2.1's ``IMAGE TAG`` form).
+
+    :raises BadReference: a tag given twice, or with a digest.
+    """
+    if tag is None:
+        return details
+    name = details.partition("@")[0]
+    if "@" in details or ":" in name.rsplit("/", 1)[-1]:
+        raise BadReference("image {!r} already includes a tag or digest, cannot add tag "
+                           "argument {!r}".format(PREFIX + details, tag))
+    return "{}:{}".format(details, tag)
+
+
+def requested(options: argparse.Namespace) -> Optional[RegistryReference]:
+    """The registry reference this run's command line asks for, if it is ours."""
+    raw = getattr(options, "image", None) or ""
+    source = getattr(options, "source", None)
+    if raw.startswith(PREFIX) and source in (None, NAME):
+        details = raw[len(PREFIX):]
+    elif source == NAME:
+        details = raw
+    else:
+        return None
+    try:
+        return parse_reference(with_tag(details, getattr(options, "tag", None)))
+    except BadReference:
+        return None
+
+
+def by_digest(reference: RegistryReference, manifest_digest: Optional[str]) -> Optional[str]:
+    """``REGISTRY/REPOSITORY@DIGEST``: the digest typed, else the manifest's."""
+    digest = reference.digest or manifest_digest
+    return "{}@{}".format(reference.name, digest) if digest else None
+
+
+class RegistrySource(ImageSource):
+    """The ``docker://`` transport."""
+
+    name = NAME
+    description = "an image in a registry: docker://[REGISTRY[:PORT]/]NAME[:TAG|@DIGEST]"
+    double_slash = True
+
+    def parse(self, details: str, tag: Optional[str]) -> Reference:
+        """``[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`` (after ``docker://``).
+
+        ``ref`` is the fully qualified reference; ``name`` and ``tag`` are
+        what will be linked, none for a reference by digest alone.
+        """
+        ref = parse_reference(with_tag(details, tag))
+        return Reference(raw=PREFIX + details, transport=NAME,
+                         name=ref.familiar_name if ref.tag else None, tag=ref.tag,
+                         ref=str(ref))
+
+    def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        """Fetch the manifest (the platform's, from an index) and the config.
+
+        :raises RegistryError: one line: unreachable, refused, unknown,
+            blocked, a digest mismatch, schema 1, zstd without zstandard...
+        """
+        if reference.ref is None:
+            raise BadReference("{}: no image reference".format(reference.raw))
+        pull = registry_options.pull_options(options)
+        with RegistrySession(pull) as session:
+            resolved = session.resolve(reference.ref)
+            received = session.bytes_received
+        repo_tag = resolved.familiar if resolved.tag else None
+        export = RegistryExport(pull, resolved, repo_tag, received)
+        return Image(image_id=resolved.image_id, source=self.name, repo_tag=repo_tag,
+                     config=resolved.config, manifest_digest=resolved.manifest_digest,
+                     index_digest=resolved.index_digest, layers=export.layers,
+                     export=export.export, export_pieces=export.export_pieces,
+                     downloaded=export.downloaded)
+
+
+@hookimpl
+def keepdocker_register_sources(register):
+    register(RegistrySource())
+
+
+@hookimpl
+def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
+    registry_options.add_arguments(parser)
+
+
+@hookimpl
+def keepdocker_collection_properties(image: Image,
+                                     options: argparse.Namespace) -> Optional[Dict[str, Any]]:
+    if image.source != NAME:
+        return None
+    reference = requested(options)
+    value = by_digest(reference, image.manifest_digest) if reference is not None else None
+    return {REFERENCE_PROPERTY: value} if value else None

@@ -1,0 +1,121 @@
+"""The ``docker://`` source's command-line options, with skopeo's names.
+
+``--src-creds USER[:PASSWORD]``, ``--src-authfile FILE``, ``--src-no-creds``,
+``--src-cert-dir DIR`` and ``--src-tls-verify[=true|false]`` mean what they
+mean to ``skopeo copy``; the core's ``--platform`` picks the image of a
+multi-platform index. :func:`pull_options` turns the parsed command line
+into the registry client's :class:`~..registry.PullOptions`.
+
+A password given with ``--src-creds`` is held, from the moment the command
+line is parsed, in a :class:`~..registry.Credential` (whose ``repr`` hides
+it), so the options namespace other plugins see never shows it. Without
+``:PASSWORD`` it is asked for on the terminal (and refused without one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Callable, Optional, Union
+
+from ..archive.platforms import Platform
+from ..registry import Credential, CredentialOptions, PullOptions, TLSOptions, parse_creds
+
+#: The group title in ``--help``.
+GROUP = "docker:// registry source options (as skopeo's)"
+
+
+def creds_argument(text: str) -> Union[Credential, str]:
+    """``--src-creds``: a :class:`Credential` for ``USER:PASSWORD``, the bare
+    ``USER`` (its password is asked for later) otherwise.
+
+    Raises :class:`argparse.ArgumentTypeError` with a message that never
+    quotes the value (argparse would otherwise print it).
+    """
+    if not text or text.startswith(":"):
+        raise argparse.ArgumentTypeError("the username is empty (expected USER[:PASSWORD])")
+    if ":" in text:
+        return parse_creds(text)
+    return text
+
+
+def bool_argument(text: str) -> bool:
+    """``true``/``false`` (and Go's other spellings, as skopeo accepts them).
+
+    argparse gives an optional value the next word when it is written apart
+    (``--src-tls-verify docker://x``), which skopeo's flag would not take:
+    the message says to write ``--src-tls-verify=BOOL``.
+    """
+    value = text.strip().lower()
+    if value in ("true", "t", "1"):
+        return True
+    if value in ("false", "f", "0"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, not {!r} (write "
+                                     "--src-tls-verify=true or =false)".format(text[:40]))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options, in a group of their own."""
+    group = parser.add_argument_group(GROUP)
+    creds = group.add_mutually_exclusive_group()
+    creds.add_argument("--src-creds", metavar="USER[:PASSWORD]", type=creds_argument,
+                       help="Credentials for the registry (the password is asked for when "
+                       "omitted); prefer an auth file, which no process listing shows")
+    creds.add_argument("--src-no-creds", action="store_true", default=False,
+                       help="Access the registry anonymously (no auth file is read)")
+    group.add_argument("--src-authfile", metavar="FILE",
+                       help="Auth file to read first (default $REGISTRY_AUTH_FILE, else "
+                       "${XDG_RUNTIME_DIR}/containers/auth.json); the others are read after it")
+    group.add_argument("--src-cert-dir", metavar="DIR",
+                       help="Use DIR's *.crt (CAs) and NAME.cert/NAME.key (client "
+                       "certificate) instead of certs.d")
+    group.add_argument("--src-tls-verify", metavar="BOOL", type=bool_argument, nargs="?",
+                       const=True, default=True,
+                       help="Verify the registry's certificate and require HTTPS "
+                       "(default true); --src-tls-verify=false also allows plain HTTP")
+
+
+def _ask(prompt: str) -> str:
+    return getpass.getpass(prompt)
+
+
+def credential_options(options: argparse.Namespace,
+                       prompt: Optional[Callable[[str], str]] = None) -> CredentialOptions:
+    """``--src-creds``/``--src-authfile``/``--src-no-creds`` as the client takes them.
+
+    :param prompt: asks for a password missing from ``--src-creds USER``
+        (default: :func:`getpass.getpass` when stdin is a terminal, else none).
+    :raises CredentialError: no password and no way to ask for one.
+    """
+    creds = getattr(options, "src_creds", None)
+    if isinstance(creds, str):
+        if prompt is None and sys.stdin is not None and sys.stdin.isatty():
+            prompt = _ask
+        creds = parse_creds(creds, prompt)
+        options.src_creds = creds  # asked once per run, kept hidden
+    return CredentialOptions(creds=creds, authfile=getattr(options, "src_authfile", None),
+                             no_creds=bool(getattr(options, "src_no_creds", False)))
+
+
+def pull_options(options: argparse.Namespace,
+                 prompt: Optional[Callable[[str], str]] = None) -> PullOptions:
+    """The registry client's options for this run (environment: ``os.environ``).
+
+    registries.conf and certs.d are read where podman and skopeo read them
+    (see :mod:`..registry.config` and :mod:`..registry.tls`).
+
+    :raises BadReference: an invalid ``--platform``.
+    :raises CredentialError: see :func:`credential_options`.
+    """
+    platform = getattr(options, "platform", None)
+    verify = getattr(options, "src_tls_verify", True)
+    return PullOptions(credentials=credential_options(options, prompt),
+                       tls=TLSOptions(verify=True if verify is None else bool(verify),
+                                      cert_dir=getattr(options, "src_cert_dir", None)),
+                       platform=Platform.parse(platform) if platform else None)
+
+
+__all__ = ["GROUP", "add_arguments", "bool_argument", "creds_argument", "credential_options",
+           "pull_options"]
