@@ -118,6 +118,22 @@ class PlannedLayer:
 LayerData = Callable[[PlannedLayer], Tuple[int, Iterable[bytes]]]
 
 
+class DocumentDigests:
+    """An image's id and manifest digest, from its config and manifest bytes."""
+
+    config_bytes: bytes
+    manifest_bytes: bytes
+
+    @property
+    def image_id(self) -> str:
+        """The config digest: the id ``docker load`` gives the converted image."""
+        return "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
+
+    @property
+    def manifest_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.manifest_bytes).hexdigest()
+
+
 class ImageDocuments(Protocol):
     """What :func:`to_docker_archive` writes besides layers: config and manifest.
 
@@ -163,7 +179,7 @@ class Candidate:
 
 
 @dataclasses.dataclass
-class OciImage:
+class OciImage(DocumentDigests):
     """The selected image: its manifest and config (read and verified)."""
 
     path: str
@@ -178,15 +194,6 @@ class OciImage:
     layer_descriptors: List[dict]
     #: The layout tar's compression (read in order, whole), or None.
     compression: Optional[str] = None
-
-    @property
-    def image_id(self) -> str:
-        """The config digest: the id ``docker load`` gives the converted image."""
-        return "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
-
-    @property
-    def manifest_digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.manifest_bytes).hexdigest()
 
     @property
     def layers(self) -> List[Layer]:

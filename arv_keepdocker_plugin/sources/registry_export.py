@@ -34,7 +34,7 @@ import hashlib
 from typing import (AbstractSet, Any, Dict, Generator, Iterable, Iterator, List, Optional,
                     Tuple, cast)
 
-from ..archive.oci_layout import LayerData, PlannedLayer, to_docker_archive
+from ..archive.oci_layout import DocumentDigests, LayerData, PlannedLayer, to_docker_archive
 from ..image import ByteStream, Layer, Piece
 from ..registry import (Descriptor, DigestMismatch, PullOptions, RegistrySession,
                         ResolvedImage, compression_of, decompress, zstd_available)
@@ -44,7 +44,7 @@ from ..streams import ChunkReader
 
 
 @dataclasses.dataclass(frozen=True)
-class RegistryDocuments:
+class RegistryDocuments(DocumentDigests):
     """Config and manifest bytes as served (what the archive writer needs)."""
 
     path: str
@@ -52,14 +52,6 @@ class RegistryDocuments:
     config_bytes: bytes
     manifest_bytes: bytes
     manifest_media_type: str
-
-    @property
-    def image_id(self) -> str:
-        return "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
-
-    @property
-    def manifest_digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.manifest_bytes).hexdigest()
 
 
 def uncompressed_media_type(media_type: str) -> str:
