@@ -151,7 +151,13 @@ class DockerDaemonSource(ImageSource):
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         target = reference.engine_target
-        result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
+        # Which image store the engine uses is asked at the same time as the
+        # image (it costs a CLI start-up, hidden behind the inspect's).
+        store_probe = self._probe_store()
+        try:
+            result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
+        finally:
+            containerd = self._store_answer(store_probe)
         if result.returncode != 0:
             raise self._error("image inspect", result.stderr, target)
         try:
@@ -169,23 +175,31 @@ class DockerDaemonSource(ImageSource):
             info, self.name, reference, image_id,
             lambda: exporting([binary, "save", image_id], "docker save " + image_id),
             manifest_digest=pick_repo_digest(info.get("RepoDigests"), reference.name))
-        if self.containerd_store():
+        if containerd:
             # Its Id is the manifest (or index) digest: the config digest, the id
             # the image is stored under, is known once the export has passed.
             image = dataclasses.replace(image, provisional_id=True, manifest_digest=None)
         return image
 
-    def containerd_store(self) -> bool:
-        """Whether the engine keeps images in containerd's store (Docker 29's default).
+    def _probe_store(self) -> Optional[subprocess.Popen]:
+        """Start ``docker info``, which says whether the engine keeps images in
+        containerd's store (Docker 29's default): its driver status then has
+        ``driver-type: io.containerd.snapshotter.v1``. Asked once per run."""
+        if self._containerd is not None:
+            return None
+        return subprocess.Popen([self._binary(), "info", "--format",
+                                 "{{json .DriverStatus}}"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
-        ``docker info`` says so in its driver status
-        (``driver-type: io.containerd.snapshotter.v1``); asked once per run.
-        """
-        if self._containerd is None:
-            result = self._run(["info", "--format", "{{json .DriverStatus}}"],
-                               INSPECT_TIMEOUT)
-            self._containerd = b"io.containerd.snapshotter" in result.stdout
-        return self._containerd
+    def _store_answer(self, probe: Optional[subprocess.Popen]) -> bool:
+        if probe is not None:
+            try:
+                out, _ = probe.communicate(timeout=INSPECT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                probe.kill()
+                out, _ = probe.communicate()
+            self._containerd = b"io.containerd.snapshotter" in (out or b"")
+        return bool(self._containerd)
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None:
