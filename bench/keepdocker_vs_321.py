@@ -465,8 +465,12 @@ def machine() -> str:
 def code_version() -> str:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip() or "unknown"
+    # The results files themselves are rewritten by the benchmarks: a change there
+    # says nothing about the code measured.
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+                            "--untracked-files=no", "--", ".", ":!bench/RESULTS.md",
+                            ":!bench/RELIABILITY.md"],
+                           capture_output=True, text=True).stdout.strip()
     return head + (" with uncommitted changes" if dirty else "")
 
 
