@@ -37,9 +37,8 @@ from typing import Any, Dict, Optional
 from .. import hookimpl
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..registry import RegistryReference, RegistrySession, parse_reference
+from ..registry import RegistryReference, parse_reference
 from . import registry_options
-from .registry_export import RegistryExport
 
 NAME = "docker"
 PREFIX = NAME + "://"
@@ -109,6 +108,10 @@ class RegistrySource(ImageSource):
         """
         if reference.ref is None:
             raise BadReference("{}: no image reference".format(reference.raw))
+        # The HTTP client and the export are imported here, on first use: every run
+        # registers this source, few use it (see ..registry's _ON_FIRST_USE).
+        from ..registry import RegistrySession
+        from .registry_export import RegistryExport
         pull = registry_options.pull_options(options)
         with RegistrySession(pull) as session:
             resolved = session.resolve(reference.ref)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ..archive.platforms import Platform
-from ..registry import Credential, CredentialOptions, PullOptions, TLSOptions, parse_creds
+from ..registry import Credential, CredentialOptions, TLSOptions, parse_creds
+
+if TYPE_CHECKING:
+    from ..registry import PullOptions
 
 #: The group title in ``--help``.
 GROUP = "docker:// registry source options (as skopeo's)"
@@ -109,6 +112,7 @@ def pull_options(options: argparse.Namespace,
     :raises BadReference: an invalid ``--platform``.
     :raises CredentialError: see :func:`credential_options`.
     """
+    from ..registry import PullOptions  # on first use: see ..registry's _ON_FIRST_USE
     platform = getattr(options, "platform", None)
     verify = getattr(options, "src_tls_verify", True)
     return PullOptions(credentials=credential_options(options, prompt),
