@@ -58,20 +58,28 @@ def zstd_available() -> bool:
     return True
 
 
-class _Zlib:
-    """gzip through zlib, output bounded by ``max_length``."""
+class _Bounded:
+    """A zlib, bz2 or lzma object asked for at most :data:`OUT_CHUNK` bytes a call.
 
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    After each call it is drained with :meth:`_pending` (what to pass next)
+    until it has ended or wants new input.
+    """
+
+    def __init__(self, decompressor) -> None:
+        self._d = decompressor
+
+    def _pending(self) -> Optional[bytes]:
+        raise NotImplementedError
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         out = self._d.decompress(data, OUT_CHUNK)
         while True:
             if out:
                 yield out
-            if self._d.eof or not self._d.unconsumed_tail:
+            pending = None if self._d.eof else self._pending()
+            if pending is None:
                 return
-            out = self._d.decompress(self._d.unconsumed_tail, OUT_CHUNK)
+            out = self._d.decompress(pending, OUT_CHUNK)
 
     @property
     def eof(self) -> bool:
@@ -84,28 +92,21 @@ class _Zlib:
         return self._d.unused_data
 
 
-class _Buffered:
-    """bz2 and lzma objects, which buffer input and honour ``max_length``."""
+class _Zlib(_Bounded):
+    """gzip: zlib keeps the input it has not read yet in ``unconsumed_tail``."""
 
-    def __init__(self, factory) -> None:
-        self._d = factory()
+    def __init__(self) -> None:
+        super().__init__(zlib.decompressobj(16 + zlib.MAX_WBITS))
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        out = self._d.decompress(data, OUT_CHUNK)
-        while True:
-            if out:
-                yield out
-            if self._d.eof or self._d.needs_input:
-                return
-            out = self._d.decompress(b"", OUT_CHUNK)
+    def _pending(self) -> Optional[bytes]:
+        return self._d.unconsumed_tail or None
 
-    @property
-    def eof(self) -> bool:
-        return self._d.eof
 
-    @property
-    def unused(self) -> bytes:
-        return self._d.unused_data
+class _Buffered(_Bounded):
+    """bz2 and lzma buffer their input and say when they need more."""
+
+    def _pending(self) -> Optional[bytes]:
+        return None if self._d.needs_input else b""
 
 
 class _Zstd:
@@ -161,9 +162,9 @@ class Decompressor:
         if kind == "gzip":
             return _Zlib
         if kind == "bzip2":
-            return lambda: _Buffered(bz2.BZ2Decompressor)
+            return lambda: _Buffered(bz2.BZ2Decompressor())
         if kind == "xz":
-            return lambda: _Buffered(lzma.LZMADecompressor)
+            return lambda: _Buffered(lzma.LZMADecompressor())
         if kind == "zstd":
             try:
                 import zstandard

@@ -15,7 +15,35 @@ from .image import ByteStream
 CHUNK = 8 << 20
 
 
-class ChunkReader:
+class ReadOnlyStream:
+    """The file-object surface of a read-only, non-seekable stream.
+
+    Subclasses supply ``read`` (and ``readinto``); this gives them the rest of
+    what ``tarfile``, ``shutil`` and the Keep writer ask of a file object.
+    """
+
+    closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ChunkReader(ReadOnlyStream):
     """A read-only, non-seekable file object over an iterator of byte chunks.
 
     ``read(n)`` returns at most ``n`` bytes (fewer only at the end), so callers
@@ -34,16 +62,6 @@ class ChunkReader:
         self._buffer = b""
         self._pos = 0
         self._done = False
-        self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
 
     def _fill(self) -> bool:
         while not self._done:
@@ -82,16 +100,10 @@ class ChunkReader:
         return len(data)
 
     def close(self) -> None:
-        self.closed = True
+        super().close()
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def chunks_of(stream: ByteStream, chunk: int = CHUNK) -> Iterator[bytes]:

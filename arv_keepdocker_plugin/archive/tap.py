@@ -22,6 +22,7 @@ import tarfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..image import ByteStream
+from ..streams import ReadOnlyStream
 from . import safety
 from .layercheck import Digests, MemberDigest
 from .safety import bad
@@ -58,7 +59,7 @@ def layer_digest(member_name: str, index: int, diff_ids: list, layer_count: int)
 _HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
 
 
-class TarTap:
+class TarTap(ReadOnlyStream):
     """A read-only file object passing a docker-archive tar stream through unchanged.
 
     :param stream: any object with ``read(n)`` (``readinto`` is used when present);
@@ -133,18 +134,8 @@ class TarTap:
         self.config: Optional[dict] = None
         self.config_bytes: Optional[bytes] = None
         self.config_digest: Optional[str] = None
-        self.closed = False
 
-    # -- file object -------------------------------------------------------
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
+    # -- file object (the rest of it from ReadOnlyStream) -----------------------
 
     def read(self, n: int = -1) -> bytes:
         assert self._stream is not None, "a TarTap fed with feed() is not read"
@@ -167,15 +158,6 @@ class TarTap:
         elif len(b):
             self._finish()
         return n or 0
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- pieces (for exports that skip stored layers) -------------------------
 
