@@ -92,6 +92,11 @@ def socket_answers(path: str, timeout: float = 2.0) -> bool:
     return True
 
 
+def _no_answer(command: str, timeout: Optional[float]) -> EngineUnavailable:
+    return EngineUnavailable("the Docker engine at {} did not answer `docker {}` "
+                             "within {}s".format(docker_host(), command, timeout))
+
+
 class DockerDaemonSource(ImageSource):
     """Images in the local Docker engine, through the ``docker`` CLI."""
 
@@ -118,8 +123,7 @@ class DockerDaemonSource(ImageSource):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise EngineUnavailable("the Docker engine at {} did not answer `docker {}` "
-                                    "within {}s".format(docker_host(), args[0], timeout)) from None
+            raise _no_answer(args[0], timeout) from None
 
     def _error(self, what: str, stderr: bytes, target: str) -> SourceError:
         message = first_line(stderr.decode("utf-8", "replace"))
@@ -156,8 +160,12 @@ class DockerDaemonSource(ImageSource):
         store_probe = self._probe_store()
         try:
             result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
-        finally:
-            containerd = self._store_answer(store_probe)
+        except BaseException:
+            if store_probe is not None:
+                store_probe.kill()
+                store_probe.wait()
+            raise
+        containerd = self._store_answer(store_probe)
         if result.returncode != 0:
             raise self._error("image inspect", result.stderr, target)
         try:
@@ -197,7 +205,8 @@ class DockerDaemonSource(ImageSource):
                 out, _ = probe.communicate(timeout=INSPECT_TIMEOUT)
             except subprocess.TimeoutExpired:
                 probe.kill()
-                out, _ = probe.communicate()
+                probe.wait()
+                raise _no_answer("info", INSPECT_TIMEOUT) from None
             self._containerd = b"io.containerd.snapshotter" in (out or b"")
         return bool(self._containerd)
 
