@@ -369,6 +369,12 @@ def build_rows(bench: Bench) -> List[List[str]]:
                      "-" if r is None else "%.2f" % r, target,
                      verdict(r, limit) if limit else ""])
 
+    def floor_row(label, scenario, tool, name):
+        floor = median_of(runs, scenario, tool, "wall")
+        r = ratio(floor, median_of(runs, scenario, SEED, "wall"))
+        rows.append([label, name, secs(floor), "", "-" if r is None else "%.2f" % r,
+                     "floor", ""])
+
     def value_row(label, scenario, seed_scenario, attribute, name, limit=None, target="",
                   strict=False):
         ours = median_of(runs, scenario, OURS, attribute)
@@ -379,19 +385,11 @@ def build_rows(bench: Bench) -> List[List[str]]:
 
     s1 = "1 first upload (%d MiB)" % plan.total
     time_row(s1, "1", "1", 0.5, "ratio <= 0.5")
-    floor = median_of(runs, "1", FLOOR, "wall")
-    seed1 = median_of(runs, "1", SEED, "wall")
-    rows.append([s1, "docker save > /dev/null (s, the floor)", secs(floor), "",
-                 "-" if ratio(floor, seed1) is None else "%.2f" % ratio(floor, seed1),
-                 "floor", ""])
+    floor_row(s1, "1", FLOOR, "docker save > /dev/null (s, the floor)")
     value_row(s1, "1", "1", "keep_added", "Keep bytes added (MiB)")
     s2 = "2 new version from engine (top %d MiB new)" % plan.top
     time_row(s2, "2", "2", 0.35, "ratio <= 0.35")
-    floor2 = median_of(runs, "2", FLOOR, "wall")
-    seed2 = median_of(runs, "2", SEED, "wall")
-    rows.append([s2, "docker save v2 > /dev/null (s, the floor)", secs(floor2), "",
-                 "-" if ratio(floor2, seed2) is None else "%.2f" % ratio(floor2, seed2),
-                 "floor", ""])
+    floor_row(s2, "2", FLOOR, "docker save v2 > /dev/null (s, the floor)")
     value_row(s2, "2", "2", "keep_added", "Keep bytes added (MiB)", 1.1 * layer,
               "ours <= %.1f" % (1.1 * plan.top))
     value_row(s2, "2", "2", "tree_rss", "peak RSS, tree (MiB)")
@@ -402,11 +400,7 @@ def build_rows(bench: Bench) -> List[List[str]]:
               "ours <= %.1f" % (1.1 * plan.top))
     s3 = "3 already stored"
     time_row(s3, "3", "3", 0.5, "ratio <= 0.5")
-    floor3 = median_of(runs, "3", IMPORT_FLOOR, "wall")
-    seed3 = median_of(runs, "3", SEED, "wall")
-    rows.append([s3, "python -c 'import arvados' (s, the floor)", secs(floor3), "",
-                 "-" if ratio(floor3, seed3) is None else "%.2f" % ratio(floor3, seed3),
-                 "floor", ""])
+    floor_row(s3, "3", IMPORT_FLOOR, "python -c 'import arvados' (s, the floor)")
     saved = {tool: [run.saved for run in runs
                     if run.scenario == "3" and run.tool == tool and run.ok]
              for tool in (OURS, SEED)}
@@ -496,11 +490,12 @@ def notes(bench: Bench, engine_version: str) -> str:
                 per_run.append("%s %s: %s" % (label, tool, text))
     failures = [run for run in runs if not run.ok]
     floor_notes = []
-    for scenario, target, what, who in (
-            ("1", 0.5, "`docker save`", "reads `docker save` from this engine"),
-            ("2", 0.35, "`docker save`", "reads `docker save` from this engine"),
-            ("3", 0.5, "importing the Arvados SDK", "uses the Arvados Python SDK")):
-        floor = median_of(runs, scenario, FLOOR if scenario != "3" else IMPORT_FLOOR, "wall")
+    save = ("`docker save`", "reads `docker save` from this engine")
+    sdk = ("importing the Arvados SDK", "uses the Arvados Python SDK")
+    for scenario, target, tool, (what, who) in (("1", 0.5, FLOOR, save),
+                                               ("2", 0.35, FLOOR, save),
+                                               ("3", 0.5, IMPORT_FLOOR, sdk)):
+        floor = median_of(runs, scenario, tool, "wall")
         seed = median_of(runs, scenario, SEED, "wall")
         if floor is not None and seed:
             floor_notes.append(
