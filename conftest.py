@@ -7,7 +7,6 @@ in any distribution.
 from pathlib import Path
 
 import pytest
-
 from arv_keepdocker_testkit.engines_fixtures import skip_or_fail
 
 #: ``../shared`` beside the repository: Docker's hello-world archives

@@ -21,11 +21,16 @@ PROJECT_NAME = "arv_keepdocker"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 from .errors import (  # noqa: E402  (the markers above come first)
-    BadArchive, BadReference, EngineUnavailable, FormatRefused, ImageNotFound,
-    KeepdockerError, SourceError)
+    BadArchive,
+    BadReference,
+    EngineUnavailable,
+    FormatRefused,
+    ImageNotFound,
+    KeepdockerError,
+    SourceError,
+)
 from .hooktypes import FormatVerdict, LayerRecord, LinkSpec  # noqa: E402
-from .image import (  # noqa: E402
-    Image, ImageSource, Layer, Reference, SkippedLayers, StoredData)
+from .image import Image, ImageSource, Layer, Reference, SkippedLayers, StoredData  # noqa: E402
 
 __all__ = [
     "PROJECT_NAME", "__version__", "hookimpl",

@@ -146,10 +146,10 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
         if api is None:
             api = _connect(options.retries)
         if options.image is None or options.image == "images":
-            from .listing import list_images_in_arv, write_table
+            from .steps.listing import list_images_in_arv, write_table
             write_table(list_images_in_arv(api, options.retries), stdout)
             return 0, "listed"
-        from . import pipeline
+        from .steps import pipeline
         return 0, pipeline.run(api, pm, options, stdout)
     except KeepdockerError as error:
         logger.error("%s", error)
@@ -187,10 +187,11 @@ _NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.
 
 def _api_error_line(error: Exception) -> Optional[str]:
     """One line for errors from Arvados or the network; None for our own bugs."""
-    import arvados.errors
-    import httplib2
     import socket
     import ssl
+
+    import arvados.errors
+    import httplib2
     if isinstance(error, arvados.errors.ApiError):
         status = getattr(getattr(error, "resp", None), "status", "?")
         detail = error._get_reason() if hasattr(error, "_get_reason") else str(error)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from .cli import execute
-from .listing import list_images_in_arv
+from .steps.listing import list_images_in_arv
 
 __all__ = ["list_images_in_arv", "main"]
 

@@ -80,7 +80,7 @@ def local_image_id(reference: str, pull: bool = False) -> Optional[str]:
     """
     from .cli import build_parser
     from .plugins import get_plugin_manager
-    from .resolve import choose_source
+    from .steps.resolve import choose_source
 
     pm = get_plugin_manager()
     try:

@@ -5,7 +5,7 @@ class marked with :data:`arv_keepdocker_plugin.hookimpl` and register it under
 the ``arv_keepdocker`` entry-point group. Implementations may accept any
 subset of a hook's arguments, by name.
 
-Order of calls in one run (see :mod:`arv_keepdocker_plugin.pipeline`)::
+Order of calls in one run (see :mod:`arv_keepdocker_plugin.steps.pipeline`)::
 
     keepdocker_add_arguments          building the command line
     keepdocker_register_sources       once: the source registry

@@ -14,7 +14,7 @@ from typing import Any, Dict, NamedTuple, Optional, TypedDict
 #: ``find_all_for_docker_image``, looks images up by them).
 HASH_LINK = "docker_image_hash"
 REPO_TAG_LINK = "docker_image_repo+tag"
-#: Our layer index's link class (see :mod:`arv_keepdocker_plugin.layerindex`).
+#: Our layer index's link class (see :mod:`arv_keepdocker_plugin.keep.layer_links`).
 LAYER_LINK = "docker_image_layer"
 #: Hash-link property holding an image's manifest digest (registries and
 #: Docker's containerd store name images by it), so either digest finds it.

@@ -17,8 +17,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import (AbstractSet, Any, Callable, ContextManager, Dict, FrozenSet, Iterator,
-                    Mapping, Optional, Protocol, Tuple, Union)
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    FrozenSet,
+    Iterator,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
 
 
 @dataclasses.dataclass
@@ -128,7 +140,8 @@ def skipped_size(skip: AbstractSet[str], digest: str) -> Optional[int]:
 class ByteStream(Protocol):
     """What an export opens: ``read(n)`` gives at most ``n`` bytes, ``b""`` at the end.
 
-    Binary files, pipes (``Popen.stdout``) and :class:`~.streams.ChunkReader` are byte streams.
+    Binary files, pipes (``Popen.stdout``) and
+    :class:`~.archive.streams.ChunkReader` are byte streams.
     """
 
     def read(self, size: int = -1, /) -> bytes: ...

@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Optional, Set
 import pluggy
 
 from . import PROJECT_NAME, __version__, hookspecs
+from .catalog import SourceRegistry, calling_plugin
 from .image import ImageSource
-from .source_registry import SourceRegistry, calling_plugin
 
 logger = logging.getLogger("arvados.keepdocker")
 

@@ -24,7 +24,6 @@ import threading
 import time
 
 import arvados
-
 from arv_keepdocker_testkit.cluster import Cluster
 
 MiB = 1 << 20

@@ -46,9 +46,18 @@ sys.path.insert(0, str(HERE))
 from arv_keepdocker_testkit.cluster import Cluster  # noqa: E402
 from arv_keepdocker_testkit.engines import DockerEngine, Registry, docker_command  # noqa: E402
 from keepdocker_vs_321 import _interrupt as interrupt  # noqa: E402
-from keepdocker_vs_321 import (code_version, compile_ours, copy_cluster_dir,  # noqa: E402
-                               ensure_seed_venv, keep_files, log, machine, markdown_table,
-                               text_table, verdict)
+from keepdocker_vs_321 import (  # noqa: E402
+    code_version,
+    compile_ours,
+    copy_cluster_dir,
+    ensure_seed_venv,
+    keep_files,
+    log,
+    machine,
+    markdown_table,
+    text_table,
+    verdict,
+)
 from randimages import LayerPlan, build_images  # noqa: E402
 from resultsfile import replace_section  # noqa: E402
 from runmeasure import RunResult, run_measured  # noqa: E402

@@ -25,14 +25,13 @@ import contextlib
 import dataclasses
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from ..compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 from ..image import ByteStream
-from ..streams import ChunkReader
 from . import safety
+from .compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 from .members import Member, MemberIndex, TarMembers, open_regular_file
 from .safety import bad
-from .tarheaders import (BLOCK, Extensions, check_extension, is_extension, padding,
-                         parse_block)
+from .streams import ChunkReader
+from .tarheaders import BLOCK, Extensions, check_extension, is_extension, padding, parse_block
 
 #: Compressed bytes read per call.
 READ_CHUNK = 1 << 20

@@ -22,10 +22,10 @@ import tarfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..image import ByteStream
-from ..streams import ReadOnlyStream
 from . import safety
-from .layercheck import Digests, MemberDigest
+from .layer_digests import Digests, MemberDigest
 from .safety import bad
+from .streams import ReadOnlyStream
 from .tarheaders import BLOCK, Extensions, check_extension, is_extension, parse_block
 
 #: Members smaller than this that start with ``{`` are kept until manifest.json
@@ -86,7 +86,7 @@ class TarTap(ReadOnlyStream):
 
     * ``digests``: ``{member name: Digests}`` of every regular member read
       (or skipped as already stored);
-    * ``layer_digests``: the :class:`~.layercheck.Digests` of each layer, in
+    * ``layer_digests``: the :class:`~.layer_digests.Digests` of each layer, in
       ``manifest.json`` order, each checked against its diff id.
 
     :class:`BadArchive` is raised from ``read`` for an unsafe member, a

@@ -2,7 +2,7 @@
 
 Used to produce docker-archive streams (one image out of several, or an OCI
 layout converted) without a temporary copy: headers are made here, data
-comes from the source archive in chunks (:class:`..streams.ChunkReader`
+comes from the source archive in chunks (:class:`.streams.ChunkReader`
 reads such a generator as a file).
 """
 

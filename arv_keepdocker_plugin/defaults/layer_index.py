@@ -2,7 +2,7 @@
 
 Records one ``docker_image_layer`` link per block-aligned layer of each
 upload, and answers ``keepdocker_stored_layers`` from those links (see
-:mod:`arv_keepdocker_plugin.layerindex`). Disable it
+:mod:`arv_keepdocker_plugin.keep.layer_links`). Disable it
 (``ARV_KEEPDOCKER_DISABLE_PLUGINS=layer_index``) to leave exactly the links
 arv-keepdocker 3.2.1 leaves; uploads then reuse nothing.
 """
@@ -12,7 +12,7 @@ from typing import List, Sequence
 from .. import hookimpl
 from ..hooktypes import LayerRecord, LinkSpec
 from ..image import Image
-from ..layerindex import find_layer_records, layer_links
+from ..keep.layer_links import find_layer_records, layer_links
 
 
 @hookimpl(trylast=True)

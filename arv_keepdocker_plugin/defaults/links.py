@@ -16,8 +16,13 @@ finds the image.
 from typing import Any, Dict, List, Optional
 
 from .. import hookimpl
-from ..hooktypes import (HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY,
-                         REPO_TAG_LINK, LinkSpec)
+from ..hooktypes import (
+    HASH_LINK,
+    INDEX_DIGEST_PROPERTY,
+    MANIFEST_DIGEST_PROPERTY,
+    REPO_TAG_LINK,
+    LinkSpec,
+)
 from ..image import Image
 
 #: The collection property 3.2.1 sets.

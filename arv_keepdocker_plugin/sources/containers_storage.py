@@ -23,8 +23,8 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..reference import parse_engine_reference
-from .enginecli import exporting, first_line, image_from_inspect
+from ..names import parse_engine_reference
+from .engine_cli import exporting, first_line, image_from_inspect
 
 #: How long ``available()`` waits for ``podman version``.
 PROBE_TIMEOUT = 10

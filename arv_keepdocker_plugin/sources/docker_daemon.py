@@ -20,8 +20,8 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..reference import checked_image_id, parse_engine_reference
-from .enginecli import exporting, first_line, image_from_inspect
+from ..names import checked_image_id, parse_engine_reference
+from .engine_cli import exporting, first_line, image_from_inspect
 
 #: How long ``available()`` waits for the engine to answer.
 PROBE_TIMEOUT = 5

@@ -26,11 +26,11 @@ import argparse
 from typing import Optional
 
 from .. import hookimpl
-from ..archive.docker_archive import familiar
-from ..archive.oci_layout import IMAGE_NAME, OciLayout
+from ..archive.docker_archive_reader import familiar
+from ..archive.oci_layout_reader import IMAGE_NAME, OciLayout
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..reference import as_repo_tag, split_path
+from ..names import as_repo_tag, split_path
 
 
 class _LayoutSource(ImageSource):

@@ -9,7 +9,7 @@ as the upload reaches it (:mod:`.registry_export`). Layers already stored
 downloaded.
 
 References follow skopeo's ``docker://`` rules
-(:func:`~..registry.parse_reference`): ``debian:12`` is Docker Hub's
+(:func:`~..distribution.parse_reference`): ``debian:12`` is Docker Hub's
 ``docker.io/library/debian:12``, the first component is a registry only
 when it has a ``.`` or ``:`` or is ``localhost``, no tag means ``latest``.
 Only the literal prefix ``docker://`` selects this source (``--source
@@ -35,9 +35,9 @@ import argparse
 from typing import Any, Dict, Optional
 
 from .. import hookimpl
+from ..distribution import RegistryReference, parse_reference
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..registry import RegistryReference, parse_reference
 from . import registry_options
 
 NAME = "docker"
@@ -110,7 +110,7 @@ class RegistrySource(ImageSource):
             raise BadReference("{}: no image reference".format(reference.raw))
         # The HTTP client and the export are imported here, on first use: every run
         # registers this source, few use it (see ..registry's _ON_FIRST_USE).
-        from ..registry import RegistrySession
+        from ..distribution import RegistrySession
         from .registry_export import RegistryExport
         pull = registry_options.pull_options(options)
         with RegistrySession(pull) as session:

@@ -1,14 +1,14 @@
 """A registry image as the docker-archive stream ``docker load`` takes, blobs streamed.
 
 :class:`RegistryExport` gives an image resolved from a registry
-(:class:`~..registry.ResolvedImage`) the ``export`` and ``export_pieces`` of
+(:class:`~..distribution.ResolvedImage`) the ``export`` and ``export_pieces`` of
 an :class:`~..image.Image`, through the one docker-archive writer
-(:func:`~..archive.oci_layout.to_docker_archive`, as for OCI layouts):
+(:func:`~..archive.oci_layout_reader.to_docker_archive`, as for OCI layouts):
 
 * config and manifest go in as the registry served them, so the image id is
   the config digest (what ``docker pull`` gives in Docker's classic store);
 * each layer blob is downloaded as the stream reaches it, its sha256 and
-  size checked as it streams (:class:`~..registry.BlobStream`); nothing is
+  size checked as it streams (:class:`~..distribution.BlobStream`); nothing is
   written to disk and memory stays bounded (1 MiB chunks);
 * a skipped layer (in Keep already, from a record the core trusts or from
   this user's resume journal) is not downloaded at all;
@@ -21,7 +21,7 @@ an :class:`~..image.Image`, through the one docker-archive writer
   when it has to be downloaded (not when it is stored already).
 
 Each ``export``/``export_pieces`` opens its own
-:class:`~..registry.RegistrySession` and closes it when the stream is
+:class:`~..distribution.RegistrySession` and closes it when the stream is
 closed; :meth:`RegistryExport.downloaded` counts every byte received since
 the image was resolved.
 """
@@ -31,16 +31,34 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from typing import (AbstractSet, Any, Dict, Generator, Iterable, Iterator, List, Optional,
-                    Tuple, cast)
+from typing import (
+    AbstractSet,
+    Any,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    cast,
+)
 
-from ..archive.oci_layout import DocumentDigests, LayerData, PlannedLayer, to_docker_archive
+from ..archive.oci_layout_reader import DocumentDigests, LayerData, PlannedLayer, to_docker_archive
+from ..archive.streams import ChunkReader
+from ..distribution import (
+    Descriptor,
+    DigestMismatch,
+    PullOptions,
+    RegistrySession,
+    ResolvedImage,
+    compression_of,
+    decompress,
+    zstd_available,
+)
+from ..distribution.layer_compression import ZSTD, ZSTD_INSTALL_HINT
+from ..distribution.registry_errors import DecompressionError, ManifestRefused
 from ..image import ByteStream, Layer, Piece
-from ..registry import (Descriptor, DigestMismatch, PullOptions, RegistrySession,
-                        ResolvedImage, compression_of, decompress, zstd_available)
-from ..registry.compression import ZSTD, ZSTD_INSTALL_HINT
-from ..registry.errors import DecompressionError, ManifestRefused
-from ..streams import ChunkReader
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,10 +4,10 @@
 ``--src-cert-dir DIR`` and ``--src-tls-verify[=true|false]`` mean what they
 mean to ``skopeo copy``; the core's ``--platform`` picks the image of a
 multi-platform index. :func:`pull_options` turns the parsed command line
-into the registry client's :class:`~..registry.PullOptions`.
+into the registry client's :class:`~..distribution.PullOptions`.
 
 A password given with ``--src-creds`` is held, from the moment the command
-line is parsed, in a :class:`~..registry.Credential` (whose ``repr`` hides
+line is parsed, in a :class:`~..distribution.Credential` (whose ``repr`` hides
 it), so the options namespace other plugins see never shows it. Without
 ``:PASSWORD`` it is asked for on the terminal (and refused without one).
 """
@@ -20,10 +20,10 @@ import sys
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ..archive.platforms import Platform
-from ..registry import Credential, CredentialOptions, TLSOptions, parse_creds
+from ..distribution import Credential, CredentialOptions, TLSOptions, parse_creds
 
 if TYPE_CHECKING:
-    from ..registry import PullOptions
+    from ..distribution import PullOptions
 
 #: The group title in ``--help``.
 GROUP = "docker:// registry source options (as skopeo's)"
@@ -107,12 +107,12 @@ def pull_options(options: argparse.Namespace,
     """The registry client's options for this run (environment: ``os.environ``).
 
     registries.conf and certs.d are read where podman and skopeo read them
-    (see :mod:`..registry.config` and :mod:`..registry.tls`).
+    (see :mod:`..distribution.config` and :mod:`..distribution.tls`).
 
     :raises BadReference: an invalid ``--platform``.
     :raises CredentialError: see :func:`credential_options`.
     """
-    from ..registry import PullOptions  # on first use: see ..registry's _ON_FIRST_USE
+    from ..distribution import PullOptions  # on first use: see ..registry's _ON_FIRST_USE
     platform = getattr(options, "platform", None)
     verify = getattr(options, "src_tls_verify", True)
     return PullOptions(credentials=credential_options(options, prompt),

@@ -31,7 +31,7 @@ import os
 import tarfile
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from arv_keepdocker_plugin.streams import ChunkReader
+from arv_keepdocker_plugin.archive.streams import ChunkReader
 
 #: Fixed mtime of every tar member written here.
 MTIME = 0

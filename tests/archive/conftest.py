@@ -1,7 +1,6 @@
 """Fixtures for the archive tests: images built in pure Python, shared test data."""
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 

@@ -5,11 +5,11 @@ import json
 import tarfile
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive, BadReference, ImageNotFound
-from arv_keepdocker_testkit import imagebuild as ib
 
 HELLO_WORLD_ID = "sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"
 

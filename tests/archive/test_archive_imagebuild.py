@@ -5,10 +5,10 @@ import json
 import tarfile
 
 import pytest
-
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
 from arv_keepdocker_testkit import imagebuild as ib
+
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 
 
 def build():

@@ -5,11 +5,11 @@ import tarfile
 import tracemalloc
 
 import pytest
-
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
-from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_testkit import imagebuild as ib
+
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
+from arv_keepdocker_plugin.archive.tap import TarTap
 
 LAYER_BYTES = 200 * 1024 * 1024
 PEAK_LIMIT = 30 * 1024 * 1024

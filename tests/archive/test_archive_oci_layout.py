@@ -6,14 +6,14 @@ import os
 import tarfile
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
 from arv_keepdocker_plugin.archive import platforms
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 from arv_keepdocker_plugin.archive.platforms import Platform
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive, BadReference, ImageNotFound
-from arv_keepdocker_testkit import imagebuild as ib
 
 HELLO_WORLD_ID = "sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"
 

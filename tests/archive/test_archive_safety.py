@@ -5,13 +5,13 @@ import json
 import tarfile
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
 from arv_keepdocker_plugin.archive import safety
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive
-from arv_keepdocker_testkit import imagebuild as ib
 
 
 def evil_tar(path, entry):

@@ -5,11 +5,11 @@ import json
 import tarfile
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive
-from arv_keepdocker_testkit import imagebuild as ib
 
 
 def tap_all(data: bytes, read_size=4096, use_readinto=False):

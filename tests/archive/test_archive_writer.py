@@ -12,13 +12,16 @@ import io
 import json
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
-from arv_keepdocker_plugin.archive.oci_layout import (PlannedLayer, rewritten_manifest,
-                                                      to_docker_archive)
+from arv_keepdocker_plugin.archive.oci_layout_reader import (
+    PlannedLayer,
+    rewritten_manifest,
+    to_docker_archive,
+)
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive
 from arv_keepdocker_plugin.image import SkippedLayers, StoredData
-from arv_keepdocker_testkit import imagebuild as ib
 
 CHUNKED = "io.github.containers.zstd-chunked.manifest-checksum"
 

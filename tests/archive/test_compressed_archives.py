@@ -11,13 +11,13 @@ import lzma
 import sys
 
 import pytest
-
-from arv_keepdocker_plugin.archive.docker_archive import DockerArchive
-from arv_keepdocker_plugin.archive.oci_layout import OciLayout
-from arv_keepdocker_plugin.archive.tap import TarTap
-from arv_keepdocker_plugin.compression import ZSTD_EXTRA
-from arv_keepdocker_plugin.errors import BadArchive
 from arv_keepdocker_testkit import imagebuild as ib
+
+from arv_keepdocker_plugin.archive.compression import ZSTD_EXTRA
+from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
+from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
+from arv_keepdocker_plugin.archive.tap import TarTap
+from arv_keepdocker_plugin.errors import BadArchive
 
 COMPRESSORS = {
     "gzip": gzip.compress,

@@ -13,12 +13,12 @@ import os
 import tarfile
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
 from arv_keepdocker_plugin.archive.members import TarMembers
 from arv_keepdocker_plugin.errors import BadArchive
 from arv_keepdocker_plugin.image import StoredData
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_testkit import imagebuild as ib
 
 #: A layer big enough that reading it or not shows in the process's I/O counters.
 BIG = 24 * 1024 * 1024

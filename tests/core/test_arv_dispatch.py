@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from arv_keepdocker_testkit.scripts import BIN, script
 
 from arv_keepdocker_plugin import __version__
-from arv_keepdocker_testkit.scripts import BIN, script
 
 ARV = BIN / "arv"
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from arv_keepdocker_plugin.journal import MARGIN, Journal, journal_path, token_uuid
-from arv_keepdocker_plugin.locators import block_key
-from arv_keepdocker_plugin.stored_layers import StoredLayer
+from arv_keepdocker_plugin.keep.journal import MARGIN, Journal, journal_path, token_uuid
+from arv_keepdocker_plugin.keep.locators import block_key
+from arv_keepdocker_plugin.keep.stored_layer import StoredLayer
 
 from .fakes import FakeKeep, signed
 

@@ -5,12 +5,12 @@ import io
 
 import pytest
 
-from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE, BlockWriter, write_pieces
-from arv_keepdocker_plugin.archive.layercheck import Digests
+from arv_keepdocker_plugin.archive.layer_digests import Digests
 from arv_keepdocker_plugin.image import StoredData
-from arv_keepdocker_plugin.stored_layers import StoredLayer
-from arv_keepdocker_plugin.locators import block_key
-from arv_keepdocker_plugin.progress import Progress
+from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE, BlockWriter, write_pieces
+from arv_keepdocker_plugin.keep.locators import block_key
+from arv_keepdocker_plugin.keep.progress import Progress
+from arv_keepdocker_plugin.keep.stored_layer import StoredLayer
 
 from .fakes import FakeKeep, signed
 
@@ -126,7 +126,7 @@ def test_write_pieces_feeds_bytes_through_the_tap_and_skips_stored_layers():
 
 def test_memory_holds_at_most_the_buffer_and_the_blocks_in_flight():
     # Not a timing test: the writer's semaphore is what bounds memory.
-    from arv_keepdocker_plugin import keepwriter
+    from arv_keepdocker_plugin.keep import block_writer as keepwriter
     assert keepwriter.IN_FLIGHT == 2
     stream = io.BytesIO(b"q" * 1000)
     keep = FakeKeep()

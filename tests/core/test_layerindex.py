@@ -3,9 +3,9 @@
 import pytest
 
 from arv_keepdocker_plugin.archive.tap import layer_digest
-from arv_keepdocker_plugin.keepwriter import is_layer_member
-from arv_keepdocker_plugin.locators import escape_name, manifest_text
-from arv_keepdocker_plugin.layerindex import locators_for_range
+from arv_keepdocker_plugin.keep.block_writer import is_layer_member
+from arv_keepdocker_plugin.keep.layer_links import locators_for_range
+from arv_keepdocker_plugin.keep.locators import escape_name, manifest_text
 
 A, B, C = ("a" * 32 + "+10+A" + "1" * 40 + "@7fffffff", "b" * 32 + "+20", "c" * 32 + "+5")
 MANIFEST = ". {} {} {} 0:35:sha256\\072x.tar\n".format(A, B, C)

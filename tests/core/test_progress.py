@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from arv_keepdocker_plugin.progress import Progress, mode_from_options
+from arv_keepdocker_plugin.keep.progress import Progress, mode_from_options
 
 
 def test_machine_lines_start_as_arv_put_s():

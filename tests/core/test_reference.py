@@ -6,8 +6,7 @@ The rules of ``sdk/python/arvados/commands/keepdocker.py`` as
 import pytest
 
 from arv_keepdocker_plugin.errors import BadReference
-from arv_keepdocker_plugin.reference import (
-    parse_engine_reference, split_name_tag, split_transport)
+from arv_keepdocker_plugin.names import parse_engine_reference, split_name_tag, split_transport
 
 
 @pytest.mark.parametrize("typed, tag, expected", [

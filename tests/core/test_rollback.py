@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from arv_keepdocker_plugin.rollback import Rollback
+from arv_keepdocker_plugin.steps.rollback import Rollback
 
 from .fakes import FakeApi
 

@@ -7,7 +7,7 @@ import pytest
 from arv_keepdocker_plugin import BadReference, ImageSource, Reference, hookimpl
 from arv_keepdocker_plugin.defaults import source_choice
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.resolve import choose_source
+from arv_keepdocker_plugin.steps.resolve import choose_source
 
 
 class Engine(ImageSource):

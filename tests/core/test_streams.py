@@ -1,6 +1,6 @@
 """Chunks read as a file: whole reads, or short reads for chunks that arrive slowly."""
 
-from arv_keepdocker_plugin.streams import ChunkReader, chunks_of
+from arv_keepdocker_plugin.archive.streams import ChunkReader, chunks_of
 
 
 def test_reads_are_filled_to_the_size_asked_for():

@@ -3,7 +3,7 @@
 import time
 
 from arv_keepdocker_plugin import LayerRecord
-from arv_keepdocker_plugin.stored_layers import TrustRule
+from arv_keepdocker_plugin.steps.layer_trust import TrustRule
 
 ALICE, PROJECT, MALLORY = "zzzzz-tpzed-alice0000000000", "zzzzz-j7d0g-project00000000", \
     "zzzzz-tpzed-mallory00000000"

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from arv_keepdocker_testkit.scripts import BIN, script  # noqa: F401  (used by the tests)
 from e2e.conftest import ArvadosState, unique  # noqa: F401  (fixture re-exported)
 

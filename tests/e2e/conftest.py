@@ -7,7 +7,6 @@ import sys
 import uuid
 
 import pytest
-
 from arv_keepdocker_testkit.scripts import script
 
 

@@ -5,7 +5,6 @@ import re
 import subprocess
 
 import pytest
-
 from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import collection_files, load_from_keep

@@ -20,7 +20,6 @@ import subprocess
 import tarfile
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild
 
 from .conftest import load_from_keep

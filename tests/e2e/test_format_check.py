@@ -4,7 +4,6 @@ As ``docker_image_compatible`` in ``sdk/python/arvados/commands/keepdocker.py`` 
 ``sdk/python/tests/test_arv_keepdocker.py`` pin it."""
 
 import pytest
-
 from arv_keepdocker_testkit.cluster import Cluster
 from arv_keepdocker_testkit.engines import build_layered_image
 

@@ -4,10 +4,10 @@ and every hook specification is called during a real upload."""
 import io
 
 import pytest
+from arv_keepdocker_testkit import imagebuild
 
 from arv_keepdocker_plugin import FormatVerdict, cli, hookimpl, hookspecs
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_testkit import imagebuild
 
 from .conftest import image_links
 

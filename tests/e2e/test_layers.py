@@ -13,11 +13,11 @@ import sys
 import time
 
 import pytest
-
-from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE
-from arv_keepdocker_plugin.locators import block_key
-from arv_keepdocker_plugin.layerindex import locators_for_range
 from arv_keepdocker_testkit.engines import build_layered_image
+
+from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE
+from arv_keepdocker_plugin.keep.layer_links import locators_for_range
+from arv_keepdocker_plugin.keep.locators import block_key
 
 from .conftest import layer_links, load_from_keep
 from .test_upload_docker import uploaded_uuid

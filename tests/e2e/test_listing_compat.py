@@ -5,9 +5,9 @@ import sys
 
 import arvados.commands.keepdocker as sdk_keepdocker
 import pytest
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from arv_keepdocker_plugin import __version__, compat
-from arv_keepdocker_testkit.engines import build_layered_image
 
 from .test_upload_docker import uploaded_uuid
 

@@ -7,7 +7,6 @@ crunch-run does) and must give the id the tar is named after.
 """
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild
 from arv_keepdocker_testkit.engines import build_layered_image
 

@@ -6,12 +6,19 @@ import io
 import logging
 
 import pytest
-
-from arv_keepdocker_plugin import (FormatVerdict, Image, ImageNotFound, ImageSource,
-                                   Reference, cli, hookimpl)
-from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.reference import split_name_tag
 from arv_keepdocker_testkit import imagebuild
+
+from arv_keepdocker_plugin import (
+    FormatVerdict,
+    Image,
+    ImageNotFound,
+    ImageSource,
+    Reference,
+    cli,
+    hookimpl,
+)
+from arv_keepdocker_plugin.names import split_name_tag
+from arv_keepdocker_plugin.plugins import get_plugin_manager
 
 from .conftest import image_links
 

@@ -9,7 +9,6 @@ import re
 import threading
 
 import pytest
-
 from arv_keepdocker_testkit.engines import build_layered_image
 
 from .conftest import collection_files, image_links, load_from_keep

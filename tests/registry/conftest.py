@@ -40,15 +40,25 @@ from typing import Dict, List, Optional
 
 import pytest
 import trustme
-
-from arv_keepdocker_plugin.registry import (
-    CredentialOptions, PullOptions, RetryPolicy, TLSOptions, load_registries_conf)
 from arv_keepdocker_testkit import imagebuild as ib
+
+from arv_keepdocker_plugin.distribution import (
+    CredentialOptions,
+    PullOptions,
+    RetryPolicy,
+    TLSOptions,
+    load_registries_conf,
+)
 
 from . import harness
 from .faultproxy import FaultProxy
-from .source_fixtures import (arvados_state, base_env, push, source_run,  # noqa: F401
-                              unique)  # the docker:// source's end-to-end tests
+from .source_fixtures import (  # noqa: F401
+    arvados_state,
+    base_env,
+    push,
+    source_run,
+    unique,  # the docker:// source's end-to-end tests
+)
 from .tokenserver import TokenServer
 
 BIG_SIZE = 64 * 1024 * 1024 + 1

@@ -30,7 +30,6 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 import requests
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 

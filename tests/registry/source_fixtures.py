@@ -26,9 +26,7 @@ import textwrap
 from typing import Dict, List, Optional
 
 import pytest
-
-from e2e.conftest import (ArvadosState, arvados_state, base_env, error_lines,  # noqa: F401
-                          unique)
+from e2e.conftest import ArvadosState, arvados_state, base_env, error_lines, unique  # noqa: F401
 
 from . import harness
 

@@ -2,11 +2,17 @@
 
 import pytest
 
-from arv_keepdocker_plugin.registry.auth import (
-    Challenge, TokenCache, choose_challenge, parse_challenges, parse_token_response,
-    pull_scope, token_request)
-from arv_keepdocker_plugin.registry.credentials import Credential
-from arv_keepdocker_plugin.registry.retry import RetryPolicy, parse_retry_after
+from arv_keepdocker_plugin.distribution.auth import (
+    Challenge,
+    TokenCache,
+    choose_challenge,
+    parse_challenges,
+    parse_token_response,
+    pull_scope,
+    token_request,
+)
+from arv_keepdocker_plugin.distribution.credentials import Credential
+from arv_keepdocker_plugin.distribution.retry import RetryPolicy, parse_retry_after
 
 
 def test_parse_challenges():

@@ -7,9 +7,15 @@ import sys
 
 import pytest
 
-from arv_keepdocker_plugin.registry.compression import (
-    OUTPUT_CHUNK, compression_of, decompress, layer_decompressor, sniff, zstd_available)
-from arv_keepdocker_plugin.registry.errors import DecompressionError
+from arv_keepdocker_plugin.distribution.layer_compression import (
+    OUTPUT_CHUNK,
+    compression_of,
+    decompress,
+    layer_decompressor,
+    sniff,
+    zstd_available,
+)
+from arv_keepdocker_plugin.distribution.registry_errors import DecompressionError
 
 DATA = random.Random(1).randbytes(300_000) + b"\0" * 5_000_000
 

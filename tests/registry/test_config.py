@@ -5,10 +5,9 @@ import textwrap
 
 import pytest
 
-from arv_keepdocker_plugin.registry.config import (
-    config_files, load_registries_conf, parse_file)
-from arv_keepdocker_plugin.registry.errors import RegistryBlocked, RegistryConfigError
-from arv_keepdocker_plugin.registry.reference import parse_reference
+from arv_keepdocker_plugin.distribution.config import config_files, load_registries_conf, parse_file
+from arv_keepdocker_plugin.distribution.reference import parse_reference
+from arv_keepdocker_plugin.distribution.registry_errors import RegistryBlocked, RegistryConfigError
 
 D = "sha256:" + "cd" * 32
 

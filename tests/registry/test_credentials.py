@@ -4,10 +4,16 @@ import os
 
 import pytest
 
-from arv_keepdocker_plugin.registry.credentials import (
-    Credential, CredentialOptions, auth_files, candidate_keys, find_credential,
-    normalize_auth_key, parse_creds)
-from arv_keepdocker_plugin.registry.errors import CredentialError
+from arv_keepdocker_plugin.distribution.credentials import (
+    Credential,
+    CredentialOptions,
+    auth_files,
+    candidate_keys,
+    find_credential,
+    normalize_auth_key,
+    parse_creds,
+)
+from arv_keepdocker_plugin.distribution.registry_errors import CredentialError
 
 from .helpers import basic, helper_calls, write_credential_helper, write_json
 

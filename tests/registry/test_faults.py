@@ -5,9 +5,15 @@ import logging
 
 import pytest
 
-from arv_keepdocker_plugin.registry import (
-    CredentialOptions, DigestMismatch, ManifestRefused, RegistryError, RegistrySession,
-    RegistryUnreachable, parse_creds)
+from arv_keepdocker_plugin.distribution import (
+    CredentialOptions,
+    DigestMismatch,
+    ManifestRefused,
+    RegistryError,
+    RegistrySession,
+    RegistryUnreachable,
+    parse_creds,
+)
 
 from .conftest import BIG_SIZE, insecure_conf, one_line_without, ssl_context_for
 from .faultproxy import BlobStore, FaultProxy

@@ -5,12 +5,22 @@ import json
 import pytest
 
 from arv_keepdocker_plugin.archive.platforms import Platform
-from arv_keepdocker_plugin.registry.digests import check_bytes, require_digest, sha256_digest
-from arv_keepdocker_plugin.registry.errors import (
-    DigestMismatch, ManifestRefused, PlatformNotFound)
-from arv_keepdocker_plugin.registry.manifests import (
-    DOCKER_LIST, DOCKER_MANIFEST, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT, OCI_INDEX, OCI_MANIFEST,
-    parse_manifest, select_platform)
+from arv_keepdocker_plugin.distribution.digests import check_bytes, require_digest, sha256_digest
+from arv_keepdocker_plugin.distribution.manifests import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    MANIFEST_ACCEPT,
+    MANIFEST_SIZE_LIMIT,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    parse_manifest,
+    select_platform,
+)
+from arv_keepdocker_plugin.distribution.registry_errors import (
+    DigestMismatch,
+    ManifestRefused,
+    PlatformNotFound,
+)
 
 
 def digest(n):

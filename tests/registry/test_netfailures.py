@@ -5,7 +5,7 @@ import ssl
 
 import requests
 
-from arv_keepdocker_plugin.registry.netfailures import causes, describe, retryable
+from arv_keepdocker_plugin.distribution.netfailures import causes, describe, retryable
 
 URL = "https://user@r.example:5000/v2/x/blobs/sha256:ab?signature=secret-sig"
 

@@ -5,8 +5,13 @@ import os
 
 import pytest
 
-from arv_keepdocker_plugin.registry import (
-    CredentialOptions, RegistryAuthError, RegistrySession, RegistryUnreachable, parse_creds)
+from arv_keepdocker_plugin.distribution import (
+    CredentialOptions,
+    RegistryAuthError,
+    RegistrySession,
+    RegistryUnreachable,
+    parse_creds,
+)
 
 from .conftest import insecure_conf, one_line_without
 from .helpers import basic, helper_calls, write_credential_helper, write_json

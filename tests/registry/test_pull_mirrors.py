@@ -3,8 +3,12 @@
 import pytest
 
 from arv_keepdocker_plugin.archive.platforms import Platform
-from arv_keepdocker_plugin.registry import (
-    ManifestUnknown, RegistryBlocked, RegistrySession, RegistryUnreachable)
+from arv_keepdocker_plugin.distribution import (
+    ManifestUnknown,
+    RegistryBlocked,
+    RegistrySession,
+    RegistryUnreachable,
+)
 
 from .conftest import one_line_without
 from .harness import dead_address

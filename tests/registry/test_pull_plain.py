@@ -5,10 +5,15 @@ import hashlib
 import pytest
 
 from arv_keepdocker_plugin.archive.platforms import Platform
-from arv_keepdocker_plugin.registry import (
-    ManifestUnknown, PlatformNotFound, RegistrySession, RegistryUnreachable, compression_of,
-    decompress)
-from arv_keepdocker_plugin.registry.manifests import DOCKER_MANIFEST, OCI_MANIFEST
+from arv_keepdocker_plugin.distribution import (
+    ManifestUnknown,
+    PlatformNotFound,
+    RegistrySession,
+    RegistryUnreachable,
+    compression_of,
+    decompress,
+)
+from arv_keepdocker_plugin.distribution.manifests import DOCKER_MANIFEST, OCI_MANIFEST
 
 from .conftest import BIG_SIZE, insecure_conf, one_line_without
 

@@ -5,8 +5,12 @@ import os
 
 import pytest
 
-from arv_keepdocker_plugin.registry import (
-    CredentialOptions, RegistryAuthError, RegistrySession, parse_creds)
+from arv_keepdocker_plugin.distribution import (
+    CredentialOptions,
+    RegistryAuthError,
+    RegistrySession,
+    parse_creds,
+)
 
 from .conftest import one_line_without, start_token_registry
 from .helpers import basic, write_credential_helper, write_json

@@ -2,8 +2,8 @@
 
 import pytest
 
+from arv_keepdocker_plugin.distribution.reference import RegistryReference, parse_reference
 from arv_keepdocker_plugin.errors import BadReference
-from arv_keepdocker_plugin.registry.reference import RegistryReference, parse_reference
 
 D = "sha256:" + "ab" * 32
 

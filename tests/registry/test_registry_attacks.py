@@ -8,11 +8,8 @@ never match them.
 """
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
-
-from reliability.world import (assert_potent, check_end_state, new_project,
-                               plant_layer_record, share)
+from reliability.world import assert_potent, check_end_state, new_project, plant_layer_record, share
 
 from .source_fixtures import uploaded
 

@@ -1,10 +1,15 @@
 """No secret in a repr, and the redactor that guards error messages."""
 
-from arv_keepdocker_plugin.registry import (
-    CredentialOptions, PullOptions, RegistryError, RegistrySession, parse_creds)
-from arv_keepdocker_plugin.registry.client import RegistryClient
-from arv_keepdocker_plugin.registry.credentials import Credential
-from arv_keepdocker_plugin.registry.errors import Redactor, one_line, strip_queries
+from arv_keepdocker_plugin.distribution import (
+    CredentialOptions,
+    PullOptions,
+    RegistryError,
+    RegistrySession,
+    parse_creds,
+)
+from arv_keepdocker_plugin.distribution.client import RegistryClient
+from arv_keepdocker_plugin.distribution.credentials import Credential
+from arv_keepdocker_plugin.distribution.registry_errors import Redactor, one_line, strip_queries
 
 SECRET = "pa55-Secret-xyz"
 

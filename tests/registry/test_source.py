@@ -16,14 +16,14 @@ import tarfile
 import tracemalloc
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
+from e2e.conftest import layer_links, load_from_keep
 
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.image import SkippedLayers
-from arv_keepdocker_plugin.keepwriter import BLOCK_SIZE
-from arv_keepdocker_plugin.layerindex import locators_for_range
+from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE
+from arv_keepdocker_plugin.keep.layer_links import locators_for_range
 from arv_keepdocker_plugin.sources.registry import RegistrySource
-from arv_keepdocker_testkit import imagebuild as ib
-from e2e.conftest import layer_links, load_from_keep
 
 from .conftest import BIG_SIZE
 from .harness import dead_address

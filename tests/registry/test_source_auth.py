@@ -15,7 +15,6 @@ import time
 
 import arvados.util
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .conftest import ssl_context_for, start_token_registry

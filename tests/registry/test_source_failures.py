@@ -12,7 +12,6 @@ import signal
 import time
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .source_fixtures import MiB, blob_gets, counts, one_error, uploaded

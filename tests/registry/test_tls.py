@@ -5,9 +5,15 @@ import os
 import pytest
 import trustme
 
-from arv_keepdocker_plugin.registry.errors import RegistryConfigError
-from arv_keepdocker_plugin.registry.tls import (
-    CABundle, TLSOptions, default_certs_d_roots, host_tls, read_cert_dir, system_ca_file)
+from arv_keepdocker_plugin.distribution.registry_errors import RegistryConfigError
+from arv_keepdocker_plugin.distribution.tls import (
+    CABundle,
+    TLSOptions,
+    default_certs_d_roots,
+    host_tls,
+    read_cert_dir,
+    system_ca_file,
+)
 
 HOST = "reg.example:5000"
 

@@ -3,9 +3,17 @@ local cluster and real engines. Every test here carries the ``reliability``
 marker (slow; excluded from the fast selection, run by .ci/run)."""
 
 import pytest
-
-from e2e.conftest import (ArvadosState, base_env, image_links, keepdocker,  # noqa: F401
-                          user_env, docker_user_env, unique, arvados_state, Runner)
+from e2e.conftest import (  # noqa: F401
+    ArvadosState,
+    Runner,
+    arvados_state,
+    base_env,
+    docker_user_env,
+    image_links,
+    keepdocker,
+    unique,
+    user_env,
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -11,14 +11,21 @@ import io
 import os
 
 import pytest
-
-from arv_keepdocker_plugin import Image
-from arv_keepdocker_plugin.reuse import Reuser
 from arv_keepdocker_testkit import imagebuild as ib
 from arv_keepdocker_testkit.engines import build_layered_image
 
-from .world import (assert_potent, check_end_state, new_project, plant_image,
-                    plant_layer_record, share, tar_with)
+from arv_keepdocker_plugin import Image
+from arv_keepdocker_plugin.steps.reuse import Reuser
+
+from .world import (
+    assert_potent,
+    check_end_state,
+    new_project,
+    plant_image,
+    plant_layer_record,
+    share,
+    tar_with,
+)
 
 MiB = 1 << 20
 
@@ -211,9 +218,10 @@ def test_a_planted_claim_to_alices_manifest_digest_is_checked(
         locks.append(image_id)
         raise AssertionError("nothing may be written")
 
-    from arv_keepdocker_plugin.records import Recorder
     import argparse
+
     from arv_keepdocker_plugin.plugins import get_plugin_manager
+    from arv_keepdocker_plugin.steps.record import Recorder
     options = argparse.Namespace(retries=0, project_uuid=alice_project)
     reuser = Reuser(arv_api, Recorder(arv_api, get_plugin_manager(False), options), 0,
                     alice_project, frozenset({arv_cluster.user_uuid("alice"), alice_project}),

@@ -11,7 +11,6 @@ import random
 import subprocess
 import sys
 
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .world import check_end_state, new_project

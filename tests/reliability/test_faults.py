@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .world import check_end_state, clean_up, image_collections, new_project

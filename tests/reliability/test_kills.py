@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .world import check_end_state, clean_up, new_project

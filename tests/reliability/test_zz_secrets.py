@@ -16,7 +16,6 @@ import time
 
 import arvados.util
 import pytest
-
 from arv_keepdocker_testkit import imagebuild as ib
 
 from .world import new_project

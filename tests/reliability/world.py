@@ -22,9 +22,9 @@ from typing import Dict, List, Optional
 import arvados.collection
 import arvados.util
 
-from arv_keepdocker_plugin.records import PENDING_PROPERTY
-from arv_keepdocker_plugin.reuse import tar_name
-from arv_keepdocker_plugin.verify import problem_with
+from arv_keepdocker_plugin.steps.record import PENDING_PROPERTY
+from arv_keepdocker_plugin.steps.reuse import tar_name
+from arv_keepdocker_plugin.steps.verify import problem_with
 
 
 def new_project(api, label: str) -> str:
@@ -163,8 +163,8 @@ def assert_potent(api, digests_and_sizes, bob_owner: str, alice_owners) -> None:
     import time as _time
 
     from arv_keepdocker_plugin.image import Layer
-    from arv_keepdocker_plugin.layerindex import find_layer_records
-    from arv_keepdocker_plugin.stored_layers import TrustRule, reusable_layers
+    from arv_keepdocker_plugin.keep.layer_links import find_layer_records
+    from arv_keepdocker_plugin.steps.layer_trust import TrustRule, reusable_layers
     image = _ImageLike([Layer(d, s) for d, s in digests_and_sizes])
     records = find_layer_records(api, 0, [d for d, _ in digests_and_sizes])
     assert any(r.owner_uuid == bob_owner for r in records), "nothing was planted"

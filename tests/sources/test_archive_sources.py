@@ -3,12 +3,12 @@
 import argparse
 
 import pytest
+from arv_keepdocker_testkit import imagebuild as ib
 
+from arv_keepdocker_plugin import cli
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.errors import BadArchive, BadReference, ImageNotFound
-from arv_keepdocker_plugin import cli
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_testkit import imagebuild as ib
 
 HELLO_WORLD_ID = "sha256:d2c94e258dcb3c5ac2798d32e1249e42ef01cba4841c2234249495f87264ac5a"
 

@@ -7,6 +7,7 @@ import subprocess
 import uuid
 
 import pytest
+from arv_keepdocker_testkit.engines import build_layered_image
 
 from arv_keepdocker_plugin.errors import EngineUnavailable, ImageNotFound, SourceError
 from arv_keepdocker_plugin.sources import containers_storage
@@ -14,7 +15,6 @@ from arv_keepdocker_plugin.sources.containers_storage import (
     ContainersStorageSource,
     is_loopback_registry,
 )
-from arv_keepdocker_testkit.engines import build_layered_image
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,16 @@ import tempfile
 import uuid
 
 import pytest
-
-from arv_keepdocker_plugin.errors import EngineUnavailable, ImageNotFound, SourceError
-from arv_keepdocker_plugin.sources import docker_daemon
-from arv_keepdocker_plugin.sources.docker_daemon import DockerDaemonSource
 from arv_keepdocker_testkit.engines import (
     DockerEngine,
     EngineStartError,
     build_layered_image,
 )
 from arv_keepdocker_testkit.engines_fixtures import skip_or_fail
+
+from arv_keepdocker_plugin.errors import EngineUnavailable, ImageNotFound, SourceError
+from arv_keepdocker_plugin.sources import docker_daemon
+from arv_keepdocker_plugin.sources.docker_daemon import DockerDaemonSource
 
 OPTIONS = argparse.Namespace()
 

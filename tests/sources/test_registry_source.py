@@ -15,15 +15,21 @@ import pytest
 from arv_keepdocker_plugin import BadReference
 from arv_keepdocker_plugin.archive.platforms import Platform
 from arv_keepdocker_plugin.cli import build_parser
+from arv_keepdocker_plugin.distribution import (
+    Credential,
+    CredentialError,
+    Descriptor,
+    ManifestRefused,
+    RegistryReference,
+    ResolvedImage,
+)
+from arv_keepdocker_plugin.distribution.config import PullSource
+from arv_keepdocker_plugin.distribution.registry_errors import DecompressionError
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_plugin.registry import (Credential, CredentialError, Descriptor,
-                                            ManifestRefused, RegistryReference, ResolvedImage)
-from arv_keepdocker_plugin.registry.config import PullSource
-from arv_keepdocker_plugin.registry.errors import DecompressionError
-from arv_keepdocker_plugin.resolve import choose_source
 from arv_keepdocker_plugin.sources import registry
 from arv_keepdocker_plugin.sources.registry_export import plan_layers
 from arv_keepdocker_plugin.sources.registry_options import pull_options
+from arv_keepdocker_plugin.steps.resolve import choose_source
 
 DIGEST = "sha256:" + "ab" * 32
 GZ = "application/vnd.oci.image.layer.v1.tar+gzip"

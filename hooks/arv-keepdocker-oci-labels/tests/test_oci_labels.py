@@ -9,12 +9,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import arv_keepdocker_oci_labels as oci_labels
+import pytest
+from arv_keepdocker_testkit import imagebuild
+
 from arv_keepdocker_plugin import Image
 from arv_keepdocker_plugin.plugins import get_plugin_manager
-from arv_keepdocker_testkit import imagebuild
 
 
 def test_only_string_oci_labels_are_kept():

@@ -11,7 +11,6 @@ import subprocess
 import arvados.collection
 import arvados.errors
 import pytest
-
 from arv_keepdocker_testkit.scripts import script
 
 UUID = re.compile(r"^[0-9a-z]{5}-4zz18-[0-9a-z]{15}$")

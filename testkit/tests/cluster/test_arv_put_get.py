@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from arv_keepdocker_testkit.scripts import script
 
 MiB = 1 << 20

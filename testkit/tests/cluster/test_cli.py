@@ -13,7 +13,6 @@ from pathlib import Path
 import arvados.collection
 import arvados.errors
 import pytest
-
 from arv_keepdocker_testkit.cluster import Cluster
 from arv_keepdocker_testkit.cluster.cluster import pid_alive
 from arv_keepdocker_testkit.scripts import script

@@ -9,7 +9,6 @@ publishes.
 import json
 
 import pytest
-
 from arv_keepdocker_testkit.cluster import discovery
 from arv_keepdocker_testkit.cluster.routes import GLOBAL_PARAMS, Router
 

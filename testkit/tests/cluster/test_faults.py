@@ -7,10 +7,8 @@ import time
 import arvados
 import arvados.errors
 import pytest
-from googleapiclient.errors import HttpError
-
 from arv_keepdocker_testkit.cluster.faults import Fault, Faults
-
+from googleapiclient.errors import HttpError
 
 # -- the table ---------------------------------------------------------------------
 

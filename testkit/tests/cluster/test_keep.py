@@ -7,9 +7,8 @@ import time
 import arvados
 import arvados.errors
 import pytest
-from googleapiclient.errors import HttpError
-
 from arv_keepdocker_testkit.cluster import manifest, signing
+from googleapiclient.errors import HttpError
 from keep_http import KeepConnection
 
 MiB = 1 << 20

@@ -4,7 +4,6 @@
 ``services/api/app/models/collection.rb``.)"""
 
 import pytest
-
 from arv_keepdocker_testkit.cluster import manifest, signing
 
 KEY = "k" * 50

@@ -11,7 +11,6 @@ import subprocess
 import uuid
 
 import pytest
-
 from arv_keepdocker_testkit.engines import build_layered_image
 from arv_keepdocker_testkit.scripts import script
 

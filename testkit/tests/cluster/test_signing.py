@@ -2,7 +2,6 @@
 Arvados' own test vector (``services/api/test/unit/blob_test.rb``)."""
 
 import pytest
-
 from arv_keepdocker_testkit.cluster import signing
 
 # services/api/test/unit/blob_test.rb and sdk/go/arvados/blob_signature_test.go

@@ -9,7 +9,6 @@ import urllib.request
 import uuid
 
 import pytest
-
 from arv_keepdocker_testkit import engines_fixtures
 from arv_keepdocker_testkit.engines import (
     DOCKER26_ENV,

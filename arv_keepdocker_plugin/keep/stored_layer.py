@@ -1,0 +1,25 @@
+"""A layer already in Keep, as blocks that can stand in for its bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+from .locators import locator_size
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredLayer:
+    """A layer whose stored blocks may stand in for its bytes.
+
+    :ivar locators: signed, whole blocks holding exactly the layer's bytes.
+    :ivar diff_id: its diff id, as recorded when the record was checked.
+    """
+
+    locators: List[str]
+    diff_id: Optional[str]
+
+    @property
+    def size(self) -> int:
+        """The layer's size: its blocks hold exactly its bytes."""
+        return sum(locator_size(locator) for locator in self.locators)

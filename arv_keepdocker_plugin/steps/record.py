@@ -1,0 +1,224 @@
+"""The record step: the collection, its properties and its links, through the hooks.
+
+Both ways a run ends well go through here, with the same hook calls:
+
+* :meth:`Recorder.create` saves a freshly stored tar as a collection and
+  links it;
+* :meth:`Recorder.plan_existing` and :meth:`Recorder.apply` make the links
+  (and, for another project, the copy) of an image already in Arvados.
+
+The essential ``links`` plugin's answers are arv-keepdocker 3.2.1's links and
+property; other plugins add to them and cannot change or drop them. Every
+write is undone together if one fails (:class:`~.rollback.Rollback`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import arvados.collection
+
+from ..hooktypes import HASH_LINK, REPO_TAG_LINK, LinkSpec
+from ..image import Image
+from .rollback import Rollback
+
+logger = logging.getLogger("arvados.keepdocker")
+
+#: Link classes only the essential plugin may ask for.
+CORE_LINK_CLASSES = (HASH_LINK, REPO_TAG_LINK)
+#: Marks a collection whose links are not all made yet; its value is the image id.
+PENDING_PROPERTY = "arv_keepdocker_pending"
+#: How long a pending collection lives if its run dies (seconds).
+PENDING_LEASE = 3600
+
+
+def pending_until() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+        seconds=PENDING_LEASE)
+
+
+@dataclasses.dataclass
+class ExistingPlan:
+    """The writes that make an image already in Arvados usable by ``parent``.
+
+    :ivar chosen: the collection reused (owned by ``parent``) or copied.
+    :ivar copy: whether a copy owned by ``parent`` is made.
+    :ivar links: link specs to create on the record (owner and head filled in).
+    :ivar finish: whether the record is an earlier run's pending one to finish.
+    :ivar properties: the copy's properties.
+    """
+
+    chosen: Mapping[str, Any]
+    copy: bool
+    name: str
+    parent: str
+    links: List[Dict[str, Any]]
+    finish: bool
+    properties: Dict[str, Any]
+
+    @property
+    def writes(self) -> bool:
+        return self.copy or bool(self.links) or self.finish
+
+
+def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
+    """3.2.1's name: ``Docker image <repo tag, "/" as " "> <id[:12]>``."""
+    if repo_tag:
+        return "Docker image {} {}".format(repo_tag.replace("/", " "), image_id[0:12])
+    return "Docker image {}".format(image_id[0:12])
+
+
+class Recorder:
+    """Makes the Arvados records of one run."""
+
+    def __init__(self, api, pm, options: argparse.Namespace):
+        self.api = api
+        self.pm = pm
+        self.options = options
+        self.retries = options.retries
+
+    # -- what the hooks ask for -------------------------------------------------
+
+    def properties(self, image: Image, repo_tag: Optional[str]) -> Dict[str, Any]:
+        """Every plugin's properties; the essential plugin's keys keep its values."""
+        merged: Dict[str, Any] = {}
+        kwargs = dict(image=image, repo_tag=repo_tag, options=self.options)
+        # pluggy calls the newest plugin first: apply in registration order.
+        for result in reversed(self.pm.other_hook("keepdocker_collection_properties")(**kwargs)):
+            merged.update(result or {})
+        for result in self.pm.essential_hook("keepdocker_collection_properties")(**kwargs):
+            merged.update(result or {})
+        return merged
+
+    def link_specs(self, image: Image, repo_tag: Optional[str]
+                   ) -> Tuple[List[LinkSpec], List[LinkSpec]]:
+        """``(core links, added links)``; a plugin's core-class link is refused."""
+        kwargs = dict(image=image, repo_tag=repo_tag, options=self.options)
+        core: List[LinkSpec] = []
+        for result in self.pm.essential_hook("keepdocker_links")(**kwargs):
+            core.extend(result or ())
+        added: List[LinkSpec] = []
+        for result in reversed(self.pm.other_hook("keepdocker_links")(**kwargs)):
+            for spec in result or ():
+                if spec.get("link_class") in CORE_LINK_CLASSES:
+                    logger.warning("ignoring a plugin's %s link %r: only the default links "
+                                   "plugin makes those", spec.get("link_class"),
+                                   spec.get("name"))
+                    continue
+                added.append(spec)
+        return core, added
+
+    # -- a fresh upload -----------------------------------------------------------
+
+    def create(self, image: Image, repo_tag: Optional[str], name: str,
+               manifest_text: str) -> Dict[str, Any]:
+        """Save ``manifest_text`` as the image collection and link it.
+
+        The collection is born pending: with a ``trash_at`` and the
+        :data:`PENDING_PROPERTY`, both cleared only once every link exists.
+        If this run dies in between, Arvados trashes it by itself, and the
+        next run finishes or removes it (:func:`sweep_pending`).
+        """
+        collection = arvados.collection.Collection(
+            manifest_text, api_client=self.api, num_retries=self.retries)
+        properties = dict(self.properties(image, repo_tag))
+        properties[PENDING_PROPERTY] = image.image_id
+        core, added = self.link_specs(image, repo_tag)
+        owner = self.options.project_uuid
+        with Rollback(self.api, self.retries) as rollback:
+            # Properties go in with the record, so it never exists without them;
+            # the server adds its managed properties beside ours, as it would to
+            # arv-put's record before 3.2.1's separate update.
+            collection.save_new(name=name, owner_uuid=owner, properties=properties,
+                                trash_at=pending_until(), ensure_unique_name=True,
+                                num_retries=self.retries)
+            record = rollback.created_collection(collection.api_response())
+            for spec in core + added:
+                body = dict(spec, head_uuid=record["uuid"])
+                if owner is not None:
+                    body["owner_uuid"] = owner
+                rollback.link(body)
+            record = self.finish(record)
+        self.notify(image, record, rollback.records)
+        return record
+
+    def finish(self, record: Mapping[str, Any]) -> Dict[str, Any]:
+        """Clear a pending collection's ``trash_at`` and marker: it is complete."""
+        properties = {k: v for k, v in (record.get("properties") or {}).items()
+                      if k != PENDING_PROPERTY}
+        return self.api.collections().update(
+            uuid=record["uuid"], body={"trash_at": None, "properties": properties},
+        ).execute(num_retries=self.retries)
+
+    # -- an image already in Arvados ----------------------------------------------
+
+    def plan_existing(self, image: Image, repo_tag: Optional[str], name: str, parent: str,
+                      chosen: Mapping[str, Any], hash_links: Sequence[Mapping[str, Any]],
+                      tag_links: Sequence[Mapping[str, Any]]) -> "ExistingPlan":
+        """What 3.2.1's "already in Arvados" path must write for ``chosen``.
+
+        ``chosen`` is the collection to reuse (owned by ``parent``) or to
+        copy there. As 3.2.1 does, the core links copy the best hash link's
+        properties and are made only when ``parent`` owns none of that class
+        on the record yet; added links when it has none of that class and
+        name there; a pending record (an earlier run's) is finished.
+        """
+        core, added = self.link_specs(image, repo_tag)
+        copy = chosen["owner_uuid"] != parent
+        record_uuid = None if copy else chosen["uuid"]
+        have = set()
+        if record_uuid is not None:
+            have = {(l["link_class"], l["name"] if l["link_class"] not in CORE_LINK_CLASSES
+                     else "") for l in list(hash_links) + list(tag_links)
+                    if l["owner_uuid"] == parent and l["head_uuid"] == record_uuid}
+            if added:
+                have |= self._links_on(record_uuid, parent, added)
+        links = []
+        for spec in core:
+            if (spec["link_class"], "") not in have:
+                links.append(dict(spec, properties=dict(hash_links[0]["properties"])))
+        for spec in added:
+            if (spec["link_class"], spec["name"]) not in have:
+                links.append(dict(spec))
+        pending = PENDING_PROPERTY in (chosen.get("properties") or {})
+        return ExistingPlan(chosen, copy, name, parent, links, pending,
+                            self.properties(image, repo_tag) if copy else {})
+
+    def apply(self, image: Image, plan: "ExistingPlan") -> Dict[str, Any]:
+        """Make what ``plan`` says; undone together if a write fails."""
+        with Rollback(self.api, self.retries) as rollback:
+            if plan.copy:
+                record = rollback.created_collection(self.api.collections().create(
+                    body={"manifest_text": plan.chosen["manifest_text"],
+                          "name": plan.name, "owner_uuid": plan.parent,
+                          "properties": plan.properties},
+                    ensure_unique_name=True).execute(num_retries=self.retries))
+            else:
+                record = dict(plan.chosen)
+            for spec in plan.links:
+                rollback.link(dict(spec, owner_uuid=plan.parent, head_uuid=record["uuid"]))
+            if plan.finish:
+                record = self.finish(record)
+        self.notify(image, record, rollback.records)
+        return record
+
+    def _links_on(self, head_uuid: str, owner: str, specs: Sequence[LinkSpec]) -> set:
+        found = self.api.links().list(
+            filters=[["head_uuid", "=", head_uuid], ["owner_uuid", "=", owner],
+                     ["link_class", "in", sorted({s["link_class"] for s in specs})]],
+            select=["link_class", "name"], limit=1000).execute(num_retries=self.retries)
+        return {(l["link_class"], l["name"]) for l in found["items"]}
+
+    # -- afterwards ---------------------------------------------------------------
+
+    def notify(self, image: Image, record: Mapping[str, Any],
+               links: Sequence[Mapping[str, Any]]) -> None:
+        try:
+            self.pm.hook.keepdocker_after_upload(
+                image=image, collection=record, links=links, api=self.api)
+        except Exception as error:  # a notification must not undo the upload
+            logger.warning("after-upload hook failed: %s", error)

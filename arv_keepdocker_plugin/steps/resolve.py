@@ -1,0 +1,125 @@
+"""The resolve step: which source, which image.
+
+* :func:`choose_source` picks the source from the reference's transport
+  prefix, ``--source``, or (for a bare ``NAME[:TAG]``) the
+  ``keepdocker_default_source`` hook, and lets it parse the reference;
+* :func:`resolve_image` asks the source for the image (pulling first with
+  ``--pull``) and, when an engine store lacks it, falls back to the best
+  copy already in Arvados, as arv-keepdocker 3.2.1 does (a copy that 3.2.1
+  named after a manifest digest stands for the image the user's own upload
+  records under that digest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from typing import List, Set, Tuple
+
+from .. import names as refs
+from ..errors import SourceError
+from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY
+from ..image import Image, ImageSource, Reference
+from ..names import checked_image_id
+from .listing import docker_links, list_images_in_arv
+
+logger = logging.getLogger("arvados.keepdocker")
+
+
+def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Reference, bool]:
+    """Pick the source for ``options.image`` and parse the reference with it.
+
+    Returns ``(source, reference, chosen_by_default)``; the last is true for a
+    bare name, where the ``keepdocker_default_source`` hook chose.
+    """
+    sources = pm.sources
+    raw = options.image
+    by_default = False
+    if getattr(options, "source", None):
+        name, details = options.source, raw
+        prefix = sources.get(name).prefix
+        if raw.startswith(prefix):
+            details = raw[len(prefix):]
+    else:
+        name, details = refs.split_transport(raw, sources.prefixes())
+        if name is None:
+            by_default = True
+            name = pm.hook.keepdocker_default_source(
+                reference=raw, sources=sources, options=options)
+    source = sources.get(name)
+    reference = dataclasses.replace(source.parse(details, options.tag), raw=raw,
+                                    transport=source.name)
+    return source, reference, by_default
+
+
+def resolve_image(api, source: ImageSource, reference: Reference,
+                  options: argparse.Namespace, chosen_by_default: bool) -> Image:
+    """The image ``reference`` names; an Arvados-only image when the store lacks it."""
+    try:
+        if options.pull:
+            try:
+                source.resolve(reference, options)
+            except SourceError:
+                source.pull(reference, options)
+        return source.resolve(reference, options)
+    except SourceError as error:
+        lookup_name = reference.name or reference.image_id
+        in_arvados = []
+        if source.serves_bare_names and lookup_name:
+            in_arvados = list_images_in_arv(api, options.retries, lookup_name, reference.tag)
+        if not in_arvados:
+            if chosen_by_default and source.name != "docker-daemon":
+                raise type(error)("{} (looked in {} since no Docker engine "
+                                  "answers)".format(error, source.name)) from None
+            raise
+        logger.debug("%s; using the image already in Arvados", error)
+        owners = trusted_owners(api, options)
+        info = preferred(api, options, in_arvados, owners)
+        image_id = checked_image_id(info["dockerhash"])
+        # arv-keepdocker 3.2.1 on Docker's containerd store named its tar and
+        # hash link after the manifest digest. When the user's own upload
+        # records that digest as an image's manifest (or index) digest, it
+        # names that image: look it up so, as for an engine's provisional id.
+        return Image(image_id=image_id, source="arvados", repo_tag=reference.repo_tag,
+                     provisional_id=names_a_stored_image(api, options.retries, image_id,
+                                                         owners))
+
+
+def trusted_owners(api, options: argparse.Namespace) -> List[str]:
+    """The user and the destination project: whose records were put there by them."""
+    owners = {api.users().current().execute(num_retries=options.retries)["uuid"]}
+    if options.project_uuid:
+        owners.add(options.project_uuid)
+    return sorted(owners)
+
+
+def preferred(api, options: argparse.Namespace, in_arvados: List[Tuple[str, dict]],
+              owners: List[str]) -> dict:
+    """The best image the user or the destination project owns, else the best of all.
+
+    Anyone can link a name to their own image and share it; what the user or
+    the destination owns was put there by them. (The image is then checked
+    like any other before it is reused: see :mod:`.reuse`.)
+    """
+    owned = {c["uuid"] for c in api.collections().list(
+        filters=[["uuid", "in", [uuid for uuid, _ in in_arvados]],
+                 ["owner_uuid", "in", owners]],
+        select=["uuid"]).execute(num_retries=options.retries)["items"]}
+    for uuid, info in in_arvados:
+        if uuid in owned:
+            return info
+    return in_arvados[0][1]
+
+
+def names_a_stored_image(api, retries: int, digest: str, owners: List[str]) -> bool:
+    """Whether a hash link of ``owners`` records ``digest`` as an image's manifest or
+    index digest, on a collection that still exists."""
+    heads: Set[str] = set()
+    for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
+        heads.update(link["head_uuid"] for link in docker_links(api, retries, [
+            ["link_class", "=", HASH_LINK], ["properties." + prop, "=", digest],
+            ["owner_uuid", "in", owners]]))
+    return bool(heads) and bool(api.collections().list(
+        filters=[["uuid", "in", sorted(heads)]], select=["uuid"],
+    ).execute(num_retries=retries)["items"])
