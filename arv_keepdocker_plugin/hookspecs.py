@@ -131,7 +131,7 @@ def keepdocker_stored_layers(
     firstresult. The default, ``layer_index``, answers last from its
     ``docker_image_layer`` links. A record only says where to look: the core
     reads the collection itself and uses the blocks only when it trusts the
-    record (see README, "Trust"); blocks it does not trust are compared with
+    record (see docs/trust.md); blocks it does not trust are compared with
     the local bytes before any is reused.
     """
 

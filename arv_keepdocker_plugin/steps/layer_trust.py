@@ -44,7 +44,7 @@ class ReusableLayers:
 
 @dataclasses.dataclass(frozen=True)
 class TrustRule:
-    """Which records may stand in for bytes unread (README, "Trust").
+    """Which records may stand in for bytes unread (docs/trust.md).
 
     :ivar owners: the uploading user and the destination project: only
         records (index links) and collections they own can have been written
