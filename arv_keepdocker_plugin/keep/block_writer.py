@@ -25,9 +25,9 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Uni
 from ..archive.layer_digests import Digests
 from ..errors import BadArchive
 from ..image import StoredData
+from .layer_blocks import LayerBlocks
 from .locators import locator_size
 from .progress import Progress
-from .stored_layer import StoredLayer
 
 #: Keep's block size.
 BLOCK_SIZE = 1 << 26
@@ -220,7 +220,7 @@ def _when_done(items: List[Union[str, concurrent.futures.Future]],
 
 
 def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
-                 stored: Mapping[str, StoredLayer],
+                 stored: Mapping[str, LayerBlocks],
                  downloaded: Optional[Callable[[], int]] = None) -> None:
     """Feed an export (bytes and StoredData pieces) through ``tap`` into ``writer``.
 

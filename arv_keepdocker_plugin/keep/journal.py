@@ -17,7 +17,7 @@ layer member has passed the tap (its sha256 computed as it streamed, found
 equal to its blob name, and its uncompressed sha256 computed) and every
 block of it is in Keep, a line ``layer <digest> <diff id> <locator>...``
 says so. A rerun may let such a layer stand in for its bytes unread (a
-:class:`~.stored_layer.StoredLayer`, as a record the core trusts), when
+:class:`~.layer_blocks.LayerBlocks`, as a record the core trusts), when
 every one of its locators is usable by the rule above: so only this user's
 (this token's) own checked uploads are ever skipped, and the diff id is
 still checked against the image's config at the end.
@@ -41,8 +41,8 @@ import time
 from typing import IO, Dict, List, Optional, Sequence
 
 from .cache_paths import cache_file
+from .layer_blocks import LayerBlocks
 from .locators import block_key, signature_expiry
-from .stored_layer import StoredLayer
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -65,12 +65,12 @@ class JournalContents:
 
     :ivar blocks: ``{"<md5>+<size>": locator}`` of usable blocks (reused when
         the bytes read again match).
-    :ivar layers: ``{digest: StoredLayer}`` of layers stored whole and
+    :ivar layers: ``{digest: LayerBlocks}`` of layers stored whole and
         checked by an earlier run with this token, every block usable.
     """
 
     blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
-    layers: Dict[str, StoredLayer] = dataclasses.field(default_factory=dict)
+    layers: Dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
 
 
 def journal_path(image_id: str) -> str:
@@ -134,11 +134,11 @@ class Journal:
                     known[block_key(locator)] = locator
         if self.token_uuid is None:
             known = self._head_checked(keep, known)
-        stored: Dict[str, StoredLayer] = {}
+        stored: Dict[str, LayerBlocks] = {}
         for digest, diff_id, locators in layers:
             usable = [known.get(block_key(locator)) for locator in locators]
             if all(usable):
-                stored[digest] = StoredLayer([u for u in usable if u], diff_id)
+                stored[digest] = LayerBlocks([u for u in usable if u], diff_id)
         return JournalContents(known, stored)
 
     def _head_checked(self, keep, known: Dict[str, str]) -> Dict[str, str]:

@@ -22,23 +22,24 @@ import arvados.util
 
 from ..hooktypes import LayerRecord
 from ..image import Image
+from ..keep.layer_blocks import LayerBlocks
 from ..keep.layer_links import locators_for_range
 from ..keep.locators import block_key, signature_expiry
-from ..keep.stored_layer import StoredLayer
+from .context import RunContext
 
 
 @dataclasses.dataclass
 class ReusableLayers:
     """What the store step may take from Keep instead of uploading.
 
-    :ivar skip: ``{layer digest: StoredLayer}`` for layers that need not be read
+    :ivar skip: ``{layer digest: LayerBlocks}`` for layers that need not be read
         (from records the core trusts; the store step adds this user's own
         verified layers from the resume journal).
     :ivar known_blocks: ``{"<md5>+<size>": signed locator}`` of blocks to
         reuse when the local bytes match.
     """
 
-    skip: Dict[str, StoredLayer] = dataclasses.field(default_factory=dict)
+    skip: Dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
     known_blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -97,7 +98,7 @@ def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retri
             continue
         if (record.digest in sizes and sizes[record.digest] in (None, record.size)
                 and record.digest not in result.skip and rule.may_skip(record, collection)):
-            result.skip[record.digest] = StoredLayer(locators, record.diff_id)
+            result.skip[record.digest] = LayerBlocks(locators, record.diff_id)
         for locator in locators:
             result.known_blocks.setdefault(block_key(locator), locator)
     return result
@@ -113,11 +114,11 @@ def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]
         select=["uuid", "owner_uuid", "manifest_text", "portable_data_hash"])}
 
 
-def find_reusable_layers(hook, api, image: Image, owner: str, num_retries: int,
-                         rule: TrustRule) -> ReusableLayers:
+def find_reusable_layers(ctx: RunContext, image: Image, rule: TrustRule) -> ReusableLayers:
     """Ask the ``keepdocker_stored_layers`` hook and decide what to use."""
     digests: Sequence[str] = lookup_digests(image)
     if not digests:
         return ReusableLayers()
-    records = hook(api=api, digests=digests, owner=owner, num_retries=num_retries) or []
-    return reusable_layers(records, image, api, num_retries, rule)
+    records = ctx.pm.hook.keepdocker_stored_layers(
+        api=ctx.api, digests=digests, owner=ctx.owner_uuid, num_retries=ctx.retries) or []
+    return reusable_layers(records, image, ctx.api, ctx.retries, rule)

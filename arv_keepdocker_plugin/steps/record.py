@@ -14,7 +14,6 @@ write is undone together if one fails (:class:`~.rollback.Rollback`).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import logging
@@ -24,6 +23,7 @@ import arvados.collection
 
 from ..hooktypes import HASH_LINK, REPO_TAG_LINK, LinkSpec
 from ..image import Image
+from .context import RunContext
 from .rollback import Rollback
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -75,11 +75,12 @@ def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
 class Recorder:
     """Makes the Arvados records of one run."""
 
-    def __init__(self, api, pm, options: argparse.Namespace):
-        self.api = api
-        self.pm = pm
-        self.options = options
-        self.retries = options.retries
+    def __init__(self, ctx: RunContext):
+        self.api = ctx.api
+        self.pm = ctx.pm
+        self.options = ctx.options  # for the hooks
+        self.retries = ctx.retries
+        self.project_uuid = ctx.project_uuid
 
     # -- what the hooks ask for -------------------------------------------------
 
@@ -128,7 +129,7 @@ class Recorder:
         properties = dict(self.properties(image, repo_tag))
         properties[PENDING_PROPERTY] = image.image_id
         core, added = self.link_specs(image, repo_tag)
-        owner = self.options.project_uuid
+        owner = self.project_uuid
         with Rollback(self.api, self.retries) as rollback:
             # Properties go in with the record, so it never exists without them;
             # the server adds its managed properties beside ours, as it would to

@@ -22,6 +22,7 @@ from ..errors import SourceError
 from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY
 from ..image import Image, ImageSource, Reference
 from ..names import checked_image_id
+from .context import RunContext
 from .listing import docker_links, list_images_in_arv
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -53,9 +54,10 @@ def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Referen
     return source, reference, by_default
 
 
-def resolve_image(api, source: ImageSource, reference: Reference,
-                  options: argparse.Namespace, chosen_by_default: bool) -> Image:
+def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
+                  chosen_by_default: bool) -> Image:
     """The image ``reference`` names; an Arvados-only image when the store lacks it."""
+    options = ctx.options
     try:
         if options.pull:
             try:
@@ -67,34 +69,26 @@ def resolve_image(api, source: ImageSource, reference: Reference,
         lookup_name = reference.name or reference.image_id
         in_arvados = []
         if source.serves_bare_names and lookup_name:
-            in_arvados = list_images_in_arv(api, options.retries, lookup_name, reference.tag)
+            in_arvados = list_images_in_arv(ctx.api, ctx.retries, lookup_name, reference.tag)
         if not in_arvados:
             if chosen_by_default and source.name != "docker-daemon":
                 raise type(error)("{} (looked in {} since no Docker engine "
                                   "answers)".format(error, source.name)) from None
             raise
         logger.debug("%s; using the image already in Arvados", error)
-        owners = trusted_owners(api, options)
-        info = preferred(api, options, in_arvados, owners)
+        owners = sorted(ctx.trusted_owners)
+        info = preferred(ctx, in_arvados, owners)
         image_id = checked_image_id(info["dockerhash"])
         # arv-keepdocker 3.2.1 on Docker's containerd store named its tar and
         # hash link after the manifest digest. When the user's own upload
         # records that digest as an image's manifest (or index) digest, it
         # names that image: look it up so, as for an engine's provisional id.
         return Image(image_id=image_id, source="arvados", repo_tag=reference.repo_tag,
-                     provisional_id=names_a_stored_image(api, options.retries, image_id,
+                     provisional_id=names_a_stored_image(ctx.api, ctx.retries, image_id,
                                                          owners))
 
 
-def trusted_owners(api, options: argparse.Namespace) -> List[str]:
-    """The user and the destination project: whose records were put there by them."""
-    owners = {api.users().current().execute(num_retries=options.retries)["uuid"]}
-    if options.project_uuid:
-        owners.add(options.project_uuid)
-    return sorted(owners)
-
-
-def preferred(api, options: argparse.Namespace, in_arvados: List[Tuple[str, dict]],
+def preferred(ctx: RunContext, in_arvados: List[Tuple[str, dict]],
               owners: List[str]) -> dict:
     """The best image the user or the destination project owns, else the best of all.
 
@@ -102,10 +96,10 @@ def preferred(api, options: argparse.Namespace, in_arvados: List[Tuple[str, dict
     the destination owns was put there by them. (The image is then checked
     like any other before it is reused: see :mod:`.reuse`.)
     """
-    owned = {c["uuid"] for c in api.collections().list(
+    owned = {c["uuid"] for c in ctx.api.collections().list(
         filters=[["uuid", "in", [uuid for uuid, _ in in_arvados]],
                  ["owner_uuid", "in", owners]],
-        select=["uuid"]).execute(num_retries=options.retries)["items"]}
+        select=["uuid"]).execute(num_retries=ctx.retries)["items"]}
     for uuid, info in in_arvados:
         if uuid in owned:
             return info

@@ -19,7 +19,6 @@ from typing import (
     Callable,
     ContextManager,
     Dict,
-    FrozenSet,
     List,
     Mapping,
     Optional,
@@ -34,6 +33,7 @@ from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPER
 from ..image import Image
 from ..keep.locators import unescape_name
 from ..names import checked_image_id
+from .context import RunContext
 from .listing import docker_links
 from .record import PENDING_PROPERTY, Recorder
 from .verify import loadable
@@ -43,7 +43,7 @@ NameFor = Callable[[Image], str]
 
 
 @dataclasses.dataclass
-class StoredImage:
+class ImageCopies:
     """An image id's readable collections and their links, best first."""
 
     collections: List[Dict[str, Any]]
@@ -51,8 +51,8 @@ class StoredImage:
     tag_links: List[Dict[str, Any]]
 
 
-def find_stored_image(api, retries: int, image_id: str,
-                      repo_tag: Optional[str]) -> Optional[StoredImage]:
+def find_image_copies(api, retries: int, image_id: str,
+                      repo_tag: Optional[str]) -> Optional[ImageCopies]:
     """The stored copies of ``image_id``, or None when there is none the user can read."""
     hash_links = docker_links(api, retries, [
         ["link_class", "=", HASH_LINK], ["name", "=", image_id]])
@@ -70,24 +70,25 @@ def find_stored_image(api, retries: int, image_id: str,
         tag_links = docker_links(api, retries, [
             ["link_class", "=", REPO_TAG_LINK], ["name", "=", repo_tag],
             ["head_uuid", "in", [c["uuid"] for c in collections]]])
-    return StoredImage(collections, hash_links, tag_links)
+    return ImageCopies(collections, hash_links, tag_links)
 
 
 class Reuser:
     """Finds a copy of the image to reuse and makes it usable by ``parent``.
 
-    :param owners: the user and the destination, whose copies are trusted.
+    :param ctx: the run: its user and destination (``ctx.owner_uuid``, the
+        parent of what is reused), whose copies are trusted.
     :param lock: ``lock(image_id)`` opens that image's Arvados lock (writes
         happen under it).
     """
 
-    def __init__(self, api, recorder: Recorder, retries: int, parent: str,
-                 owners: FrozenSet[str], lock: Callable[[str], ContextManager[Any]]):
-        self.api = api
+    def __init__(self, ctx: RunContext, recorder: Recorder,
+                 lock: Callable[[str], ContextManager[Any]]):
+        self.api = ctx.api
         self.recorder = recorder
-        self.retries = retries
-        self.parent = parent
-        self.owners = owners
+        self.retries = ctx.retries
+        self.parent = ctx.owner_uuid
+        self.owners = ctx.trusted_owners
         self.lock = lock
         self._checked: Set[Tuple[str, Optional[str]]] = set()
 
@@ -128,7 +129,7 @@ class Reuser:
 
     def _reuse(self, image: Image, repo_tag: Optional[str], name: NameFor, locked: bool,
                named_by: Optional[str]) -> Optional[Dict[str, Any]]:
-        stored = find_stored_image(self.api, self.retries, image.image_id, repo_tag)
+        stored = find_image_copies(self.api, self.retries, image.image_id, repo_tag)
         if stored is None:
             return None
         chosen = self.choose(stored, image.image_id, named_by)
@@ -144,7 +145,7 @@ class Reuser:
                 return self._reuse(image, repo_tag, name, True, named_by)
         return self.recorder.apply(image, plan)
 
-    def choose(self, stored: StoredImage, image_id: str,
+    def choose(self, stored: ImageCopies, image_id: str,
                named_by: Optional[str] = None) -> Optional[Mapping[str, Any]]:
         """The destination's copy, else the user's, else someone else's that checks out.
 

@@ -1,6 +1,6 @@
 """The store step: an image's docker-archive stream into Keep as one ``<id>.tar``.
 
-:func:`store_tar` wires the parts together and returns a :class:`StoredTar`:
+:func:`store_tar` wires the parts together and returns a :class:`UploadedTar`:
 
 * the export (a stream, or pieces that skip stored layers) passes through a
   :class:`~..archive.tap.TarTap`, which learns the archive as it goes (its
@@ -14,7 +14,7 @@
   even read (or download) the layers it had finished.
 
 Nothing is written to the Arvados API here: the caller saves the collection
-from :attr:`StoredTar.locators` only once every block is stored.
+from :attr:`UploadedTar.locators` only once every block is stored.
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from ..archive.tap import TarTap
 from ..image import Image, Layer, SkippedLayers
 from ..keep.block_writer import BlockWriter, is_layer_member, write_pieces
 from ..keep.journal import Journal
+from ..keep.layer_blocks import LayerBlocks
 from ..keep.locators import manifest_text
 from ..keep.progress import Progress
-from ..keep.stored_layer import StoredLayer
+from .context import RunContext
 from .layer_trust import ReusableLayers
 
 
 @dataclasses.dataclass
-class StoredTar:
+class UploadedTar:
     """An image tar whose blocks are all in Keep (no collection yet).
 
     :ivar locators: the signed block locators, in order.
@@ -89,9 +90,8 @@ class StoredTar:
         return dataclasses.replace(image, **changes)
 
 
-def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
-              resume: bool, use_cache: bool, progress: Progress,
-              valid_until: float) -> StoredTar:
+def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_until: float,
+              progress: Progress) -> UploadedTar:
     """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored.
 
     ``valid_until``: blocks from the resume journal whose signatures expire
@@ -99,20 +99,21 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
     layers the journal has whole, are not read when the image can skip
     them (``export_pieces``).
     """
-    journal = Journal(image.image_id, enabled=use_cache, token=getattr(api, "api_token", None))
-    if not resume:
+    api = ctx.api
+    journal = Journal(image.image_id, enabled=ctx.use_cache,
+                      token=getattr(api, "api_token", None))
+    if not ctx.resume:
         journal.discard()
     keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
-        api_client=api, num_retries=retries)
+        api_client=api, num_retries=ctx.retries)
     known = dict(reusable.known_blocks)
     skip = dict(reusable.skip)
-    if resume:
+    if ctx.resume:
         resumed = journal.read(keep, valid_until)
         known.update(resumed.blocks)
         for digest, layer in journal_layers(image, resumed.layers).items():
             skip.setdefault(digest, layer)
-    copies = api._rootDesc.get("defaultCollectionReplication") or 2
-    writer = BlockWriter(keep, copies, retries, progress, known, journal.record)
+    writer = BlockWriter(keep, ctx.replication, ctx.retries, progress, known, journal.record)
 
     def align(name: str, offset: int, size: int) -> None:
         if is_layer_member(name, size):
@@ -146,11 +147,11 @@ def store_tar(api, image: Image, reusable: ReusableLayers, *, retries: int,
         journal.close()
     progress.finish()
     assert tap.config is not None and tap.config_digest is not None
-    return StoredTar(locators, writer.position, tap.config, tap.config_digest,
+    return UploadedTar(locators, writer.position, tap.config, tap.config_digest,
                      aligned_layers(tap), journal, tap.manifest_digest, tap.index_digest)
 
 
-def journal_layers(image: Image, layers: Mapping[str, StoredLayer]) -> Dict[str, StoredLayer]:
+def journal_layers(image: Image, layers: Mapping[str, LayerBlocks]) -> Dict[str, LayerBlocks]:
     """The journal's whole layers that are layers of ``image`` (same digest and size)."""
     sizes = {layer.digest: layer.size for layer in image.layers if layer.digest}
     return {digest: layer for digest, layer in layers.items()

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from arv_keepdocker_plugin.keep.journal import MARGIN, Journal, journal_path, token_uuid
+from arv_keepdocker_plugin.keep.layer_blocks import LayerBlocks
 from arv_keepdocker_plugin.keep.locators import block_key
-from arv_keepdocker_plugin.keep.stored_layer import StoredLayer
 
 from .fakes import FakeKeep, signed
 
@@ -165,8 +165,8 @@ def test_layers_stored_whole_are_offered_to_a_rerun_with_the_same_token():
     keep = FakeKeep()
     blocks = write_layers(TOKEN, keep)
     contents = Journal(IMAGE, token=TOKEN).read(keep)
-    assert contents.layers == {D1: StoredLayer([blocks["a"], blocks["b"]], X1),
-                               D2: StoredLayer([blocks["c"]], X2)}
+    assert contents.layers == {D1: LayerBlocks([blocks["a"], blocks["b"]], X1),
+                               D2: LayerBlocks([blocks["c"]], X2)}
     assert contents.layers[D1].size == 200
     assert contents.blocks == {block_key(l): l for l in blocks.values()}
     text = open(journal_path(IMAGE)).read()

@@ -8,9 +8,9 @@ import pytest
 from arv_keepdocker_plugin.archive.layer_digests import Digests
 from arv_keepdocker_plugin.image import StoredData
 from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE, BlockWriter, write_pieces
+from arv_keepdocker_plugin.keep.layer_blocks import LayerBlocks
 from arv_keepdocker_plugin.keep.locators import block_key
 from arv_keepdocker_plugin.keep.progress import Progress
-from arv_keepdocker_plugin.keep.stored_layer import StoredLayer
 
 from .fakes import FakeKeep, signed
 
@@ -115,7 +115,7 @@ def test_write_pieces_feeds_bytes_through_the_tap_and_skips_stored_layers():
     tap = Tap()
     stored = [signed(b"L" * 20)]
     write_pieces([b"ab", b"", StoredData("sha256:l", 20), b"cd"], tap, w,
-                 {"sha256:l": StoredLayer(stored, "sha256:d")})
+                 {"sha256:l": LayerBlocks(stored, "sha256:d")})
     locators = w.close()
     assert tap.fed == [b"ab", b"cd"] and tap.finished
     # The tap checks a skipped layer's recorded digests against the config.
@@ -187,7 +187,7 @@ def test_a_stored_layer_whose_blocks_do_not_match_the_export_is_refused():
     with pytest.raises(BadArchive, match="stored layer sha256:l is 20 bytes in Keep, but the "
                        "image says 21"):
         write_pieces([StoredData("sha256:l", 21)], Tap(), w,
-                     {"sha256:l": StoredLayer([signed(b"L" * 20)], "sha256:d")})
+                     {"sha256:l": LayerBlocks([signed(b"L" * 20)], "sha256:d")})
     w.abort()
 
 

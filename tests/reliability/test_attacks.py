@@ -221,11 +221,12 @@ def test_a_planted_claim_to_alices_manifest_digest_is_checked(
     import argparse
 
     from arv_keepdocker_plugin.plugins import get_plugin_manager
+    from arv_keepdocker_plugin.steps.context import RunContext
     from arv_keepdocker_plugin.steps.record import Recorder
     options = argparse.Namespace(retries=0, project_uuid=alice_project)
-    reuser = Reuser(arv_api, Recorder(arv_api, get_plugin_manager(False), options), 0,
-                    alice_project, frozenset({arv_cluster.user_uuid("alice"), alice_project}),
-                    lock)
+    ctx = RunContext.build(arv_api, get_plugin_manager(False), options)
+    assert ctx.trusted_owners == {arv_cluster.user_uuid("alice"), alice_project}
+    reuser = Reuser(ctx, Recorder(ctx), lock)
     assert reuser.reuse(engine_image, unique + ":1", lambda image: "x") is None
     assert locks == []
 

@@ -1,4 +1,4 @@
-"""A layer already in Keep, as blocks that can stand in for its bytes."""
+"""A layer already in Keep: the blocks that can stand in for its bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .locators import locator_size
 
 
 @dataclasses.dataclass(frozen=True)
-class StoredLayer:
+class LayerBlocks:
     """A layer whose stored blocks may stand in for its bytes.
 
     :ivar locators: signed, whole blocks holding exactly the layer's bytes.

@@ -1,0 +1,107 @@
+"""What one run knows from its start: who runs it, where the image goes, the cluster.
+
+:class:`RunContext` is built once (:meth:`RunContext.build`, one
+``users().current()`` request and the discovery document the API client
+already holds) and handed to every step in place of loose arguments and the
+whole command line. Hooks and sources still receive the parsed command line
+as ``options`` (third-party plugins read their own options there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, FrozenSet, Optional, Tuple
+
+import arvados.util
+
+from ..errors import KeepdockerError
+from ..keep.progress import mode_from_options
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """The facts of one run.
+
+    :ivar api: the Arvados API client.
+    :ivar pm: the plugin manager.
+    :ivar options: the parsed command line, for hooks and sources only.
+    :ivar user_uuid: the user the token belongs to.
+    :ivar project_uuid: ``--project-uuid``, when given.
+    :ivar retries: ``--retries``, for API and Keep requests.
+    :ivar formats: the cluster's ``dockerImageFormats`` (``None`` when absent).
+    :ivar replication: the cluster's ``defaultCollectionReplication`` (default 2).
+    :ivar progress: the progress mode: ``"human"``, ``"machine"`` or ``None``.
+    """
+
+    api: Any
+    pm: Any
+    options: argparse.Namespace
+    user_uuid: str
+    project_uuid: Optional[str]
+    retries: int
+    formats: Optional[Tuple[str, ...]]
+    replication: int
+    progress: Optional[str]
+
+    @classmethod
+    def build(cls, api: Any, pm: Any, options: argparse.Namespace) -> "RunContext":
+        """Ask Arvados who the user is, check ``--project-uuid``, read the cluster's settings."""
+        retries = options.retries
+        user = api.users().current().execute(num_retries=retries)["uuid"]
+        if options.project_uuid:
+            check_project(api, options.project_uuid, retries)
+        root = getattr(api, "_rootDesc", None) or {}
+        formats = root.get("dockerImageFormats")
+        return cls(api=api, pm=pm, options=options, user_uuid=user,
+                   project_uuid=options.project_uuid or None, retries=retries,
+                   formats=tuple(formats) if formats is not None else None,
+                   replication=root.get("defaultCollectionReplication") or 2,
+                   progress=mode_from_options(options))
+
+    @property
+    def owner_uuid(self) -> str:
+        """Who will own what this run writes: the destination project, else the user."""
+        return self.project_uuid or self.user_uuid
+
+    @property
+    def trusted_owners(self) -> FrozenSet[str]:
+        """The user and the destination: whose records the trust rule accepts."""
+        return frozenset({self.user_uuid, self.owner_uuid})
+
+    # -- command-line facts the steps act on -----------------------------------
+
+    @property
+    def force(self) -> bool:
+        return bool(self.options.force)
+
+    @property
+    def silent(self) -> bool:
+        return bool(self.options.silent)
+
+    @property
+    def resume(self) -> bool:
+        return bool(self.options.resume)
+
+    @property
+    def use_cache(self) -> bool:
+        return bool(self.options.use_cache)
+
+    @property
+    def force_image_format(self) -> bool:
+        return bool(self.options.force_image_format)
+
+    @property
+    def collection_name(self) -> Optional[str]:
+        """``--name``, when given."""
+        return self.options.name
+
+
+def check_project(api: Any, uuid: str, retries: int) -> None:
+    """``--project-uuid`` must be a readable user or project (as arv-put checks)."""
+    if arvados.util.user_uuid_pattern.match(uuid):
+        api.users().get(uuid=uuid).execute(num_retries=retries)
+    elif arvados.util.group_uuid_pattern.match(uuid):
+        api.groups().get(uuid=uuid).execute(num_retries=retries)
+    else:
+        raise KeepdockerError("Not a valid project UUID: {}".format(uuid))
