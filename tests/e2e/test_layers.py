@@ -173,9 +173,10 @@ def test_interrupted_upload_resumes_with_only_what_is_missing(
         keepdocker_docker_engine):
     image_id = many_layers
     before = arvados_state.snapshot()
-    # Every Keep write takes half a second (two at a time), so the run is
-    # surely caught mid-way: at least four blocks are still to go.
-    arv_cluster.inject_fault("keep_put", 1000, stall=0.5)
+    # Every Keep write takes a second (two at a time), so the run is surely
+    # caught mid-way, even on a loaded machine: at least four blocks (two
+    # seconds or more) are still to go when the signal is sent.
+    arv_cluster.inject_fault("keep_put", 1000, stall=1.0)
     proc = start(docker_user_env, "--no-progress", "--force", "--retries", "0",
                  "many-layers:v1")
     journal = journal_file(docker_user_env, image_id)
