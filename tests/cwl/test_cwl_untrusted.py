@@ -306,3 +306,14 @@ def test_the_rule_without_the_opt_in(launcher, private, monkeypatch, accesses, c
     assert local_image_id("docker-archive:" + private.archive) is None
     assert len(refusals(caplog)) == 1, "a refusal is said once per launcher run"
     assert accesses == []
+
+
+def test_the_documented_line_is_the_real_one(launcher, caplog):
+    from pathlib import Path
+
+    from arv_keepdocker_plugin.cwl_runner import local_image_id
+
+    assert local_image_id("docker-archive:/home/you/private.tar") is None
+    [line] = refusals(caplog)
+    docs = Path(__file__).resolve().parents[2] / "docs" / "arvados-cwl-runner.md"
+    assert "\narvados.keepdocker WARNING: {}\n".format(line.getMessage()) in docs.read_text()
