@@ -134,12 +134,14 @@ class WorkflowImages:
         options = build_parser(pm, PROG).parse_args(
             ["--", reference] + ([] if tag is None else [tag]))
         picked = pick_source(pm, options)
-        if self.trust_sources:
-            return options, picked
         sources = pm.sources
-        plugin = sources.plugin_of(picked.name) if picked.name in sources else None
-        if plugin is None or WORKFLOW_SOURCES.get(picked.name) != plugin:
-            served = "" if plugin is None or picked.name not in WORKFLOW_SOURCES else (
+        if self.trust_sources or picked.name not in sources:
+            # No such source (every engine source disabled): nothing can parse
+            # the name, and choosing the source says so in one line.
+            return options, picked
+        plugin = sources.plugin_of(picked.name)
+        if WORKFLOW_SOURCES.get(picked.name) != plugin:
+            served = "" if picked.name not in WORKFLOW_SOURCES else (
                 " (served by plugin {!r})".format(plugin))
             raise self._refusal(reference, "a workflow may name only NAME[:TAG], docker://, "
                                 "docker-daemon: and containers-storage: images, not the {} "

@@ -13,10 +13,13 @@ watch sees the same files being read.
 
 import logging
 import os
+import re
 import sys
 
 import pytest
 from arv_keepdocker_testkit import imagebuild
+
+from arv_keepdocker_plugin import ImageSource, Reference, hookimpl
 
 from .test_cwl_images import assert_uploaded, get_image
 
@@ -317,3 +320,58 @@ def test_the_documented_line_is_the_real_one(launcher, caplog):
     [line] = refusals(caplog)
     docs = Path(__file__).resolve().parents[2] / "docs" / "arvados-cwl-runner.md"
     assert "\narvados.keepdocker WARNING: {}\n".format(line.getMessage()) in docs.read_text()
+
+
+# -- third-party sources ----------------------------------------------------------
+
+class SiteSource(ImageSource):
+    """A third-party source that remembers every name it was asked to parse."""
+
+    serves_bare_names = True
+
+    def __init__(self, name):
+        self.name = name
+        self.parsed = []
+
+    def parse(self, details, tag):
+        self.parsed.append(details)
+        return Reference(raw=details, name=details, tag=tag or "latest")
+
+
+def site_plugin_manager(source_name, takes_bare=None, replaces=None):
+    """The default plugins (less ``replaces``) plus a site plugin registering ``source_name``."""
+    from arv_keepdocker_plugin.plugins import get_plugin_manager
+
+    source = SiteSource(source_name)
+
+    class Site:
+        @hookimpl
+        def keepdocker_register_sources(self, register):
+            register(source)
+
+        @hookimpl
+        def keepdocker_default_source(self, reference):
+            return source_name if takes_bare and reference.startswith(takes_bare) else None
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    if replaces:
+        pm.unregister(name=replaces)
+    pm.register(Site(), name="site")
+    return pm, source
+
+
+@pytest.mark.parametrize("source_name, reference, takes_bare, replaces, says", [
+    ("site-store", "site-store:app:1", None, None, "not the 'site-store' source"),
+    ("site-store", "site/app:1", "site/", None, "not the 'site-store' source"),
+    ("docker-daemon", "docker-daemon:app:1", None, "docker_daemon",
+     "not the 'docker-daemon' source (served by plugin 'site')"),
+], ids=["by-prefix", "bare-name-sent-to-it", "replacing-a-default"])
+def test_third_party_sources_need_the_opt_in(source_name, reference, takes_bare, replaces, says):
+    from arv_keepdocker_plugin.cwl_runner.workflow_images import Refused, WorkflowImages
+
+    pm, source = site_plugin_manager(source_name, takes_bare, replaces)
+    with pytest.raises(Refused, match=re.escape(says)):
+        WorkflowImages().admit(pm, reference)
+    assert source.parsed == [], "a refused name reached the source"
+    _options, picked = WorkflowImages(trust_sources=True).admit(pm, reference)
+    assert picked.name == source_name
