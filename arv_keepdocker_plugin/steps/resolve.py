@@ -1,8 +1,9 @@
 """The resolve step: which source, which image.
 
-* :func:`choose_source` picks the source from the reference's transport
+* :func:`pick_source` picks the source from the reference's transport
   prefix, ``--source``, or (for a bare ``NAME[:TAG]``) the
-  ``keepdocker_default_source`` hook, and lets it parse the reference;
+  ``keepdocker_default_source`` hook; :func:`choose_source` then lets it
+  parse the reference;
 * :func:`resolve_image` asks the source for the image (pulling first with
   ``--pull``) and, when an engine store lacks it, falls back to the best
   copy already in Arvados, as arv-keepdocker 3.2.1 does (a copy that 3.2.1
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import List, Set, Tuple
+from typing import List, NamedTuple, Optional, Set, Tuple
 
 from .. import names as refs
 from ..errors import SourceError
@@ -28,28 +29,50 @@ from .listing import docker_links, list_images_in_arv
 logger = logging.getLogger("arvados.keepdocker")
 
 
-def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Reference, bool]:
-    """Pick the source for ``options.image`` and parse the reference with it.
+class PickedSource(NamedTuple):
+    """Which source a reference selects, before the source has parsed it."""
 
-    Returns ``(source, reference, chosen_by_default)``; the last is true for a
-    bare name, where the ``keepdocker_default_source`` hook chose.
+    #: The source's transport name.
+    name: str
+    #: The reference without the source's prefix.
+    details: str
+    #: True for a bare name, where the ``keepdocker_default_source`` hook chose.
+    by_default: bool
+
+
+def pick_source(pm, options: argparse.Namespace) -> PickedSource:
+    """Which source ``options.image`` selects: ``--source``, its transport prefix, or
+    (for a bare ``NAME[:TAG]``) the ``keepdocker_default_source`` hook.
+
+    Nothing is parsed or opened yet, so a caller can vet the choice first
+    (the cwl launcher refuses sources a workflow may not name).
     """
     sources = pm.sources
     raw = options.image
-    by_default = False
     if getattr(options, "source", None):
         name, details = options.source, raw
         prefix = sources.get(name).prefix
         if raw.startswith(prefix):
             details = raw[len(prefix):]
-    else:
-        name, details = refs.split_transport(raw, sources.prefixes())
-        if name is None:
-            by_default = True
-            name = pm.hook.keepdocker_default_source(
-                reference=raw, sources=sources, options=options)
-    source = sources.get(name)
-    reference = dataclasses.replace(source.parse(details, options.tag), raw=raw,
+        return PickedSource(name, details, False)
+    name, details = refs.split_transport(raw, sources.prefixes())
+    if name is not None:
+        return PickedSource(name, details, False)
+    name = pm.hook.keepdocker_default_source(reference=raw, sources=sources, options=options)
+    return PickedSource(name, details, True)
+
+
+def choose_source(pm, options: argparse.Namespace,
+                  picked: Optional[PickedSource] = None) -> Tuple[ImageSource, Reference, bool]:
+    """Pick the source for ``options.image`` and parse the reference with it.
+
+    Returns ``(source, reference, chosen_by_default)``; the last is true for a
+    bare name, where the ``keepdocker_default_source`` hook chose. ``picked``
+    is :func:`pick_source`'s answer when the caller already has it.
+    """
+    name, details, by_default = picked or pick_source(pm, options)
+    source = pm.sources.get(name)
+    reference = dataclasses.replace(source.parse(details, options.tag), raw=options.image,
                                     transport=source.name)
     return source, reference, by_default
 

@@ -61,7 +61,7 @@ def test_install_replaces_each_attribute_and_uninstall_restores():
     cwl_runner.install()
     try:
         cwl_runner.install()  # idempotent: the originals are kept once
-        assert keepdocker.main is compat.main
+        assert keepdocker.main is cwl_runner.keepdocker_main
         assert keepdocker.list_images_in_arv is compat.list_images_in_arv
         assert arvdocker.determine_image_id is cwl_runner.determine_image_id
         check = cwltool.docker.DockerCommandLineJob
@@ -148,3 +148,70 @@ def test_invalid_workflow_fails_through_the_launcher(arv_cluster, tmp_path):
     result = run([script("arv-keepdocker-cwl-runner"), "--validate", str(tool)], env=env,
                  cwd=str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
+
+
+# -- the launcher's own options --------------------------------------------------
+
+def test_launcher_options_are_the_leading_ones():
+    from arv_keepdocker_plugin.cwl_runner import split_launcher_options
+
+    assert split_launcher_options(["--trust-workflow-sources", "--submit", "wf.cwl"]) == (
+        {"trust_workflow_sources": True}, ["--submit", "wf.cwl"])
+    # After the first a-c-r argument everything is a-c-r's, workflow inputs included.
+    assert split_launcher_options(["wf.cwl", "--trust-workflow-sources"]) == (
+        {}, ["wf.cwl", "--trust-workflow-sources"])
+    assert split_launcher_options([]) == ({}, [])
+
+
+def test_the_trust_flag_is_removed_before_arvados_cwl_runner_parses(capsys, monkeypatch):
+    """In-process: a-c-r's ``--version`` runs (an unknown flag would be a usage error)."""
+    from arv_keepdocker_plugin import cwl_runner
+    from arv_keepdocker_plugin.cwl_runner import workflow_images
+
+    monkeypatch.delenv("ARV_KEEPDOCKER_TRUST_WORKFLOW_SOURCES", raising=False)
+    assert not cwl_runner.installed()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cwl_runner.main(["--trust-workflow-sources", "--version"])
+        assert exit_info.value.code == 0
+        assert cwl_runner.installed() and workflow_images.current().trust_sources
+    finally:
+        cwl_runner.uninstall()
+    assert "3.2.1" in capsys.readouterr().out
+    try:
+        with pytest.raises(SystemExit):
+            cwl_runner.main(["--version"])
+        assert cwl_runner.installed() and not workflow_images.current().trust_sources
+    finally:
+        cwl_runner.uninstall()
+
+
+@pytest.mark.parametrize("value, trusted", [("1", True), ("0", False), ("", False)])
+def test_the_trust_environment_variable(value, trusted, monkeypatch):
+    from arv_keepdocker_plugin import cwl_runner
+    from arv_keepdocker_plugin.cwl_runner import workflow_images
+
+    monkeypatch.setenv("ARV_KEEPDOCKER_TRUST_WORKFLOW_SOURCES", value)
+    cwl_runner.install()
+    try:
+        assert workflow_images.current().trust_sources is trusted
+    finally:
+        cwl_runner.uninstall()
+    assert workflow_images.current().trust_sources is False  # uninstalled: trusts nothing
+
+
+def test_a_misplaced_trust_flag_is_arvados_cwl_runners_usage_error(tmp_path):
+    """Only leading flags are the launcher's: later, a-c-r refuses it (status 2)."""
+    result = run([script("arv-keepdocker-cwl-runner"), "--validate", "--trust-workflow-sources",
+                  str(tmp_path / "wf.cwl")], env=dict(os.environ))
+    assert result.returncode == 2
+    assert "unrecognized arguments: --trust-workflow-sources" in result.stderr
+
+
+def test_a_malformed_trust_variable_is_one_line():
+    env = dict(os.environ, ARV_KEEPDOCKER_TRUST_WORKFLOW_SOURCES="yes")
+    result = run([script("arv-keepdocker-cwl-runner"), "--version"], env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["arv-keepdocker-cwl-runner: ARV_KEEPDOCKER_TRUST_WORKFLOW_SOURCES='yes': "
+                     "use 1 to let workflows name any image source, or 0"], result.stderr
