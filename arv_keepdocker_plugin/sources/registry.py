@@ -104,7 +104,7 @@ class RegistrySource(ImageSource):
         """Fetch the manifest (the platform's, from an index) and the config.
 
         :raises RegistryError: one line: unreachable, refused, unknown,
-            blocked, a digest mismatch, schema 1, zstd without zstandard...
+            blocked, a digest mismatch, schema 1, zstd without a decompressor...
         """
         if reference.ref is None:
             raise BadReference("{}: no image reference".format(reference.raw))
