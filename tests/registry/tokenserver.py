@@ -7,7 +7,8 @@ The registry trusts the root certificate in :attr:`TokenServer.bundle`.
 :meth:`TokenServer.rekey` makes a new root and signing key: restart the
 registry with the new bundle and every token issued before is refused.
 :meth:`TokenServer.redirect` makes it answer every token request with a
-redirect instead (to another server); :attr:`TokenServer.raw` holds every
+redirect instead (to another server), :meth:`TokenServer.answer_with` with
+a fixed body; :attr:`TokenServer.raw` holds every
 request as received (headers and body), to look for secrets in. Without
 ``tls`` it speaks plain HTTP.
 """
@@ -102,6 +103,7 @@ class TokenServer:
         self.requests: List[Tuple[str, Optional[str], str]] = []
         self.raw: List[bytes] = []
         self._redirect: Optional[Tuple[int, str]] = None
+        self._body: Optional[bytes] = None
         self.scheme = "https" if tls else "http"
         self.generation = 0
         self.keys = SigningKeys(directory, self.generation)
@@ -114,7 +116,7 @@ class TokenServer:
 
             def do_GET(self) -> None:
                 server._record(self, b"")
-                if server._redirected(self):
+                if server._answered_otherwise(self):
                     return
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 server._answer(self, "GET", self._basic_user(), query)
@@ -123,7 +125,7 @@ class TokenServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 server._record(self, body)
-                if server._redirected(self):
+                if server._answered_otherwise(self):
                     return
                 form = urllib.parse.parse_qs(body.decode())
                 if form.get("grant_type") != ["refresh_token"]:
@@ -171,6 +173,11 @@ class TokenServer:
         with self._lock:
             self._redirect = (status, location) if location else None
 
+    def answer_with(self, body: Optional[bytes]) -> None:
+        """Answer every token request 200 with ``body`` (``None``: real tokens again)."""
+        with self._lock:
+            self._body = body
+
     def raw_requests(self) -> List[bytes]:
         """Every request received: request line, headers and body."""
         with self._lock:
@@ -181,9 +188,16 @@ class TokenServer:
         with self._lock:
             self.raw.append(head.encode() + body)
 
-    def _redirected(self, handler) -> bool:
+    def _answered_otherwise(self, handler) -> bool:
         with self._lock:
-            redirect = self._redirect
+            redirect, body = self._redirect, self._body
+        if body is not None:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return True
         if redirect is None:
             return False
         handler.send_response(redirect[0])
