@@ -10,6 +10,17 @@ sits in memory, whatever its ratio. The total is not capped: a layer may
 legitimately be many gigabytes, and no format says its size beforehand, so
 a bomb costs time (decompressing is checked all the way), not memory.
 
+A decoder also holds the history the stream refers back to, whose size the
+stream chooses: a zstd window of up to 2 GiB, an xz dictionary of up to
+1.5 GiB. Each decoder is given a budget: :data:`ARCHIVE_DECODER_MEMORY` for
+an archive's own stream (up to ``zstd --ultra -20`` and ``xz -8``) and
+:data:`LAYER_DECODER_MEMORY` for each layer checked inside it (container
+tools write zstd with 8 MiB windows, the zstd command too up to level 19;
+``xz -6``, the default, needs 9 MiB). A stream needing more is refused in
+one line, so that an archive and a layer in it decompressed at once, on top
+of the upload's own buffers, stay under the 300 MiB a run may use (with a
+64 MiB window for the archive, that case measured 278 MiB).
+
 gzip, bzip2 and xz come with Python (zlib, bz2, lzma); zstd is Python
 3.14's ``compression.zstd``, or its backport ``backports.zstd`` before that
 (``pip install 'arv-keepdocker-plugin[zstd]'``). The ``zstandard`` package
@@ -39,6 +50,10 @@ SNIFF_BYTES = 6
 ZSTD_EXTRA = "pip install 'arv-keepdocker-plugin[zstd]'"
 #: Where a zstd decompressor with an output limit is found, in order.
 ZSTD_MODULES = ("compression.zstd", "backports.zstd")
+#: What the decoder of an archive's own stream may hold (window, dictionary).
+ARCHIVE_DECODER_MEMORY = 40 << 20
+#: What the decoder of a layer (inside an archive, or from a registry) may hold.
+LAYER_DECODER_MEMORY = 16 << 20
 
 
 class CompressionError(KeepdockerError):
@@ -135,8 +150,11 @@ class Decompressor:
     #: What the decompressors raise on bad data.
     ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError)
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, memory: int = LAYER_DECODER_MEMORY) -> None:
+        """:param memory: what the decoder may hold (:data:`ARCHIVE_DECODER_MEMORY`
+        for an archive's own stream); gzip and bzip2 always need less."""
         self.kind = kind
+        self.memory = memory
         self._errors: tuple = self.ERRORS
         self._new = self._factory(kind)
         self._d = self._new()
@@ -147,14 +165,16 @@ class Decompressor:
         if kind == "bzip2":
             return lambda: _Buffered(bz2.BZ2Decompressor())
         if kind == "xz":
-            return lambda: _Buffered(lzma.LZMADecompressor())
+            return lambda: _Buffered(lzma.LZMADecompressor(memlimit=self.memory))
         if kind == "zstd":
             zstd = zstd_module()
             if zstd is None:
                 raise CompressionError("zstd-compressed data needs a zstd decompressor: "
                                        + ZSTD_EXTRA)
             self._errors = self.ERRORS + (zstd.ZstdError,)
-            return lambda: _Buffered(zstd.ZstdDecompressor())
+            window_log = self.memory.bit_length() - 1
+            options = {zstd.DecompressionParameter.window_log_max: window_log}
+            return lambda: _Buffered(zstd.ZstdDecompressor(options=options))
         raise CompressionError("unknown compression {!r}".format(kind))
 
     def feed(self, data: "bytes | memoryview") -> Iterator[bytes]:
@@ -168,6 +188,11 @@ class Decompressor:
             try:
                 yield from self._d.feed(data)
             except self._errors as error:
+                if "memory" in str(error).lower():  # zstd's and liblzma's words for it
+                    raise CompressionError(
+                        "{} data that needs more than {} MiB to decompress, which is not "
+                        "accepted here: compress it at a lower level".format(
+                            self.kind, self.memory >> 20)) from None
                 raise CompressionError("corrupt {} data ({})".format(self.kind, error)) from None
             data = self._d.unused if self._d.eof else b""
 

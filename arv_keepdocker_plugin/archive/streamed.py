@@ -27,7 +27,13 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ..image import ByteStream
 from . import safety
-from .compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
+from .compression import (
+    ARCHIVE_DECODER_MEMORY,
+    SNIFF_BYTES,
+    CompressionError,
+    Decompressor,
+    sniff,
+)
 from .members import Member, MemberIndex, TarMembers, open_regular_file
 from .safety import bad
 from .streams import ChunkReader
@@ -64,7 +70,7 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
 
     def chunks() -> Iterator[bytes]:
         try:
-            decompressor = Decompressor(kind)
+            decompressor = Decompressor(kind, ARCHIVE_DECODER_MEMORY)
             while True:
                 data = f.read(READ_CHUNK)
                 if not data:

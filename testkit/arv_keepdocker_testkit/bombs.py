@@ -20,7 +20,7 @@ import hashlib
 import importlib
 import tarfile
 import zlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .imagebuild import MT_LAYER, LayerBlob
 
@@ -71,28 +71,49 @@ def _gzip(head: bytes, size: int, tail: bytes) -> bytes:
     return header + b"".join(body) + crc.to_bytes(4, "little") + length.to_bytes(4, "little")
 
 
-def _zstd_frame(head: bytes, size: int, tail: bytes) -> bytes:
+def _zstd_compressor(window_log: Optional[int] = None):
+    """Level 1 (on zeros as small as level 19, far faster), with ``window_log`` if given:
+    the window (history) a decoder must hold is ``2 ** window_log`` bytes."""
     zstd = _zstd()
-    compressor = zstd.ZstdCompressor(level=1)  # zeros: as small as level 19, far faster
+    options = {zstd.CompressionParameter.compression_level: 1}
+    if window_log is not None:
+        options[zstd.CompressionParameter.window_log] = window_log
+    return zstd.ZstdCompressor(options=options)
+
+
+def _zstd_frame(head: bytes, size: int, tail: bytes, window_log: Optional[int] = None) -> bytes:
+    zstd = _zstd()
+    compressor = _zstd_compressor(window_log)
     out = [compressor.compress(head)]
     out.extend(compressor.compress(p) for p in zeros(size))
     out.append(compressor.compress(tail))
     return b"".join(out) + compressor.flush(zstd.ZstdCompressor.FLUSH_FRAME)
 
 
-def compressed_zeros(kind: str, size: int, head: bytes = b"", tail: bytes = b"") -> bytes:
-    """``head``, ``size`` zero bytes and ``tail`` as one ``gzip`` member or ``zstd`` frame."""
+def compressed_zeros(kind: str, size: int, head: bytes = b"", tail: bytes = b"",
+                     window_log: Optional[int] = None) -> bytes:
+    """``head``, ``size`` zero bytes and ``tail`` as one ``gzip`` member or ``zstd`` frame
+    (whose decoder must hold ``2 ** window_log`` bytes, if given)."""
     if kind == "gzip":
         return _gzip(head, size, tail)
     if kind == "zstd":
-        return _zstd_frame(head, size, tail)
+        return _zstd_frame(head, size, tail, window_log)
     raise ValueError("kind must be gzip or zstd")
 
 
-def bomb_layer(kind: str, size: int) -> LayerBlob:
+def zstd_file(source: str, dest: str, window_log: Optional[int] = None) -> None:
+    """Compress the file ``source`` into one zstd frame in ``dest``, 1 MiB at a time."""
+    compressor = _zstd_compressor(window_log)
+    with open(source, "rb") as f, open(dest, "wb") as out:
+        for piece in iter(lambda: f.read(PIECE), b""):
+            out.write(compressor.compress(piece))
+        out.write(compressor.flush(_zstd().ZstdCompressor.FLUSH_FRAME))
+
+
+def bomb_layer(kind: str, size: int, window_log: Optional[int] = None) -> LayerBlob:
     """A layer blob of ``size`` compressed zeros (an empty tar, padded), claiming
     :data:`WRONG_DIFF_ID`; its media type says ``kind``."""
-    data = compressed_zeros(kind, size)
+    data = compressed_zeros(kind, size, window_log=window_log)
     return LayerBlob("sha256:" + hashlib.sha256(data).hexdigest(), len(data), WRONG_DIFF_ID,
                      MT_LAYER[kind], data=data)
 
