@@ -12,14 +12,13 @@ a bomb costs time (decompressing is checked all the way), not memory.
 
 A decoder also holds the history the stream refers back to, whose size the
 stream chooses: a zstd window of up to 2 GiB, an xz dictionary of up to
-1.5 GiB. Each decoder is given a budget: :data:`ARCHIVE_DECODER_MEMORY` for
-an archive's own stream (up to ``zstd --ultra -20`` and ``xz -8``) and
-:data:`LAYER_DECODER_MEMORY` for each layer checked inside it (container
-tools write zstd with 8 MiB windows, the zstd command too up to level 19;
-``xz -6``, the default, needs 9 MiB). A stream needing more is refused in
-one line, so that an archive and a layer in it decompressed at once, on top
-of the upload's own buffers, stay under the 300 MiB a run may use (with a
-64 MiB window for the archive, that case measured 278 MiB).
+1.5 GiB. Each decoder may hold :data:`DECODER_MEMORY`: zstd windows up to
+32 MiB (zstd:chunked layers from containers/storage have 32 MiB windows; the
+zstd command uses 8 MiB up to level 19, 32 MiB at ``--ultra -20``) and xz up
+to ``xz -8`` (``-6``, the default, needs 9 MiB). A stream needing more
+(``zstd --long``, ``xz -9``) is refused in one line, so that an archive and
+a layer in it decompressed at once, on top of the upload's own buffers, stay
+under the 300 MiB a run may use (246 MiB measured; with 64 MiB windows, 279).
 
 gzip, bzip2 and xz come with Python (zlib, bz2, lzma); zstd is Python
 3.14's ``compression.zstd``, or its backport ``backports.zstd`` before that
@@ -50,10 +49,8 @@ SNIFF_BYTES = 6
 ZSTD_EXTRA = "pip install 'arv-keepdocker-plugin[zstd]'"
 #: Where a zstd decompressor with an output limit is found, in order.
 ZSTD_MODULES = ("compression.zstd", "backports.zstd")
-#: What the decoder of an archive's own stream may hold (window, dictionary).
-ARCHIVE_DECODER_MEMORY = 40 << 20
-#: What the decoder of a layer (inside an archive, or from a registry) may hold.
-LAYER_DECODER_MEMORY = 16 << 20
+#: What a decoder may hold (zstd window, xz dictionary and its tables).
+DECODER_MEMORY = 40 << 20
 
 
 class CompressionError(KeepdockerError):
@@ -150,11 +147,8 @@ class Decompressor:
     #: What the decompressors raise on bad data.
     ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError)
 
-    def __init__(self, kind: str, memory: int = LAYER_DECODER_MEMORY) -> None:
-        """:param memory: what the decoder may hold (:data:`ARCHIVE_DECODER_MEMORY`
-        for an archive's own stream); gzip and bzip2 always need less."""
+    def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.memory = memory
         self._errors: tuple = self.ERRORS
         self._new = self._factory(kind)
         self._d = self._new()
@@ -165,14 +159,14 @@ class Decompressor:
         if kind == "bzip2":
             return lambda: _Buffered(bz2.BZ2Decompressor())
         if kind == "xz":
-            return lambda: _Buffered(lzma.LZMADecompressor(memlimit=self.memory))
+            return lambda: _Buffered(lzma.LZMADecompressor(memlimit=DECODER_MEMORY))
         if kind == "zstd":
             zstd = zstd_module()
             if zstd is None:
                 raise CompressionError("zstd-compressed data needs a zstd decompressor: "
                                        + ZSTD_EXTRA)
             self._errors = self.ERRORS + (zstd.ZstdError,)
-            window_log = self.memory.bit_length() - 1
+            window_log = DECODER_MEMORY.bit_length() - 1  # 2**25: 32 MiB
             options = {zstd.DecompressionParameter.window_log_max: window_log}
             return lambda: _Buffered(zstd.ZstdDecompressor(options=options))
         raise CompressionError("unknown compression {!r}".format(kind))
@@ -192,7 +186,7 @@ class Decompressor:
                     raise CompressionError(
                         "{} data that needs more than {} MiB to decompress, which is not "
                         "accepted here: compress it at a lower level".format(
-                            self.kind, self.memory >> 20)) from None
+                            self.kind, DECODER_MEMORY >> 20)) from None
                 raise CompressionError("corrupt {} data ({})".format(self.kind, error)) from None
             data = self._d.unused if self._d.eof else b""
 

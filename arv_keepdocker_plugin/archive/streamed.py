@@ -27,13 +27,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ..image import ByteStream
 from . import safety
-from .compression import (
-    ARCHIVE_DECODER_MEMORY,
-    SNIFF_BYTES,
-    CompressionError,
-    Decompressor,
-    sniff,
-)
+from .compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 from .members import Member, MemberIndex, TarMembers, open_regular_file
 from .safety import bad
 from .streams import ChunkReader
@@ -70,7 +64,7 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
 
     def chunks() -> Iterator[bytes]:
         try:
-            decompressor = Decompressor(kind, ARCHIVE_DECODER_MEMORY)
+            decompressor = Decompressor(kind)
             while True:
                 data = f.read(READ_CHUNK)
                 if not data:

@@ -109,21 +109,20 @@ def test_a_layer_bomb_in_an_archive(layer_bombs, user_env, arvados_state, tmp_pa
 def test_a_zstd_layer_bomb_in_a_zstd_archive_with_the_largest_windows(
         user_env, arvados_state, tmp_path, record_property):
     # The most a zstd input can make the decoders hold: the archive and a layer in
-    # it decompressed at once, each with the largest window accepted (32 MiB for the
-    # archive, filled by a 96 MiB layer before the bomb; 16 MiB for the layer).
-    archive_window = compression.ARCHIVE_DECODER_MEMORY.bit_length() - 1
-    layer_window = compression.LAYER_DECODER_MEMORY.bit_length() - 1
+    # it decompressed at once, each with the largest window accepted (32 MiB), the
+    # archive's filled by a 96 MiB layer before the bomb.
+    window = compression.DECODER_MEMORY.bit_length() - 1
     filler = tmp_path / "filler.tar"
     with tarfile.open(filler, "w") as tar:
         info = tarfile.TarInfo("zeros.bin")
         info.size = 96 << 20
         tar.addfile(info, io.BytesIO(bytes(info.size)))
-    bomb = bombs.bomb_layer("zstd", 2 * GiB, window_log=layer_window)
+    bomb = bombs.bomb_layer("zstd", 2 * GiB, window_log=window)
     image = ib.build_image([str(filler), bomb], repo_tags=["bomb/nested:1"])
     plain = tmp_path / "nested.tar"
     ib.write_docker_archive(plain, [image])
     path = tmp_path / "nested.tar.zst"
-    bombs.zstd_file(str(plain), str(path), window_log=archive_window)
+    bombs.zstd_file(str(plain), str(path), window_log=window)
     plain.unlink()
     before = arvados_state.snapshot()
     result = measured.run(command("docker-archive:%s" % path), user_env, str(tmp_path / "run"))
