@@ -160,6 +160,9 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
     except KeyboardInterrupt:
         logger.error("Interrupted, nothing was stored.")
         return 130, "failed"
+    except MemoryError:
+        logger.error("out of memory; nothing was stored")
+        return 1, "failed"
     except Exception as error:
         message = _api_error_line(error)
         if message is None:

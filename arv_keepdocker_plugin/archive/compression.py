@@ -3,19 +3,36 @@
 Layers travel gzip-compressed (``docker save`` of Docker's containerd store,
 OCI layouts, registries), sometimes zstd; whole archives travel as
 ``docker save | gzip``, bzip2 or xz. Every decompressor here is fed chunks
-and hands out at most :data:`OUT_CHUNK` bytes at a time, so a small input
-that inflates hugely never sits in memory whole.
+and hands out at most :data:`OUT_CHUNK` bytes at a time: each is asked for
+at most that much per call (zlib, bz2, lzma and zstd all take an output
+limit), so a small input that inflates hugely (a decompression bomb) never
+sits in memory, whatever its ratio. The total is not capped: a layer may
+legitimately be many gigabytes, and no format says its size beforehand, so
+a bomb costs time (decompressing is checked all the way), not memory.
 
-gzip, bzip2 and xz come with Python (zlib, bz2, lzma); zstd needs the
-``zstandard`` package (``pip install 'arv-keepdocker-plugin[zstd]'``).
+A decoder also holds the history the stream refers back to, whose size the
+stream chooses: a zstd window of up to 2 GiB, an xz dictionary of up to
+1.5 GiB. Each decoder may hold :data:`DECODER_MEMORY`: zstd windows up to
+32 MiB (zstd:chunked layers from containers/storage have 32 MiB windows; the
+zstd command uses 8 MiB up to level 19, 32 MiB at ``--ultra -20``) and xz up
+to ``xz -8`` (``-6``, the default, needs 9 MiB). A stream needing more
+(``zstd --long``, ``xz -9``) is refused in one line, so that an archive and
+a layer in it decompressed at once, on top of the upload's own buffers, stay
+under the 300 MiB a run may use (246 MiB measured; with 64 MiB windows, 279).
+
+gzip, bzip2 and xz come with Python (zlib, bz2, lzma); zstd is Python
+3.14's ``compression.zstd``, or its backport ``backports.zstd`` before that
+(``pip install 'arv-keepdocker-plugin[zstd]'``). The ``zstandard`` package
+is not used: its decompression object takes no output limit.
 """
 
 from __future__ import annotations
 
 import bz2
+import importlib
 import lzma
 import zlib
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from ..errors import KeepdockerError
 
@@ -30,6 +47,10 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SNIFF_BYTES = 6
 
 ZSTD_EXTRA = "pip install 'arv-keepdocker-plugin[zstd]'"
+#: Where a zstd decompressor with an output limit is found, in order.
+ZSTD_MODULES = ("compression.zstd", "backports.zstd")
+#: What a decoder may hold (zstd window, xz dictionary and its tables).
+DECODER_MEMORY = 40 << 20
 
 
 class CompressionError(KeepdockerError):
@@ -49,17 +70,23 @@ def sniff(head: bytes) -> Optional[str]:
     return None
 
 
+def zstd_module() -> Optional[Any]:
+    """``compression.zstd`` (Python 3.14) or ``backports.zstd``; ``None`` if neither."""
+    for name in ZSTD_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
 def zstd_available() -> bool:
-    """Whether the well-kept zstd decompressor (``zstandard``) is installed."""
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether a zstd decompressor is installed (see :func:`zstd_module`)."""
+    return zstd_module() is not None
 
 
 class _Bounded:
-    """A zlib, bz2 or lzma object asked for at most :data:`OUT_CHUNK` bytes a call.
+    """A zlib, bz2, lzma or zstd object asked for at most :data:`OUT_CHUNK` bytes a call.
 
     After each call it is drained with :meth:`_pending` (what to pass next)
     until it has ended or wants new input.
@@ -103,44 +130,10 @@ class _Zlib(_Bounded):
 
 
 class _Buffered(_Bounded):
-    """bz2 and lzma buffer their input and say when they need more."""
+    """bz2, lzma and zstd buffer their input and say when they need more."""
 
     def _pending(self) -> Optional[bytes]:
         return None if self._d.needs_input else b""
-
-
-class _Zstd:
-    """zstandard's decompression object, fed in small pieces to bound its output."""
-
-    IN_PIECE = 32 * 1024
-
-    def __init__(self, zstandard) -> None:
-        self._d = zstandard.ZstdDecompressor().decompressobj()
-        self._error = zstandard.ZstdError
-        #: Input after the piece in which the frame ended (never fed).
-        self._tail = b""
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        for start in range(0, len(data), self.IN_PIECE):
-            if self.eof:
-                # The frame ended in an earlier piece: the rest belongs to
-                # whatever follows it (another frame, a skippable frame).
-                self._tail = data[start:]
-                return
-            try:
-                out = self._d.decompress(data[start:start + self.IN_PIECE])
-            except self._error as error:
-                raise ValueError(str(error)) from None
-            for at in range(0, len(out), OUT_CHUNK):
-                yield out[at:at + OUT_CHUNK]
-
-    @property
-    def eof(self) -> bool:
-        return bool(self._d.eof)
-
-    @property
-    def unused(self) -> bytes:
-        return bytes(self._d.unused_data) + self._tail
 
 
 class Decompressor:
@@ -151,27 +144,31 @@ class Decompressor:
     member (tape padding) are ignored, anything else there is refused.
     """
 
+    #: What the decompressors raise on bad data.
+    ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError)
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self._errors: tuple = self.ERRORS
         self._new = self._factory(kind)
         self._d = self._new()
-        self._members = 0
 
-    @staticmethod
-    def _factory(kind: str):
+    def _factory(self, kind: str):
         if kind == "gzip":
             return _Zlib
         if kind == "bzip2":
             return lambda: _Buffered(bz2.BZ2Decompressor())
         if kind == "xz":
-            return lambda: _Buffered(lzma.LZMADecompressor())
+            return lambda: _Buffered(lzma.LZMADecompressor(memlimit=DECODER_MEMORY))
         if kind == "zstd":
-            try:
-                import zstandard
-            except ImportError:
-                raise CompressionError("zstd-compressed data needs the zstandard package: "
-                                       + ZSTD_EXTRA) from None
-            return lambda: _Zstd(zstandard)
+            zstd = zstd_module()
+            if zstd is None:
+                raise CompressionError("zstd-compressed data needs a zstd decompressor: "
+                                       + ZSTD_EXTRA)
+            self._errors = self.ERRORS + (zstd.ZstdError,)
+            window_log = DECODER_MEMORY.bit_length() - 1  # 2**25: 32 MiB
+            options = {zstd.DecompressionParameter.window_log_max: window_log}
+            return lambda: _Buffered(zstd.ZstdDecompressor(options=options))
         raise CompressionError("unknown compression {!r}".format(kind))
 
     def feed(self, data: "bytes | memoryview") -> Iterator[bytes]:
@@ -184,7 +181,12 @@ class Decompressor:
                 self._d = self._new()  # another member follows
             try:
                 yield from self._d.feed(data)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as error:
+            except self._errors as error:
+                if "memory" in str(error).lower():  # zstd's and liblzma's words for it
+                    raise CompressionError(
+                        "{} data that needs more than {} MiB to decompress, which is not "
+                        "accepted here: compress it at a lower level".format(
+                            self.kind, DECODER_MEMORY >> 20)) from None
                 raise CompressionError("corrupt {} data ({})".format(self.kind, error)) from None
             data = self._d.unused if self._d.eof else b""
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import posixpath
 import tarfile
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from ..errors import BadArchive
 
 #: Largest manifest.json / index.json / image config / OCI manifest we parse.
 JSON_SIZE_LIMIT = 4 * 1024 * 1024
+#: Deepest nesting of a JSON document we accept. Image documents nest about
+#: five deep; a document nested near the interpreter's recursion limit could
+#: still be parsed and then fail wherever it is written out again.
+JSON_DEPTH_LIMIT = 100
 #: Most members an image archive may have. ``docker save`` writes four per
 #: layer (Docker allows 127 layers), OCI layouts about three: 10,000 is far
 #: beyond any real image, and bounds the memory and time spent listing.
@@ -148,24 +152,59 @@ class MemberChecker:
         return norm
 
 
+class JSONRefused(ValueError):
+    """Why a JSON document is refused, as the end of a sentence ("is not UTF-8 text")."""
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) has lists or objects more than ``limit`` deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
+def load_json(data: bytes, limit: int = JSON_SIZE_LIMIT) -> Any:
+    """Parse a small JSON document of any origin (archive, registry, token server).
+
+    :raises JSONRefused: larger than ``limit`` bytes, not UTF-8, not JSON,
+        or nested more than :data:`JSON_DEPTH_LIMIT` deep (however deep: no
+        ``RecursionError`` escapes).
+    """
+    if len(data) > limit:
+        raise JSONRefused("is larger than {} bytes; refusing to parse it".format(limit))
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise JSONRefused("is not UTF-8 text") from None
+    except ValueError as e:
+        raise JSONRefused("is not valid JSON ({})".format(e)) from None
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = isinstance(value, (dict, list)) and nested_deeper_than(value, JSON_DEPTH_LIMIT)
+    if deep:
+        raise JSONRefused("is nested more than {} levels deep: not an image "
+                          "document".format(JSON_DEPTH_LIMIT))
+    return value
+
+
 def parse_json(archive: str, what: str, data: bytes,
-               limit: int = JSON_SIZE_LIMIT):
+               limit: int = JSON_SIZE_LIMIT) -> Any:
     """Parse a small JSON document from an archive, with one-line errors.
 
     :param what: names the document in messages (``"manifest.json"``...).
     """
-    if len(data) > limit:
-        raise bad(archive, "{} is larger than {} bytes; refusing to parse "
-                  "it".format(what, limit))
     try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise bad(archive, "{} is not UTF-8 text".format(what)) from None
-    except ValueError as e:
-        raise bad(archive, "{} is not valid JSON ({})".format(what, e)) from None
-    except RecursionError:
-        raise bad(archive, "{} is nested too deeply to be an image document".format(
-            what)) from None
+        return load_json(data, limit)
+    except JSONRefused as e:
+        raise bad(archive, "{} {}".format(what, e)) from None
 
 
 def check_size(archive: str, what: str, size: int,

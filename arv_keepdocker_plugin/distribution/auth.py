@@ -12,10 +12,10 @@ refuses a cached one. Token values never appear in ``repr``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..archive.safety import JSONRefused, load_json
 from .credentials import Credential
 
 #: containers/image treats shorter token lifetimes as this long.
@@ -212,9 +212,9 @@ def parse_token_response(body: bytes) -> Tuple[str, float]:
     :raises ValueError: no token in it (the message holds no part of the body).
     """
     try:
-        answer = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ValueError("the token server's answer is not JSON") from None
+        answer = load_json(body, TOKEN_RESPONSE_LIMIT)
+    except JSONRefused as e:  # (a parser's message gives positions, never text)
+        raise ValueError("the token server's answer %s" % e) from None
     if not isinstance(answer, dict):
         raise ValueError("the token server's answer is not a JSON object")
     token = answer.get("token") or answer.get("access_token")

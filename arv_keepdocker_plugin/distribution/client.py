@@ -6,8 +6,13 @@ authentication challenge, then sends requests with:
 * authentication: Basic, or a bearer token per ``repository:NAME:pull``
   scope, cached and fetched again once per request when the registry answers
   401 to a cached one;
-* redirects followed by hand, so that ``Authorization`` (and the client
-  certificate) never go to another host, such as blob storage;
+* secrets kept at their origin (scheme, host, port): redirects are followed
+  by hand, so that ``Authorization`` (and the client certificate) never go
+  to another origin, such as blob storage; a request whose body is a secret
+  (the OAuth2 refresh-token POST) is never redirected off its origin; a 401
+  from another origin a redirect led to never starts a new authentication;
+  and credentials never go to a plain-HTTP token server of a registry not
+  marked insecure;
 * retries with bounded exponential backoff on 408/429/5xx, dropped
   connections and timeouts (:class:`~.retry.RetryPolicy`);
 * HTTPS only, unless the endpoint is insecure (registries.conf) or TLS
@@ -71,6 +76,17 @@ def _netloc(url: str) -> Tuple[str, str]:
     if ":" in host:
         host = "[%s]" % host
     return parts.scheme, "%s:%d" % (host.lower(), port)
+
+
+def same_origin(home: Tuple[str, str], url: str) -> bool:
+    """Whether ``url`` is at ``home`` (``(scheme, host:port)``), or HTTPS there."""
+    scheme, netloc = _netloc(url)
+    return netloc == home[1] and (scheme == home[0] or scheme == "https")
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, for messages."""
+    return "%s://%s" % _netloc(url)
 
 
 def _safe_url(url: str) -> str:
@@ -182,6 +198,12 @@ class RegistryClient:
             sent = dict(headers or {})
             sent_auth = self._authorize(sent, repository)
             response = self._with_retries(method, url, sent, what)
+            if response.status_code == 401 and not same_origin(_netloc(url), response.url):
+                response.close()
+                raise self.fail(RegistryAuthError, "%s: %s answered 401 Unauthorized after %s "
+                                "redirected the request there; credentials for %s are never "
+                                "sent to another origin" % (what, _origin(response.url),
+                                                            self.registry, self.registry))
             if response.status_code == 401 and not reauthenticated and \
                     self._can_reauthenticate(response, sent_auth):
                 response.close()
@@ -263,6 +285,12 @@ class RegistryClient:
                             "a usable realm" % self.registry)
         ask = auth.token_request(challenge, scope, self.credential)
         realm_host = _netloc(ask.url)[1]
+        if (ask.basic is not None or ask.data) and not self.plain_http_allowed and \
+                urllib.parse.urlsplit(ask.url).scheme != "https":
+            raise self.fail(RegistryAuthError, "registry %s sends clients to a plain-HTTP token "
+                            "server (%s): credentials are never sent in clear text to it unless "
+                            "the registry is marked insecure (registries.conf) or "
+                            "--src-tls-verify=false is given" % (self.registry, _safe_url(ask.url)))
         headers = {}
         if ask.basic is not None:
             headers["Authorization"] = "Basic " + ask.basic.basic_value()
@@ -313,7 +341,7 @@ class RegistryClient:
         attempt = 1
         while True:
             try:
-                response = self._follow(method, url, headers, data)
+                response = self._follow(method, url, headers, data, what)
             except requests.RequestException as e:
                 error = self._network_error(e, url)
                 if not (retry_network and netfailures.retryable(e)) or \
@@ -336,19 +364,23 @@ class RegistryClient:
             return response
 
     def _follow(self, method: str, url: str, headers: Mapping[str, str],
-                data: Optional[Mapping[str, str]]) -> requests.Response:
+                data: Optional[Mapping[str, str]], what: str = "") -> requests.Response:
         """One request, following redirects by hand.
 
         ``Authorization`` and the client certificate go only to the first
-        URL's scheme and ``host:port`` (or HTTPS there); once a redirect
-        leaves it they are never sent again in this request.
+        URL's origin (scheme, host and port; or HTTPS there); once a redirect
+        leaves it they are never sent again in this request, as blob storage
+        (a CDN) expects. A request with a body (the OAuth2 refresh-token
+        POST, whose body is the secret) is never redirected off its origin:
+        that is a :class:`~.registry_errors.RegistryAuthError`, as in
+        containers/image (``docker/docker_client.go``: Go's client does not
+        follow a 307/308 whose body it cannot replay, and the answer is an
+        error), and stricter for 301/302/303.
         """
         home = _netloc(url)
         with_auth = True
         for _hop in range(MAX_REDIRECTS + 1):
-            target = _netloc(url)
-            same = target[1] == home[1] and (target[0] == home[0] or target[0] == "https")
-            with_auth = with_auth and same
+            with_auth = with_auth and same_origin(home, url)
             sent = {k: v for k, v in headers.items()
                     if with_auth or k.lower() != "authorization"}
             response = self._send(method, url, sent, data, client_cert=with_auth)
@@ -356,6 +388,11 @@ class RegistryClient:
                 location = urllib.parse.urljoin(url, response.headers["Location"])
                 log.debug("%s %s redirected to %s", method, _safe_url(url), _safe_url(location))
                 response.close()
+                if data is not None and not same_origin(home, location):
+                    raise self.fail(RegistryAuthError, "%s: %s redirected it to %s; a request "
+                                    "carrying a secret is never sent off its origin, so it was "
+                                    "not followed" % (what or "%s %s" % (method, _safe_url(url)),
+                                                      _netloc(url)[1], _origin(location)))
                 if response.status_code == 303 or (response.status_code in (301, 302)
                                                    and method == "POST"):
                     method, data = "GET", None

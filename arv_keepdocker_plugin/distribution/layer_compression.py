@@ -3,8 +3,9 @@
 A registry says how a layer is compressed in its media type (``...tar``,
 ``...tar+gzip``, ``...tar+zstd``); the decompressing itself, in bounded
 pieces, is the one :class:`~arv_keepdocker_plugin.archive.compression.Decompressor`
-every source uses. zstd needs the optional ``zstandard`` package (``pip
-install 'arv-keepdocker-plugin[zstd]'``).
+every source uses, with bounded output whatever the ratio. zstd needs
+Python 3.14's ``compression.zstd`` or the optional ``backports.zstd``
+package (``pip install 'arv-keepdocker-plugin[zstd]'``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _BY_MEDIA_TYPE = {
 
 
 def zstd_available() -> bool:
-    """Whether the ``zstandard`` package can be imported."""
+    """Whether a zstd decompressor can be imported (``compression.zstd``, ``backports.zstd``)."""
     return core.zstd_available()
 
 
@@ -59,7 +60,7 @@ def decompress(chunks: Iterable[bytes], compression: str,
 
     :param compression: ``none``, ``gzip`` or ``zstd`` (see :func:`compression_of`).
     :raises DecompressionError: corrupt, truncated or empty data, or zstd
-        without ``zstandard``.
+        without a zstd decompressor.
     """
     if compression == NONE:
         return _plain(chunks)

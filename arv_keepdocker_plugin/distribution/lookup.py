@@ -10,7 +10,6 @@ fetches the image config and checks it against its descriptor.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from typing import Any, Dict, Optional, Tuple
 
@@ -24,6 +23,8 @@ from .manifests import (
     MANIFEST_SIZE_LIMIT,
     Descriptor,
     Manifest,
+    describe_platform,
+    parse_document,
     parse_manifest,
     refuse_schema1,
     select_platform,
@@ -146,10 +147,7 @@ def fetch_config(client: RegistryClient, repository: str, descriptor: Descriptor
                               % (what, descriptor.size, MANIFEST_SIZE_LIMIT))
     with BlobStream(client, repository, descriptor) as stream:
         raw = stream.read_all(MANIFEST_SIZE_LIMIT)
-    try:
-        config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ManifestRefused("%s: the image config is not valid JSON" % what) from None
+    config = parse_document(raw, "%s: the image config" % what)
     if not isinstance(config, dict):
         raise ManifestRefused("%s: the image config is not a JSON object" % what)
     return raw, config
@@ -181,7 +179,8 @@ def resolve_image(client: RegistryClient, source: PullSource, requested: Registr
     config_bytes, config = fetch_config(client, at.repository, manifest.config, what)
     image_platform = Platform.from_descriptor(config)
     if image_platform is not None and not platform.matches(image_platform) and not top.is_index:
-        log.warning("%s: the image is for %s, not %s", what, image_platform, platform)
+        log.warning("%s: the image is for %s, not %s", what, describe_platform(image_platform),
+                    platform)
     return ResolvedImage(reference=requested, source=source, index_digest=index_digest,
                          manifest_digest=manifest.digest,
                          manifest_media_type=manifest.media_type,

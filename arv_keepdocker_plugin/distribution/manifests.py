@@ -10,13 +10,12 @@ Pure functions: fetching is :mod:`.lookup`'s business.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..archive.platforms import Platform
-from ..archive.safety import JSON_SIZE_LIMIT
+from ..archive.safety import JSON_SIZE_LIMIT, JSONRefused, load_json
 from .digests import require_digest, sha256_digest
-from .registry_errors import ManifestRefused, PlatformNotFound
+from .registry_errors import QUOTE_LIMIT, ManifestRefused, PlatformNotFound, one_line
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -32,6 +31,8 @@ SCHEMA1 = (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED)
 MANIFEST_ACCEPT = ", ".join(IMAGE_MANIFESTS + INDEXES)
 #: Largest manifest, index or image config we read (as for archives).
 MANIFEST_SIZE_LIMIT = JSON_SIZE_LIMIT
+#: How many of an index's platforms a message names (then how many more).
+PLATFORMS_SHOWN = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +111,7 @@ def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manife
     if len(raw) > MANIFEST_SIZE_LIMIT:
         raise ManifestRefused("%s: manifest larger than %d bytes; refusing it"
                               % (what, MANIFEST_SIZE_LIMIT))
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ManifestRefused("%s: the manifest is not valid JSON" % what) from None
+    document = parse_document(raw, "%s: the manifest" % what)
     if not isinstance(document, dict):
         raise ManifestRefused("%s: the manifest is not a JSON object" % what)
     version = document.get("schemaVersion")
@@ -121,7 +119,8 @@ def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manife
     if version == 1 or media_type in SCHEMA1:
         raise _schema1(what)
     if version != 2:
-        raise ManifestRefused("%s: unsupported manifest schemaVersion %r" % (what, version))
+        raise ManifestRefused("%s: unsupported manifest schemaVersion %s"
+                              % (what, one_line(repr(version), 40)))
     digest = sha256_digest(raw)
     if media_type in INDEXES:
         entries = document.get("manifests")
@@ -141,6 +140,20 @@ def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manife
     raise ManifestRefused("%s: unsupported manifest type %r" % (what, media_type[:100]))
 
 
+def parse_document(raw: bytes, what: str) -> Any:
+    """A registry's JSON document (manifest, index, config) of any size and depth,
+    or one line: ``what`` starts the message (``"HOST/REPO:TAG: the manifest"``)."""
+    try:
+        return load_json(raw, MANIFEST_SIZE_LIMIT)
+    except JSONRefused as e:
+        raise ManifestRefused("%s %s" % (what, one_line(str(e), QUOTE_LIMIT))) from None
+
+
+def describe_platform(platform: Optional[Platform]) -> str:
+    """A registry's platform name for a message (bounded: it is the registry's text)."""
+    return one_line(str(platform), 60) if platform is not None else "(no platform)"
+
+
 def refuse_schema1(content_type: Optional[str], what: str) -> None:
     """Refuse a response whose ``Content-Type`` is a Docker schema 1 manifest."""
     if (content_type or "").split(";")[0].strip().lower() in SCHEMA1:
@@ -155,7 +168,8 @@ def _schema1(what: str) -> ManifestRefused:
 def select_platform(index: Manifest, wanted: Platform, what: str) -> Descriptor:
     """The index entry for ``wanted``; exact variant first, then index order.
 
-    :raises PlatformNotFound: listing, on one line, the platforms the index holds.
+    :raises PlatformNotFound: naming, on one line, the first
+        :data:`PLATFORMS_SHOWN` platforms the index holds and how many more.
     """
     candidates: List[Descriptor] = [
         d for d in index.manifests
@@ -163,10 +177,13 @@ def select_platform(index: Manifest, wanted: Platform, what: str) -> Descriptor:
     exact = [d for d in candidates if d.platform == wanted]
     if exact or candidates:
         return (exact or candidates)[0]
-    held = []
+    held: Dict[str, None] = {}
     for d in index.manifests:
-        name = str(d.platform) if d.platform is not None else "(no platform)"
-        if name not in held:
-            held.append(name)
+        held.setdefault(describe_platform(d.platform))
+    names = list(held)
+    shown = ", ".join(names[:PLATFORMS_SHOWN]) or "no images"
+    if len(names) > PLATFORMS_SHOWN:
+        shown += " and %d more (%d images in all)" % (len(names) - PLATFORMS_SHOWN,
+                                                       len(index.manifests))
     raise PlatformNotFound("%s: no image for platform %s; the index holds %s"
-                           % (what, wanted, ", ".join(held) or "no images"))
+                           % (what, wanted, shown))

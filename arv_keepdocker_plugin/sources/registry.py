@@ -15,9 +15,10 @@ when it has a ``.`` or ``:`` or is ``localhost``, no tag means ``latest``.
 Only the literal prefix ``docker://`` selects this source (``--source
 docker`` too); ``docker:dind`` stays the Docker engine's image ``docker``
 with tag ``dind``, as in arv-keepdocker 3.2.1. registries.conf (mirrors,
-``location`` rewrites, blocked and insecure registries), certs.d and the
-usual auth files apply as for podman and skopeo; the options are skopeo's
-(:mod:`.registry_options`).
+``location`` rewrites, blocked and insecure registries), certs.d, the usual
+auth files and the site's trust policy (policy.json,
+:mod:`..distribution.policy`) apply as for podman and skopeo; the options
+are skopeo's (:mod:`.registry_options`).
 
 Linked (``docker_image_repo+tag``) under the name a user would pull it by:
 ``registry:port/name:tag``, and Docker Hub images as Docker names them
@@ -103,11 +104,17 @@ class RegistrySource(ImageSource):
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         """Fetch the manifest (the platform's, from an index) and the config.
 
+        The site's trust policy is applied first (before any request).
+
+        :raises PolicyError: the trust policy refuses the image, or is invalid.
         :raises RegistryError: one line: unreachable, refused, unknown,
-            blocked, a digest mismatch, schema 1, zstd without zstandard...
+            blocked, a digest mismatch, schema 1, zstd without a decompressor...
         """
         if reference.ref is None:
             raise BadReference("{}: no image reference".format(reference.raw))
+        policy = registry_options.trust_policy(options)
+        if policy is not None:
+            policy.check(parse_reference(reference.ref))
         # The HTTP client and the export are imported here, on first use: every run
         # registers this source, few use it (see ..registry's _ON_FIRST_USE).
         from ..distribution import RegistrySession

@@ -17,7 +17,8 @@ an :class:`~..image.Image`, through the one docker-archive writer
   after its diff id, and the manifest in the archive says so. The tar
   header needs the member's size first, so such a layer is downloaded
   twice: once to learn its size (and check its diff id), then to store it.
-  Without the ``zstandard`` package such a layer is refused in one line
+  Without a zstd decompressor (``backports.zstd`` before Python 3.14) such
+  a layer is refused in one line
   when it has to be downloaded (not when it is stored already).
 
 Each ``export``/``export_pieces`` opens its own
@@ -111,7 +112,7 @@ def plan_layers(image: ResolvedImage) -> List[PlannedLayer]:
 
 
 def zstd_refused(image: ResolvedImage, digest: str) -> DecompressionError:
-    """The one line for a zstd layer to download without ``zstandard`` installed."""
+    """The one line for a zstd layer to download without a zstd decompressor installed."""
     return DecompressionError(
         "%s: layer %s is zstd-compressed, which docker load cannot read, and no zstd "
         "decompressor is installed to store it uncompressed (%s)"

@@ -2,9 +2,12 @@
 
 ``--src-creds USER[:PASSWORD]``, ``--src-authfile FILE``, ``--src-no-creds``,
 ``--src-cert-dir DIR`` and ``--src-tls-verify[=true|false]`` mean what they
-mean to ``skopeo copy``; the core's ``--platform`` picks the image of a
+mean to ``skopeo copy``, and ``--policy FILE`` and ``--insecure-policy``
+what skopeo's global options mean (the trust policy,
+:mod:`..distribution.policy`); the core's ``--platform`` picks the image of a
 multi-platform index. :func:`pull_options` turns the parsed command line
-into the registry client's :class:`~..distribution.PullOptions`.
+into the registry client's :class:`~..distribution.PullOptions`, and
+:func:`trust_policy` into the policy to apply.
 
 A password given with ``--src-creds`` is held, from the moment the command
 line is parsed, in a :class:`~..distribution.Credential` (whose ``repr`` hides
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ..archive.platforms import Platform
 from ..distribution import Credential, CredentialOptions, TLSOptions, parse_creds
+from ..distribution.policy import TrustPolicy, load_policy
 
 if TYPE_CHECKING:
     from ..distribution import PullOptions
@@ -78,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        const=True, default=True,
                        help="Verify the registry's certificate and require HTTPS "
                        "(default true); --src-tls-verify=false also allows plain HTTP")
+    group.add_argument("--policy", metavar="FILE",
+                       help="Trust policy (containers-policy.json) for docker:// images "
+                       "(default ~/.config/containers/policy.json, else "
+                       "/etc/containers/policy.json; with neither, every image is accepted)")
+    group.add_argument("--insecure-policy", action="store_true", default=False,
+                       help="Skip the trust policy for docker:// images (as skopeo's flag)")
 
 
 def _ask(prompt: str) -> str:
@@ -121,5 +131,15 @@ def pull_options(options: argparse.Namespace,
                        platform=Platform.parse(platform) if platform else None)
 
 
+def trust_policy(options: argparse.Namespace) -> Optional[TrustPolicy]:
+    """The trust policy for this run: ``None`` with ``--insecure-policy`` or no file.
+
+    :raises PolicyError: ``--policy`` names no readable file, or a policy is invalid.
+    """
+    if getattr(options, "insecure_policy", False):
+        return None
+    return load_policy(getattr(options, "policy", None))
+
+
 __all__ = ["GROUP", "add_arguments", "bool_argument", "creds_argument", "credential_options",
-           "pull_options"]
+           "pull_options", "trust_policy"]

@@ -1,15 +1,18 @@
 """A 200 MiB layer streams through every reader with bounded memory."""
 
+import hashlib
 import io
 import tarfile
 import tracemalloc
 
 import pytest
+from arv_keepdocker_testkit import bombs
 from arv_keepdocker_testkit import imagebuild as ib
 
 from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
+from arv_keepdocker_plugin.errors import BadArchive
 
 LAYER_BYTES = 200 * 1024 * 1024
 PEAK_LIMIT = 30 * 1024 * 1024
@@ -88,3 +91,69 @@ def test_docker_archive_selection_memory_is_bounded(big_image):
     assert tap.config_digest == image.image_id
     print("tracemalloc peak: %d bytes" % peak)
     assert peak < PEAK_LIMIT, "peak %d bytes" % peak
+
+
+#: A bomb of this size is enough: the decompressor this replaced held the whole
+#: output of 32 KiB of input at once (up to 1 GiB), so 256 MiB was over the limit.
+BOMB_BYTES = 256 << 20
+
+
+def refusal_and_peak(func):
+    """The one-line :class:`BadArchive` ``func`` raises, and the traced peak meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadArchive) as error:
+            func()
+        return str(error.value), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", ["zstd", "gzip"])
+def test_a_compressed_archive_bomb_is_refused_in_bounded_memory(tmp_path, kind):
+    # One member of 256 MiB of zeros, the whole tar compressed (8 KiB of zstd):
+    # the first pass decompresses it all, a piece at a time.
+    pytest.importorskip("backports.zstd")
+    path = tmp_path / ("bomb.tar." + ("zst" if kind == "zstd" else "gz"))
+    path.write_bytes(bombs.tar_bomb(kind, BOMB_BYTES))
+    for reader, missing in ((DockerArchive, "no manifest.json"), (OciLayout, "no index.json")):
+        message, peak = refusal_and_peak(lambda reader=reader: reader(str(path)))
+        assert message.startswith("%s: %s" % (path, missing)) and "\n" not in message
+        assert peak < PEAK_LIMIT, "peak %d bytes" % peak
+
+
+@pytest.mark.parametrize("kind", ["zstd", "gzip"])
+@pytest.mark.parametrize("layout", ["docker", "oci"])
+def test_a_layer_bomb_is_refused_by_the_tap_in_bounded_memory(tmp_path, kind, layout):
+    # A layer blob of 256 MiB of compressed zeros claiming another diff id: the tap
+    # decompresses it whole to check it (zstd bytes behind a gzip media type too:
+    # the tap goes by the bytes) and refuses it. An OCI layout refuses zstd bytes
+    # before that, docker load of Docker 20.10 could not read them.
+    pytest.importorskip("backports.zstd")
+    layer = bombs.bomb_layer(kind, BOMB_BYTES)
+    layer.media_type = ib.MT_LAYER["gzip"]
+    image = ib.build_image([{"small": b"s"}, layer], repo_tags=["bomb:1"])
+    path = tmp_path / "bomb.tar"
+    if layout == "docker":
+        ib.write_docker_archive(path, [image])
+    else:
+        ib.write_oci_layout(path, [("1", image)])
+
+    def run():
+        if layout == "docker":
+            with DockerArchive(str(path)) as archive:
+                entry = archive.select(repo_tag="bomb:1")
+            return stream_through_tap(lambda: archive.export(entry))
+        with OciLayout(str(path)) as oci:
+            selected = oci.select("1")
+        return stream_through_tap(lambda: selected.export("bomb:1"))
+
+    message, peak = refusal_and_peak(run)
+    assert peak < PEAK_LIMIT, "peak %d bytes" % peak
+    assert "\n" not in message
+    if layout == "oci" and kind == "zstd":
+        assert "zstd-compressed layers cannot be loaded by docker load" in message
+        return
+    zeros = "sha256:" + hashlib.sha256(bytes(BOMB_BYTES)).hexdigest()
+    assert "does not match its diff id: its uncompressed data has %s, the config says %s" % (
+        zeros, bombs.WRONG_DIFF_ID) in message

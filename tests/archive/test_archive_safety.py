@@ -136,6 +136,9 @@ def test_a_directory_is_not_a_tar(tmp_path):
     (b"[{]", r"manifest.json is not valid JSON \(Expecting"),
     (b"\xff\xfe", "manifest.json is not UTF-8 text"),
     (b'{"a":1}', "manifest.json lists no images"),
+    # Too deep to parse, and deep enough to fail wherever it would be written out again.
+    (b"[" * 100_000 + b"]" * 100_000, "manifest.json is nested more than 100 levels deep"),
+    (b"[{\"a\":" + b"[" * 100 + b"]" * 100 + b"}]", "manifest.json is nested more than 100"),
 ])
 def test_bad_manifest_json_on_disk(tmp_path, data, message):
     path = tmp_path / "m.tar"
@@ -147,3 +150,12 @@ def test_bad_manifest_json_on_disk(tmp_path, data, message):
 def test_messages_are_one_line():
     error = safety.bad("a\nb.tar", "two\nlines")
     assert "\n" not in str(error)
+
+
+def test_json_of_exactly_the_depth_limit_is_read():
+    depth = safety.JSON_DEPTH_LIMIT
+    nested: list = []
+    for _ in range(depth - 1):
+        nested = [nested]
+    assert safety.load_json(b"[" * depth + b"]" * depth) == nested
+    assert safety.load_json(b'{"a": "[[[["}') == {"a": "[[[["}

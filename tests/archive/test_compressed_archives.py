@@ -13,7 +13,7 @@ import sys
 import pytest
 from arv_keepdocker_testkit import imagebuild as ib
 
-from arv_keepdocker_plugin.archive.compression import ZSTD_EXTRA
+from arv_keepdocker_plugin.archive.compression import ZSTD_EXTRA, ZSTD_MODULES
 from arv_keepdocker_plugin.archive.docker_archive_reader import DockerArchive
 from arv_keepdocker_plugin.archive.oci_layout_reader import OciLayout
 from arv_keepdocker_plugin.archive.tap import TarTap
@@ -109,7 +109,8 @@ def test_a_corrupt_or_truncated_compressed_archive_is_one_line(tmp_path, images)
 
 def test_zstd_without_its_decompressor_names_what_to_install(tmp_path, images, monkeypatch):
     path = write(tmp_path, docker_archive(images[:1], "classic"), "zstd")
-    monkeypatch.setitem(sys.modules, "zstandard", None)  # as if it were not installed
+    for name in ZSTD_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     with pytest.raises(BadArchive) as error:
         DockerArchive(path)
     assert ZSTD_EXTRA in str(error.value) and "\n" not in str(error.value)

@@ -283,21 +283,28 @@ class BlobStore(_Base):
     """Where :class:`FaultProxy` redirects blobs: fetches them from ``upstream`` itself.
 
     It records whether each request carried ``Authorization`` (it must not)
-    and uses its own credentials (``auth_header``) upstream.
+    and uses its own credentials (``auth_header``) upstream. With
+    ``challenge``, it answers every request 401 with that ``WWW-Authenticate``.
     """
 
     def __init__(self, upstream: str, context: Optional[ssl.SSLContext] = None,
-                 auth_header: Optional[str] = None) -> None:
+                 auth_header: Optional[str] = None, challenge: Optional[str] = None) -> None:
         self.upstream = upstream
         self.context = context
         self.auth_header = auth_header
+        self.challenge = challenge
         store = self
 
         class Handler(_Handler):
             def do_GET(self) -> None:
                 store.record(self)
                 path = self.path.split("?", 1)[0][len("/storage"):]
-                if self.context_ok():
+                if store.challenge is not None:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", store.challenge)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif self.context_ok():
                     store.serve(self, path)
 
             def context_ok(self) -> bool:

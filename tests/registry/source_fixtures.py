@@ -8,8 +8,10 @@ with the client library's tests, and the local Arvados cluster with
 ``source_run``
     A :class:`SourceRun`: ``source_run(*args)`` runs ``python -m
     arv_keepdocker_plugin ARGS`` as alice, in a private HOME (caches, auth
-    files, certs.d) with its own registries.conf (``source_run.conf(text)``;
-    the machine's files are never read).
+    files, certs.d) with its own registries.conf (``source_run.conf(text)``)
+    and its own trust policy, accepting anything unless
+    ``source_run.policy(document)`` says otherwise (the machine's files are
+    never read).
 ``push``
     ``push(address, name, image, *skopeo_options)``: push an
     :mod:`~arv_keepdocker_testkit.imagebuild` image or index with skopeo;
@@ -18,6 +20,7 @@ with the client library's tests, and the local Arvados cluster with
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -44,6 +47,16 @@ class SourceRun:
         self.conf_path = os.path.join(home, "registries.conf")
         self.env["CONTAINERS_REGISTRIES_CONF"] = self.conf_path
         self.conf("")
+        #: The user's policy.json, found through HOME (it hides the system's).
+        self.policy_path = os.path.join(home, ".config", "containers", "policy.json")
+        self.policy({"default": [{"type": "insecureAcceptAnything"}]})
+
+    def policy(self, document: Dict) -> str:
+        """Use ``document`` as the user's policy.json from now on; return its path."""
+        os.makedirs(os.path.dirname(self.policy_path), exist_ok=True)
+        with open(self.policy_path, "w") as f:
+            json.dump(document, f)
+        return self.policy_path
 
     def conf(self, text: str) -> None:
         """Use ``text`` as registries.conf from now on."""

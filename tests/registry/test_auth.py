@@ -85,3 +85,13 @@ def test_retry_policy():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_token_responses_of_any_depth_or_size_are_one_line():
+    for body, reason in ((b"[" * 100_000 + b"]" * 100_000, "is nested more than 100 levels"),
+                         (b'{"token": ' + b"[" * 101 + b"]" * 101 + b"}", "is nested more"),
+                         (b'{"token": "%s"}' % (b"x" * (1 << 20)), "is larger than 1048576")):
+        with pytest.raises(ValueError) as info:
+            parse_token_response(body)
+        assert str(info.value).startswith("the token server's answer " + reason)
+        assert len(str(info.value)) < 200

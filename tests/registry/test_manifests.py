@@ -90,7 +90,10 @@ def test_schema1_is_refused(raw, content_type):
 
 @pytest.mark.parametrize("raw, message", [
     (b"x" * (MANIFEST_SIZE_LIMIT + 1), "larger than"),
-    (b"\xff", "not valid JSON"),
+    (b"\xff", "x: the manifest is not UTF-8 text"),
+    (b"{", r"x: the manifest is not valid JSON \(Expecting"),
+    (b"[" * 100_000 + b"]" * 100_000, "x: the manifest is nested more than 100 levels deep"),
+    (b'{"schemaVersion": "%s"}' % (b"9" * 10_000), r"schemaVersion '9999.*\.\.\.$"),
     (b"[]", "not a JSON object"),
     (b'{"schemaVersion": 3}', "schemaVersion 3"),
     (b'{"schemaVersion": 2, "mediaType": "text/plain"}', "unsupported manifest type"),
@@ -140,3 +143,20 @@ def test_digest_helpers():
         check_bytes(b"abc", sha256_digest(b"abc"), 4, "x")
     with pytest.raises(DigestMismatch, match="content has digest"):
         check_bytes(b"abd", sha256_digest(b"abc"), None, "x")
+
+
+def test_an_index_of_12000_entries_is_named_in_a_bounded_line():
+    entries = [{"digest": "sha256:%064x" % n, "size": 1,
+                "platform": {"os": "linux", "architecture": "arch%d" % n}}
+               for n in range(1, 12_001)]
+    entries[1]["platform"]["architecture"] = "long" * 10_000
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+                     separators=(",", ":")).encode()
+    idx = parse_manifest(raw, None, "x")
+    with pytest.raises(PlatformNotFound) as info:
+        select_platform(idx, Platform.parse("linux/s390x"), "x")
+    message = str(info.value)
+    assert message.startswith("x: no image for platform linux/s390x; the index holds "
+                              "linux/arch1, linux/longlonglong")
+    assert message.endswith(", linux/arch10 and 11990 more (12000 images in all)")
+    assert len(message) < 1000, len(message)

@@ -19,6 +19,7 @@ import pytest
 from arv_keepdocker_testkit import imagebuild as ib
 from e2e.conftest import layer_links, load_from_keep
 
+from arv_keepdocker_plugin.archive.compression import ZSTD_MODULES
 from arv_keepdocker_plugin.archive.tap import TarTap
 from arv_keepdocker_plugin.image import SkippedLayers
 from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE
@@ -294,9 +295,10 @@ def test_zstd_layers_are_stored_decompressed_and_load_with_the_same_id(
     chunked_digest = push(address, "demo/%s-chunked:1" % unique, gzipped,
                           "--dest-compress-format", "zstd:chunked")
     source_run.insecure(address)
-    hidden = tmp_path / "no-zstandard"
-    hidden.mkdir()
-    (hidden / "zstandard.py").write_text("raise ImportError('hidden for this test')\n")
+    hidden = tmp_path / "no-zstd"
+    hidden.mkdir()  # a sitecustomize on PYTHONPATH makes every zstd module fail to import
+    (hidden / "sitecustomize.py").write_text(
+        "import sys\nsys.modules.update(dict.fromkeys(%r))\n" % (ZSTD_MODULES,))
     message = one_error(source_run("--no-progress", "docker://%s/demo/%s-zstd:1"
                                    % (address, unique), env={"PYTHONPATH": str(hidden)}))
     assert message == (

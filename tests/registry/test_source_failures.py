@@ -87,6 +87,41 @@ def test_unauthorized_untrusted_and_no_password_to_ask_for(source_run, registry_
 
 
 @pytest.mark.usefixtures("unchanged")
+def test_the_trust_policy_refuses_before_any_request(source_run, registry_proxy, tmp_path):
+    address = registry_proxy.address
+    source_run.insecure(address)
+    ref = "docker://%s/demo/oci:1" % address
+    site = tmp_path / "site-policy.json"
+    site.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}], "transports": {
+        "docker": {"%s/demo" % address: [{"type": "reject"}]}}}))
+    assert one_error(source_run("--no-progress", "--policy", str(site), ref)) == (
+        '%s/demo/oci:1: rejected by the trust policy %s (scope docker "%s/demo")'
+        % (address, site, address))
+    # The user's own file (found through HOME) when no --policy is given.
+    user = source_run.policy({"default": [{"type": "reject"}], "transports": {"docker": {
+        address: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}}})
+    assert one_error(source_run("--no-progress", ref)) == (
+        '%s/demo/oci:1: the trust policy %s requires signatures for scope docker "%s" '
+        "(signedBy), which arv keepdocker does not verify; --insecure-policy skips the policy"
+        % (address, user, address))
+    source_run.policy({"default": [{"type": "insecureAcceptAnything"}], "transports": {
+        "docker": {"": [{"type": "reject"}]}}})
+    assert one_error(source_run("--no-progress", ref)).endswith('(scope docker "")')
+    assert registry_proxy.requests() == []  # refused before asking the registry anything
+
+
+def test_the_trust_policy_accepts_or_is_skipped(source_run, registry_proxy, registry_images):
+    address = registry_proxy.address
+    source_run.insecure(address)
+    source_run.policy({"default": [{"type": "reject"}], "transports": {"docker": {
+        "%s/demo/oci:1" % address: [{"type": "insecureAcceptAnything"}],
+        "%s/demo/docker" % address: [{"type": "sigstoreSigned", "keyPath": "/k.pub"}]}}})
+    uploaded(source_run("--no-progress", "docker://%s/demo/oci:1" % address))
+    uploaded(source_run("--no-progress", "--insecure-policy",
+                        "docker://%s/demo/docker:1" % address))
+
+
+@pytest.mark.usefixtures("unchanged")
 def test_a_schema_1_manifest_is_refused(source_run, registry_proxy):
     body = json.dumps({"schemaVersion": 1, "name": "demo/old", "tag": "1", "fsLayers": [],
                        "signatures": [{"protected": "x"}]}).encode()

@@ -6,6 +6,11 @@ with ES256 JWTs whose header carries the signing certificate in ``x5c``.
 The registry trusts the root certificate in :attr:`TokenServer.bundle`.
 :meth:`TokenServer.rekey` makes a new root and signing key: restart the
 registry with the new bundle and every token issued before is refused.
+:meth:`TokenServer.redirect` makes it answer every token request with a
+redirect instead (to another server), :meth:`TokenServer.answer_with` with
+a fixed body; :attr:`TokenServer.raw` holds every
+request as received (headers and body), to look for secrets in. Without
+``tls`` it speaks plain HTTP.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class TokenServer:
     :ivar requests: ``(method, user or None, scope)`` of every token request.
     """
 
-    def __init__(self, directory: str, tls: Tuple[str, str], users: Dict[str, str],
+    def __init__(self, directory: str, tls: Optional[Tuple[str, str]], users: Dict[str, str],
                  identity_tokens: Optional[Dict[str, str]] = None,
                  anonymous_pull: Tuple[str, ...] = ()) -> None:
         self.dir = directory
@@ -96,6 +101,10 @@ class TokenServer:
         self.identity_tokens = dict(identity_tokens or {})
         self.anonymous_pull = anonymous_pull
         self.requests: List[Tuple[str, Optional[str], str]] = []
+        self.raw: List[bytes] = []
+        self._redirect: Optional[Tuple[int, str]] = None
+        self._body: Optional[bytes] = None
+        self.scheme = "https" if tls else "http"
         self.generation = 0
         self.keys = SigningKeys(directory, self.generation)
         self._lock = threading.Lock()
@@ -106,12 +115,19 @@ class TokenServer:
                 pass
 
             def do_GET(self) -> None:
+                server._record(self, b"")
+                if server._answered_otherwise(self):
+                    return
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 server._answer(self, "GET", self._basic_user(), query)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                body = self.rfile.read(length)
+                server._record(self, body)
+                if server._answered_otherwise(self):
+                    return
+                form = urllib.parse.parse_qs(body.decode())
                 if form.get("grant_type") != ["refresh_token"]:
                     return self._send(400, {"error": "unsupported_grant_type"})
                 user = server.identity_tokens.get((form.get("refresh_token") or [""])[0])
@@ -139,9 +155,10 @@ class TokenServer:
 
         self._handler = Handler
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(*tls)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -149,7 +166,45 @@ class TokenServer:
 
     @property
     def realm(self) -> str:
-        return "https://127.0.0.1:%d/token" % self.port
+        return "%s://127.0.0.1:%d/token" % (self.scheme, self.port)
+
+    def redirect(self, location: Optional[str], status: int = 307) -> None:
+        """Answer every token request with ``status`` to ``location`` (``None``: stop)."""
+        with self._lock:
+            self._redirect = (status, location) if location else None
+
+    def answer_with(self, body: Optional[bytes]) -> None:
+        """Answer every token request 200 with ``body`` (``None``: real tokens again)."""
+        with self._lock:
+            self._body = body
+
+    def raw_requests(self) -> List[bytes]:
+        """Every request received: request line, headers and body."""
+        with self._lock:
+            return list(self.raw)
+
+    def _record(self, handler, body: bytes) -> None:
+        head = handler.requestline + "\r\n" + str(handler.headers)
+        with self._lock:
+            self.raw.append(head.encode() + body)
+
+    def _answered_otherwise(self, handler) -> bool:
+        with self._lock:
+            redirect, body = self._redirect, self._body
+        if body is not None:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return True
+        if redirect is None:
+            return False
+        handler.send_response(redirect[0])
+        handler.send_header("Location", redirect[1])
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return True
 
     @property
     def bundle(self) -> str:
