@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
-from typing import Any, Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
+from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece, StoredData
 from . import safety, tarwrite
+from .docker_archive_writer import one_image_tail
 from .members import Member, OwnsMembers, TarMembers, open_regular_file, verified
 from .safety import bad
 from .streamed import ArchiveMembers, decompressed, open_archive, walk
@@ -371,7 +371,8 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                           stored_as=stored[i] if stored else None)
         tops.append(blob.group(1) if blob else layer_dir)
     yield from member(entry.config_name, "config")
-    yield from _selected_tail(entry, tops)
+    yield from one_image_tail(entry.config_name, entry.repo_tags, entry.layer_names,
+                              entry.layer_sources, tops[-1] if tops else "")
 
 
 def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: ArchiveEntry
@@ -411,21 +412,5 @@ def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: Archiv
             yield walked.header
             yield from data
             yield b"\0" * padding(walked.size)
-    yield from _selected_tail(entry, tops)
-
-
-def _selected_tail(entry: ArchiveEntry, tops: List[str]) -> Iterator[bytes]:
-    """``manifest.json`` (and ``repositories``) of a one-image docker-archive, and its end."""
-    manifest: List[Dict[str, Any]] = [{
-        "Config": entry.config_name, "RepoTags": entry.repo_tags or None,
-        "Layers": entry.layer_names}]
-    if entry.layer_sources:
-        manifest[0]["LayerSources"] = entry.layer_sources
-    yield from tarwrite.file_member("manifest.json", json.dumps(manifest).encode())
-    repos: Dict[str, Dict[str, str]] = {}
-    for tag in entry.repo_tags:
-        name, _, t = tag.rpartition(":")
-        repos.setdefault(name, {})[t] = tops[-1] if tops else ""
-    if repos:
-        yield from tarwrite.file_member("repositories", json.dumps(repos).encode())
-    yield tarwrite.END_OF_ARCHIVE
+    yield from one_image_tail(entry.config_name, entry.repo_tags, entry.layer_names,
+                              entry.layer_sources, tops[-1] if tops else "")

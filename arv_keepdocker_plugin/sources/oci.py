@@ -27,7 +27,8 @@ from typing import Optional
 
 from .. import hookimpl
 from ..archive.docker_archive_reader import familiar
-from ..archive.oci_layout_reader import IMAGE_NAME, OciLayout
+from ..archive.docker_archive_writer import IMAGE_NAME
+from ..archive.oci_layout_reader import OciLayout
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
 from ..names import as_repo_tag, split_path

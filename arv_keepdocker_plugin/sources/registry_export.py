@@ -3,7 +3,7 @@
 :class:`RegistryExport` gives an image resolved from a registry
 (:class:`~..distribution.ResolvedImage`) the ``export`` and ``export_pieces`` of
 an :class:`~..image.Image`, through the one docker-archive writer
-(:func:`~..archive.oci_layout_reader.to_docker_archive`, as for OCI layouts):
+(:func:`~..archive.docker_archive_writer.to_docker_archive`, as for OCI layouts):
 
 * config and manifest go in as the registry served them, so the image id is
   the config digest (what ``docker pull`` gives in Docker's classic store);
@@ -44,7 +44,12 @@ from typing import (
     cast,
 )
 
-from ..archive.oci_layout_reader import DocumentDigests, LayerData, PlannedLayer, to_docker_archive
+from ..archive.docker_archive_writer import (
+    DocumentDigests,
+    LayerData,
+    PlannedLayer,
+    to_docker_archive,
+)
 from ..archive.streams import ChunkReader
 from ..distribution import (
     Descriptor,

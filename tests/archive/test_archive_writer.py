@@ -1,4 +1,4 @@
-"""The one docker-archive writer (``oci_layout.to_docker_archive``) with data from a callable.
+"""The one docker-archive writer (``to_docker_archive``) with data from a callable.
 
 Layouts and registries both use it: layers as planned (passed through, or
 written otherwise than their descriptor, such as a zstd layer stored
@@ -14,7 +14,7 @@ import json
 import pytest
 from arv_keepdocker_testkit import imagebuild as ib
 
-from arv_keepdocker_plugin.archive.oci_layout_reader import (
+from arv_keepdocker_plugin.archive.docker_archive_writer import (
     PlannedLayer,
     rewritten_manifest,
     to_docker_archive,
