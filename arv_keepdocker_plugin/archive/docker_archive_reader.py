@@ -28,6 +28,7 @@ from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple, Union,
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece, StoredData
+from ..names import matching
 from . import safety, tarwrite
 from .docker_archive_writer import one_image_tail
 from .members import Member, OwnsMembers, TarMembers, open_regular_file, verified
@@ -36,30 +37,6 @@ from .streamed import ArchiveMembers, decompressed, open_archive, walk
 from .streams import ChunkReader
 from .tap import BLOB, HEX_JSON, TarTap, layer_digest
 from .tarheaders import padding
-
-_FAMILIAR_PREFIXES = ("docker.io/library/", "index.docker.io/library/",
-                      "docker.io/", "index.docker.io/")
-
-
-def familiar(repo_tag: str) -> str:
-    """``docker.io/library/x:1`` -> ``x:1``: the form ``docker save`` writes."""
-    for prefix in _FAMILIAR_PREFIXES:
-        if repo_tag.startswith(prefix):
-            return repo_tag[len(prefix):]
-    return repo_tag
-
-
-def matching(wanted: str, items, names_of) -> list:
-    """The items one of whose names is ``wanted``, as a user would type it.
-
-    ``docker.io/library/x:1`` matches ``x:1``; when nothing matches that way,
-    podman's ``localhost/x:1`` does too (podman names local images so).
-    """
-    want = familiar(wanted)
-    exact = [i for i in items if any(familiar(n) == want for n in names_of(i))]
-    if exact:
-        return exact
-    return [i for i in items if any(familiar(n) == "localhost/" + want for n in names_of(i))]
 
 
 @dataclasses.dataclass

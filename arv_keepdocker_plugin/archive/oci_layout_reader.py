@@ -41,8 +41,8 @@ from typing import (
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, Piece
+from ..names import matching as names_matching
 from . import safety, tarwrite
-from .docker_archive_reader import matching as names_matching
 from .docker_archive_writer import (
     OCI_INDEX,
     REF_NAME,

@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..names import checked_image_id, parse_engine_reference
+from ..names import checked_image_id, parse_engine_reference, split_domain
 from .engine_cli import exporting, first_line, image_from_inspect, inspected
 
 #: How long ``available()`` waits for ``podman version``.
@@ -40,8 +40,8 @@ def podman_binary() -> Optional[str]:
 
 def is_loopback_registry(name: str) -> bool:
     """Whether ``name`` (``host[:port]/path``) lives in a loopback registry."""
-    head, sep, _rest = name.partition("/")
-    return bool(sep) and bool(_LOOPBACK_REGISTRY.match(head))
+    registry, _path = split_domain(name)
+    return registry is not None and bool(_LOOPBACK_REGISTRY.match(registry))
 
 
 class ContainersStorageSource(ImageSource):

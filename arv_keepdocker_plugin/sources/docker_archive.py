@@ -27,10 +27,10 @@ from typing import Optional
 
 from .. import hookimpl
 from ..archive import safety
-from ..archive.docker_archive_reader import DockerArchive, familiar
+from ..archive.docker_archive_reader import DockerArchive
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..names import split_name_tag, split_path
+from ..names import familiar, split_name_tag, split_path
 
 
 class DockerArchiveSource(ImageSource):

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..names import checked_image_id, parse_engine_reference
+from ..names import checked_image_id, familiar, parse_engine_reference
 from .engine_cli import exporting, first_line, image_from_inspect, inspected
 
 #: How long ``available()`` waits for the engine to answer.
@@ -52,10 +52,11 @@ def docker_host() -> str:
 
 
 def pick_repo_digest(repo_digests: Optional[List[str]], name: Optional[str]) -> Optional[str]:
-    """The manifest digest from ``RepoDigests``, preferring the typed repository."""
+    """The manifest digest from ``RepoDigests``, preferring the typed repository
+    (compared as Docker compares names, ``docker.io/library/x`` being ``x``)."""
     digests = [entry.split("@", 1) for entry in repo_digests or [] if "@" in entry]
     for repo, digest in digests:
-        if name and repo == name:
+        if name and familiar(repo) == familiar(name):
             return digest
     return digests[0][1] if digests else None
 

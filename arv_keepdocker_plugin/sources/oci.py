@@ -26,12 +26,11 @@ import argparse
 from typing import Optional
 
 from .. import hookimpl
-from ..archive.docker_archive_reader import familiar
 from ..archive.docker_archive_writer import IMAGE_NAME
 from ..archive.oci_layout_reader import OciLayout
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..names import as_repo_tag, split_path
+from ..names import as_repo_tag, familiar, split_path
 
 
 class _LayoutSource(ImageSource):
