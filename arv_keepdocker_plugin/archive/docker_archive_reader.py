@@ -27,7 +27,7 @@ import hashlib
 from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
 
 from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece, StoredData
+from ..image import ByteStream, Layer, LayerSizes, Piece, StoredData
 from ..names import matching
 from . import safety, tarwrite
 from .docker_archive_writer import one_image_tail
@@ -202,7 +202,7 @@ class DockerArchive(OwnsMembers):
             yield reader
 
     @contextlib.contextmanager
-    def export_pieces(self, entry: ArchiveEntry, skip: set,
+    def export_pieces(self, entry: ArchiveEntry, skip: LayerSizes,
                       expected_id: Optional[str] = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data

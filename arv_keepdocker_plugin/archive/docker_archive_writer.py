@@ -27,8 +27,8 @@ import dataclasses
 import hashlib
 import json
 import re
+from types import MappingProxyType
 from typing import (
-    AbstractSet,
     Any,
     Callable,
     Dict,
@@ -44,7 +44,7 @@ from typing import (
     Tuple,
 )
 
-from ..image import Piece, StoredData, skipped_size
+from ..image import LayerSizes, Piece, StoredData
 from . import safety, tarwrite
 from .platforms import Platform
 from .safety import bad
@@ -55,6 +55,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 IMAGE_NAME = "io.containerd.image.name"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_NOTHING: LayerSizes = MappingProxyType({})
 
 
 def blob_name(archive: str, desc: Mapping[str, Any], what: str) -> str:
@@ -75,7 +76,7 @@ class PlannedLayer:
         ``blobs/sha256/<hex>``; this is the digest a skip set names.
     :ivar size: the member's size, when known before its data is read
         (``None`` for a layer stored decompressed: a skipped one's size then
-        comes from the skip set, see :func:`~..image.skipped_size`).
+        comes from the skip mapping, see :data:`~..image.LayerSizes`).
     :ivar media_type: the member's media type.
     :ivar descriptor: the image manifest's descriptor of the layer, as
         served; when ``digest``, ``size`` or ``media_type`` differ from it,
@@ -152,15 +153,14 @@ class ImageDocuments(Protocol):
 
 def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
                       layer_data: LayerData, repo_tag: Optional[str] = None,
-                      skip: AbstractSet[str] = frozenset()) -> Generator[Piece, None, None]:
+                      skip: LayerSizes = _NOTHING) -> Generator[Piece, None, None]:
     """The tar bytes of a Docker 25-style docker-archive of ``image``.
 
     ``layers`` are the manifest's layers, in order, as they will be written;
     ``layer_data(layer)`` opens each one's data when it is needed (once per
     distinct digest). The data of a layer whose digest is in ``skip`` is a
     :class:`StoredData` of that digest and the member's size (the planned
-    size, else the skip set's: see :func:`~..image.skipped_size`; a skipped
-    layer of unknown size is opened after all). Config, manifest and
+    size, else the stored size ``skip`` gives). Config, manifest and
     metadata follow the layers; the manifest is the image's own bytes unless
     a layer is written otherwise than its descriptor says (see
     :func:`rewritten_manifest`).
@@ -176,7 +176,7 @@ def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
         if name in written:
             continue
         written.add(name)
-        size = layer.size if layer.size is not None else skipped_size(skip, layer.digest)
+        size = layer.size if layer.size is not None else skip.get(layer.digest)
         if layer.digest in skip and size is not None:
             yield from tarwrite.streamed_member(name, size, [StoredData(layer.digest, size)])
         else:

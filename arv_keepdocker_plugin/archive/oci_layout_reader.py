@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from typing import (
-    AbstractSet,
     Generator,
     Iterable,
     Iterator,
@@ -40,7 +39,7 @@ from typing import (
 )
 
 from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece
+from ..image import ByteStream, Layer, LayerSizes, Piece
 from ..names import matching as names_matching
 from . import safety, tarwrite
 from .docker_archive_writer import (
@@ -137,7 +136,7 @@ class OciImage(DocumentDigests):
             yield reader
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: AbstractSet[str], repo_tag: Optional[str] = None
+    def export_pieces(self, skip: LayerSizes, repo_tag: Optional[str] = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer blob whose digest is in ``skip``. Not for a compressed

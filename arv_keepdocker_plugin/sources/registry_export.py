@@ -32,7 +32,6 @@ import contextlib
 import dataclasses
 import hashlib
 from typing import (
-    AbstractSet,
     Any,
     Dict,
     Generator,
@@ -63,7 +62,7 @@ from ..distribution import (
 )
 from ..distribution.layer_compression import ZSTD, ZSTD_INSTALL_HINT
 from ..distribution.registry_errors import DecompressionError, ManifestRefused
-from ..image import ByteStream, Layer, Piece
+from ..image import ByteStream, Layer, LayerSizes, Piece
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +156,7 @@ class RegistryExport:
         return self._received + (session.bytes_received if session is not None else 0)
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: AbstractSet[str]) -> Iterator[Generator[Piece, None, None]]:
+    def export_pieces(self, skip: LayerSizes) -> Iterator[Generator[Piece, None, None]]:
         """The docker-archive stream as pieces; layers in ``skip`` are neither
         downloaded nor read (see :meth:`~..image.Image.export_pieces`)."""
         with RegistrySession(self.options) as session:
@@ -174,7 +173,7 @@ class RegistryExport:
     @contextlib.contextmanager
     def export(self) -> Iterator[ByteStream]:
         """The docker-archive stream, every layer downloaded."""
-        with self.export_pieces(frozenset()) as pieces:
+        with self.export_pieces({}) as pieces:
             # With no layer skipped, every piece is bytes. Short reads: each
             # chunk goes on as it arrives, so finished layers reach Keep (and
             # the journal) while the next one downloads.
