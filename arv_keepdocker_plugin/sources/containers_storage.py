@@ -48,7 +48,8 @@ class ContainersStorageSource(ImageSource):
     """Images in podman's (containers-storage) local store."""
 
     name = "containers-storage"
-    description = "images in podman's local store (podman CLI, no daemon)"
+    description = "images in podman's local store: podman CLI, no daemon"
+    syntax = "NAME[:TAG]"
     serves_bare_names = True
 
     # -- the CLI ----------------------------------------------------------

@@ -35,7 +35,8 @@ from ..names import familiar, split_name_tag, split_path
 
 class DockerArchiveSource(ImageSource):
     name = "docker-archive"
-    description = "a docker save tar: docker-archive:PATH[:NAME[:TAG]] or PATH:@INDEX"
+    description = "a docker save or podman save tar, plain or compressed"
+    syntax = "PATH[:NAME[:TAG]|:@INDEX]"
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         raw = "{}:{}".format(self.name, details)

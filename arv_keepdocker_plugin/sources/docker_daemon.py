@@ -102,7 +102,8 @@ class DockerDaemonSource(ImageSource):
     """Images in the local Docker engine, through the ``docker`` CLI."""
 
     name = "docker-daemon"
-    description = "images in the local Docker engine (docker CLI, honours DOCKER_HOST)"
+    description = "images in the local Docker engine: docker CLI, honours DOCKER_HOST"
+    syntax = "NAME[:TAG]"
     serves_bare_names = True
 
     def __init__(self) -> None:

@@ -35,6 +35,7 @@ from ..names import as_repo_tag, familiar, split_path
 
 class _LayoutSource(ImageSource):
     directory = False
+    honours_platform = True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         raw = "{}:{}".format(self.name, details)
@@ -68,12 +69,14 @@ class _LayoutSource(ImageSource):
 
 class OciArchiveSource(_LayoutSource):
     name = "oci-archive"
-    description = "a tar of an OCI image layout: oci-archive:PATH[:REF]"
+    description = "a tar of an OCI image layout"
+    syntax = "PATH[:REF]"
 
 
 class OciDirectorySource(_LayoutSource):
     name = "oci"
-    description = "an OCI image layout directory: oci:DIR[:REF]"
+    description = "an OCI image layout directory"
+    syntax = "DIR[:REF]"
     directory = True
 
 

@@ -2,7 +2,8 @@
 
 * :func:`choose_source` picks the source from the reference's transport
   prefix, ``--source``, or (for a bare ``NAME[:TAG]``) the
-  ``keepdocker_default_source`` hook, and lets it parse the reference;
+  ``keepdocker_default_source`` hook, and lets it parse the reference
+  (warning when ``--platform`` is given to a source that ignores it);
 * :func:`resolve_image` asks the source for the image (pulling first with
   ``--pull``) and, when an engine store lacks it, falls back to the best
   copy already in Arvados, as arv-keepdocker 3.2.1 does (a copy that 3.2.1
@@ -39,7 +40,7 @@ def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Referen
     by_default = False
     if getattr(options, "source", None):
         name, details = options.source, raw
-        prefix = sources.get(name).prefix
+        prefix = sources.require(name).prefix
         if raw.startswith(prefix):
             details = raw[len(prefix):]
     else:
@@ -48,10 +49,19 @@ def choose_source(pm, options: argparse.Namespace) -> Tuple[ImageSource, Referen
             by_default = True
             name = pm.hook.keepdocker_default_source(
                 reference=raw, sources=sources, options=options)
-    source = sources.get(name)
+    source = sources.require(name)
     reference = dataclasses.replace(source.parse(details, options.tag), raw=raw,
                                     transport=source.name)
+    warn_if_platform_ignored(source, options)
     return source, reference, by_default
+
+
+def warn_if_platform_ignored(source: ImageSource, options: argparse.Namespace) -> None:
+    """``--platform`` is a core flag; a source that cannot honour it says so, once a run."""
+    platform = getattr(options, "platform", None)
+    if platform and not source.honours_platform:
+        logger.warning("--platform %s is ignored: the %s source does not choose among "
+                       "platforms", platform, source.name)
 
 
 def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
