@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 #: The user every :class:`FakeApi` belongs to.
 FAKE_USER_UUID = "zzzzz-tpzed-000000000000000"
@@ -110,12 +110,13 @@ class FakeApi:
     """``arvados.api('v1')`` as far as a run goes before it looks anything up.
 
     ``failures[("create", "links")] = error`` makes the next such call raise.
-    ``formats`` is the cluster's ``dockerImageFormats`` (``None``: not set).
+    ``formats`` is the cluster's ``dockerImageFormats`` (by default ``v2``, as
+    ``Containers.SupportedDockerImageFormats`` is by default; ``None``: not set).
     """
 
     infix = {"links": "o0j2j", "collections": "4zz18", "users": "tpzed", "groups": "j7d0g"}
 
-    def __init__(self, formats: Optional[List[str]] = None, replication: int = 2,
+    def __init__(self, formats: Optional[Sequence[str]] = ("v2",), replication: int = 2,
                  user_uuid: str = FAKE_USER_UUID) -> None:
         self.log: List[tuple] = []
         self.failures: Dict[Tuple[str, str], Exception] = {}

@@ -120,3 +120,14 @@ def test_a_source_that_cannot_choose_a_platform_warns_once(keepdocker_run, tmp_p
         "among platforms"]
     # The OCI reader honours it (and finds no linux/arm64 image there): no warning.
     assert run("oci-archive") == []
+
+
+def test_the_kit_is_pinned_to_the_product_s_minor_release():
+    # The kit drives the product's plugin manager and command: X.Y goes with X.Y.
+    import importlib.metadata
+
+    from arv_keepdocker_plugin import __version__
+    minor = ".".join(__version__.split(".")[:2])
+    assert importlib.metadata.version("arv-keepdocker-testkit").startswith(minor + ".")
+    assert "arv-keepdocker-plugin==" + minor + ".*" in [
+        r.replace(" ", "") for r in importlib.metadata.requires("arv-keepdocker-testkit")]
