@@ -15,7 +15,6 @@ one with :func:`dataclasses.replace`, never changes the one it was given.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import warnings
 from typing import (
@@ -308,10 +307,3 @@ class ImageSource:
         broken archive.
         """
         raise NotImplementedError
-
-
-@contextlib.contextmanager
-def open_file(path: str) -> Iterator[ByteStream]:
-    """An ``export`` helper for sources whose archive is already a file."""
-    with open(path, "rb") as f:
-        yield f

@@ -155,7 +155,6 @@ class Decompressor:
         self.kind = kind
         self._new = self._factory(kind)
         self._d = self._new()
-        self._members = 0
 
     @staticmethod
     def _factory(kind: str):
