@@ -13,7 +13,7 @@ The hooks themselves are documented in :mod:`arv_keepdocker_plugin.hookspecs`.
 
 import pluggy
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: One name for the hook markers, the plugin manager and the entry-point group.
 PROJECT_NAME = "arv_keepdocker"
@@ -30,11 +30,21 @@ from .errors import (  # noqa: E402  (the markers above come first)
     SourceError,
 )
 from .hooktypes import FormatVerdict, LayerRecord, LinkSpec  # noqa: E402
-from .image import Image, ImageSource, Layer, Reference, SkippedLayers, StoredData  # noqa: E402
+from .image import (  # noqa: E402
+    Image,
+    ImageSource,
+    Layer,
+    LayerSizes,
+    Reference,
+    SkippedLayers,
+    StoredData,
+)
 
 __all__ = [
     "PROJECT_NAME", "__version__", "hookimpl",
-    "Image", "ImageSource", "Layer", "Reference", "SkippedLayers", "StoredData",
+    "Image", "ImageSource", "Layer", "LayerSizes", "Reference", "StoredData",
+    # Deprecated in 0.3.0, removed in 0.4: export_pieces receives a LayerSizes.
+    "SkippedLayers",
     "FormatVerdict", "LayerRecord", "LinkSpec",
     "KeepdockerError", "BadReference", "SourceError", "EngineUnavailable",
     "ImageNotFound", "BadArchive", "FormatRefused",

@@ -1,32 +1,33 @@
-"""The source registry: every image source of this run, by transport name.
+"""The catalogue of sources: every image source of this run, by transport name.
 
-Built once per run from one ``keepdocker_register_sources`` hook call, as
+Built once per run from the ``keepdocker_register_sources`` hook, as
 containers/image builds its transport registry and llm its model list from a
-``register`` callback. A name is registered once: a second source of the
-same name is refused and reported (the plugin that offered it appears among
-broken plugins), so a third-party plugin can never silently take over a
-default transport.
+``register`` callback; the plugin manager calls each plugin's implementation
+with a ``register`` of its own, so every source is credited to the plugin
+that registered it (:meth:`.plugins.PluginManager.sources`). A name is
+registered once: a second source of the same name is refused and reported
+(the plugin that offered it appears among broken plugins), so a third-party
+plugin can never silently take over a default transport.
+
+:class:`SourceCatalog` is a read-only :class:`~collections.abc.Mapping` of
+``{name: ImageSource}`` (``get(name, default)`` returns the default, as any
+mapping's does); :meth:`SourceCatalog.require` is the lookup for a name a
+user typed, which fails with one line naming what is available.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import BadReference
 from .image import ImageSource
 
-
-class SourceClash(Exception):
-    """Two plugins registered a source of the same name."""
+__all__ = ["SourceCatalog"]
 
 
-class SourceRegistry(Mapping[str, ImageSource]):
-    """``{transport name: ImageSource}``, in registration order.
-
-    ``registry[name]`` and iteration behave as a read-only mapping;
-    :meth:`get` raises a one-line :class:`BadReference` for an unknown name.
-    """
+class SourceCatalog(Mapping[str, ImageSource]):
+    """``{transport name: ImageSource}``, in registration order (a read-only mapping)."""
 
     def __init__(self) -> None:
         self._sources: Dict[str, ImageSource] = {}
@@ -36,8 +37,8 @@ class SourceRegistry(Mapping[str, ImageSource]):
 
     # -- building ------------------------------------------------------------
 
-    def add(self, source: ImageSource, plugin: str) -> None:
-        """Register ``source`` for ``plugin``; a clash is recorded, not raised."""
+    def add(self, source: object, plugin: str) -> None:
+        """Register ``source`` for ``plugin``; a refusal is recorded, not raised."""
         name = getattr(source, "name", "")
         if not isinstance(source, ImageSource) or not name:
             self.clashes.append((plugin, str(name), "registered {!r}, which is not an "
@@ -51,7 +52,7 @@ class SourceRegistry(Mapping[str, ImageSource]):
         self._sources[name] = source
         self._plugins[name] = plugin
 
-    # -- reading -------------------------------------------------------------
+    # -- the mapping ---------------------------------------------------------
 
     def __getitem__(self, name: str) -> ImageSource:
         return self._sources[name]
@@ -62,6 +63,8 @@ class SourceRegistry(Mapping[str, ImageSource]):
     def __len__(self) -> int:
         return len(self._sources)
 
+    # -- reading -------------------------------------------------------------
+
     def names(self) -> List[str]:
         """Every transport name, in registration order."""
         return list(self._sources)
@@ -70,12 +73,9 @@ class SourceRegistry(Mapping[str, ImageSource]):
         """``{transport name: the prefix that selects it}`` (``NAME:`` or ``NAME://``)."""
         return {name: source.prefix for name, source in self._sources.items()}
 
-    def get(self, name: Optional[str], default: object = None) -> ImageSource:
-        """The source called ``name``; :class:`BadReference` if there is none.
-
-        ``default`` is accepted for :class:`Mapping` compatibility but never
-        returned: asking for a source that does not exist is a user error.
-        """
+    def require(self, name: Optional[str]) -> ImageSource:
+        """The source called ``name``, which a user chose: a one-line
+        :class:`BadReference` naming the available ones if there is none."""
         if name is None:
             raise BadReference("no image source was chosen for this reference "
                                "(available: {}); give a TRANSPORT: prefix or --source"
@@ -97,20 +97,19 @@ class SourceRegistry(Mapping[str, ImageSource]):
             result.setdefault(plugin, []).append(name)
         return result
 
+    def describe(self) -> List[Dict[str, Any]]:
+        """One dict per source, for ``--list-plugins``: name, prefix, syntax,
+        plugin, description, and whether it honours ``--platform``."""
+        return [{"name": name, "prefix": source.prefix, "syntax": source.syntax,
+                 "plugin": self._plugins[name], "description": source.description,
+                 "honours_platform": source.honours_platform}
+                for name, source in self._sources.items()]
 
-def calling_plugin(impls: Mapping[object, str]) -> str:
-    """The plugin whose hook implementation is on the call stack.
 
-    ``impls`` maps each implementation's code object to its plugin name. The
-    ``register`` callback uses it to know who registers a source without
-    calling implementations itself: pluggy calls each implementation in
-    turn, so the caller's frame (or one further up, when a plugin registers
-    from a helper) belongs to exactly one of them.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        plugin = impls.get(frame.f_code)
-        if plugin is not None:
-            return plugin
-        frame = frame.f_back  # type: ignore[assignment]
-    return "unknown"
+def __getattr__(name: str) -> Any:
+    # 0.2's name for the catalogue; "registry" now means the registry client only.
+    if name == "SourceRegistry":
+        warnings.warn("arv_keepdocker_plugin.catalog.SourceRegistry is deprecated and will "
+                      "be removed in 0.4; use SourceCatalog", DeprecationWarning, stacklevel=2)
+        return SourceCatalog
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -75,18 +75,15 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
     new.add_argument("--platform", dest="platform", metavar="OS/ARCH[/VARIANT]",
                      default=None,
                      help="For images holding several platforms (an OCI index): which "
-                     "one (default: this machine's)")
+                     "one (default: this machine's); sources that hold one platform per "
+                     "image warn that it is ignored")
     new.add_argument("--list-plugins", action="store_true",
-                     help="List loaded plugins (name, version, hooks, sources) and exit")
+                     help="List loaded plugins (name, version, hooks, sources) and the "
+                     "sources they register, and exit")
     new.add_argument("--json", action="store_true",
                      help="With --list-plugins, print JSON")
     pm.hook.keepdocker_add_arguments(parser=parser)
-    parser.add_argument(
-        "image", nargs="?",
-        help="Image to upload: repo, repo:tag, or hash, or TRANSPORT:DETAILS "
-        "(docker-daemon:NAME[:TAG], containers-storage:NAME[:TAG], "
-        "docker-archive:PATH[:NAME[:TAG]|:@INDEX], oci-archive:PATH[:REF], oci:DIR[:REF], "
-        "docker://[REGISTRY/]NAME[:TAG|@DIGEST])")
+    parser.add_argument("image", nargs="?", help=image_help(pm.sources))
     parser.add_argument(
         "tag", nargs="?",
         help="Tag of the Docker image to upload (default 'latest'), if image is given "
@@ -94,10 +91,22 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def image_help(sources) -> str:
+    """IMAGE's help: 3.2.1's forms, then each registered source's prefix, syntax
+    and description, so a third-party source is listed like a default one."""
+    forms = ["{}{}{}".format(source.prefix, source.syntax,
+                             " ({})".format(source.description) if source.description else "")
+             for source in sources.values()]
+    text = "Image to upload: repo, repo:tag, or hash, or TRANSPORT:DETAILS, one of: {}".format(
+        "; ".join(forms) or "none")
+    return text.replace("%", "%%")  # argparse formats help strings
+
+
 def print_plugins(pm, as_json: bool, stdout) -> None:
     plugins = pm.describe()
+    sources = pm.sources.describe()
     if as_json:
-        json.dump({"plugins": plugins,
+        json.dump({"plugins": plugins, "sources": sources,
                    "broken": [vars(b) for b in pm.broken]}, stdout, indent=2)
         stdout.write("\n")
         return
@@ -107,6 +116,13 @@ def print_plugins(pm, as_json: bool, stdout) -> None:
         stdout.write(row.format(plugin["name"], plugin["version"],
                                 ",".join(plugin["sources"]) or "-",
                                 ",".join(plugin["hooks"])))
+    stdout.write("\n")
+    source_row = "{:20}  {:20}  {}\n"
+    stdout.write(source_row.format("SOURCE", "PLUGIN", "DESCRIPTION"))
+    for source in sources:
+        stdout.write(source_row.format(source["name"], source["plugin"],
+                                       source["description"] or "-"))
+        stdout.write(source_row.format("", "", source["prefix"] + source["syntax"]))
     for broken in pm.broken:
         stdout.write("broken: {} ({}): {}\n".format(
             broken.name, broken.distribution or "unknown distribution", broken.error))

@@ -62,13 +62,18 @@ def keepdocker_register_sources(register: Callable[[ImageSource], None]) -> None
     :param register: call ``register(source)`` once per
         :class:`~arv_keepdocker_plugin.image.ImageSource` instance. Its
         ``name`` is the transport users type (``NAME:DETAILS``) and the value
-        of ``--source``.
+        of ``--source``; its ``syntax`` and ``description`` appear in
+        ``--help`` and ``--list-plugins``.
 
-    Called once per run for every plugin (not firstresult); results are
-    ignored. Names are unique: a source whose name is already registered
-    (default sources register first) is refused and its plugin reported
-    among broken plugins, as containers/image's transport registry refuses a
-    second transport of one name. To replace a default source, disable it
+    Called once per run for every plugin (not firstresult), each plugin's
+    implementation on its own with a ``register`` of its own, so every
+    source is credited to the plugin that registered it (however the
+    implementation is decorated); results are ignored. An implementation
+    that raises is reported among broken plugins and registers nothing.
+    Names are unique: a source whose name is already registered (default
+    sources register first) is refused and its plugin reported among broken
+    plugins, as containers/image's transport registry refuses a second
+    transport of one name. To replace a default source, disable it
     (``ARV_KEEPDOCKER_DISABLE_PLUGINS=docker_daemon``).
     """
 

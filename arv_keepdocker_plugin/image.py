@@ -15,15 +15,14 @@ one with :func:`dataclasses.replace`, never changes the one it was given.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
+import warnings
 from typing import (
     AbstractSet,
     Any,
     Callable,
     ContextManager,
     Dict,
-    FrozenSet,
     Iterator,
     Mapping,
     Optional,
@@ -111,26 +110,50 @@ class StoredData:
     size: int
 
 
-class SkippedLayers(FrozenSet[str]):
-    """What the core passes to :attr:`Image.export_pieces`: the layer digests
-    to skip, each with the size of its data as stored.
+#: What the core passes to :attr:`Image.export_pieces`: the layers to skip,
+#: ``{digest: size of the layer's data as stored}``. ``digest in skip``,
+#: iteration and ``len`` work as they did on 0.2's set of digests.
+LayerSizes = Mapping[str, int]
 
-    It is a frozenset of digests, as the hook contract says; a source that
-    cannot know a skipped layer's size before reading it (a layer it
-    stores decompressed) finds it in :attr:`sizes`.
+
+class SkippedLayers(Mapping[str, int]):
+    """Deprecated (0.3.0; removed in 0.4): 0.2's name for what
+    :attr:`Image.export_pieces` receives, now typed :data:`LayerSizes`.
+
+    A read-only ``{digest: stored size}`` mapping; :attr:`sizes` is the
+    mapping itself, as 0.2's frozenset carried it.
     """
 
-    sizes: Mapping[str, int]
+    def __init__(self, sizes: Mapping[str, int]) -> None:
+        warnings.warn("SkippedLayers is deprecated and will be removed in 0.4: "
+                      "export_pieces receives a Mapping[str, int] (digest -> stored size)",
+                      DeprecationWarning, stacklevel=2)
+        self._sizes = dict(sizes)
 
-    def __new__(cls, sizes: Mapping[str, int]) -> "SkippedLayers":
-        self = super().__new__(cls, sizes)
-        self.sizes = dict(sizes)
+    def __getitem__(self, digest: str) -> int:
+        return self._sizes[digest]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    @property
+    def sizes(self) -> Mapping[str, int]:
         return self
 
 
-def skipped_size(skip: AbstractSet[str], digest: str) -> Optional[int]:
-    """The stored size of skipped layer ``digest``, when ``skip`` says it."""
-    sizes = getattr(skip, "sizes", None)
+def skipped_size(skip: Union[LayerSizes, AbstractSet[str]], digest: str) -> Optional[int]:
+    """Deprecated (0.3.0; removed in 0.4): ``skip.get(digest)``.
+
+    The stored size of skipped layer ``digest``, from a :data:`LayerSizes`
+    or from a 0.2 set carrying ``sizes``.
+    """
+    warnings.warn("skipped_size is deprecated and will be removed in 0.4: export_pieces "
+                  "receives a Mapping[str, int]; use skip.get(digest)",
+                  DeprecationWarning, stacklevel=2)
+    sizes = skip if isinstance(skip, Mapping) else getattr(skip, "sizes", None)
     if isinstance(sizes, Mapping) and digest in skip:
         size = sizes.get(digest)
         return size if isinstance(size, int) else None
@@ -179,14 +202,14 @@ class Image:
     decompressed).
 
     ``export_pieces``, optional, is ``export`` for sources that can skip
-    reading layers: called with a set of layer digests (as in ``layers``), it
+    reading layers: called with layer digests (as in ``layers``), it
     opens an iterator over the same stream as pieces, ``bytes`` or
     :class:`StoredData` standing for the data of a layer member whose digest
     is in the set (its header and padding still come as bytes). Joining the
     pieces with each placeholder replaced by that layer's bytes gives exactly
-    the ``export`` stream. The core passes a :class:`SkippedLayers` (the set
-    with each layer's stored size), and every ``StoredData`` must carry that
-    size.
+    the ``export`` stream. The core passes a :data:`LayerSizes` (each
+    skipped layer's digest with the size of its data as stored), and every
+    ``StoredData`` must carry that size.
     """
 
     image_id: str
@@ -198,7 +221,7 @@ class Image:
     provisional_id: bool = False
     layers: Tuple[Layer, ...] = ()
     export: Optional[Callable[[], ContextManager[ByteStream]]] = None
-    export_pieces: Optional[Callable[[AbstractSet[str]], ContextManager[Iterator[Piece]]]] = None
+    export_pieces: Optional[Callable[[LayerSizes], ContextManager[Iterator[Piece]]]] = None
     downloaded: Optional[Callable[[], int]] = None
 
     def __post_init__(self) -> None:
@@ -239,7 +262,7 @@ class ImageSource:
 
     #: Transport name, typed by users as ``NAME:DETAILS``; also ``--source NAME``.
     name: str = ""
-    #: One line for ``--list-plugins``.
+    #: One line for ``--help`` and ``--list-plugins``: what the source reads.
     description: str = ""
     #: True when the source can serve a bare ``NAME[:TAG]`` (an engine store).
     serves_bare_names: bool = False
@@ -247,6 +270,12 @@ class ImageSource:
     #: only that prefix selects it, so ``NAME:TAG`` stays an image name
     #: (``docker:dind`` is the image ``docker`` with tag ``dind``).
     double_slash: bool = False
+    #: What follows the prefix, for ``--help`` (``NAME[:TAG]``, ``PATH[:REF]``...).
+    syntax: str = "DETAILS"
+    #: True when the source reads ``options.platform`` (``--platform``) to choose
+    #: one image of a multi-platform index. When it is False and ``--platform``
+    #: is given, the run warns once that the flag is ignored.
+    honours_platform: bool = False
 
     @property
     def prefix(self) -> str:
@@ -278,10 +307,3 @@ class ImageSource:
         broken archive.
         """
         raise NotImplementedError
-
-
-@contextlib.contextmanager
-def open_file(path: str) -> Iterator[ByteStream]:
-    """An ``export`` helper for sources whose archive is already a file."""
-    with open(path, "rb") as f:
-        yield f

@@ -6,9 +6,15 @@ loaded on its own so that a broken package is reported (by entry-point and
 distribution name) and skipped instead of crashing the command.
 ``ARV_KEEPDOCKER_DISABLE_PLUGINS=name,...`` disables plugins by name, except
 the :data:`ESSENTIAL_PLUGINS`, which hold arv-keepdocker 3.2.1's rules (as
-pytest's essential plugins cannot be disabled). A third-party entry point
-named like a default plugin, a second one of one name, and a source name
-registered twice are reported among broken plugins, never dropped silently.
+pytest's essential plugins cannot be disabled); a name that is no plugin's
+is warned about. A third-party entry point named like a default plugin, a
+second one of one name, and a source name registered twice are reported
+among broken plugins, never dropped silently.
+
+Sources are credited to the plugin that registered them through pluggy
+itself: each plugin's ``keepdocker_register_sources`` is called on its own
+(a hook caller over that plugin alone) with a ``register`` bound to that
+plugin, so decorated, wrapped or shared implementations are credited right.
 """
 
 from __future__ import annotations
@@ -18,13 +24,12 @@ import importlib
 import importlib.metadata
 import logging
 import os
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 import pluggy
 
 from . import PROJECT_NAME, __version__, hookspecs
-from .catalog import SourceRegistry, calling_plugin
-from .image import ImageSource
+from .catalog import SourceCatalog
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -66,7 +71,7 @@ class PluginManager(pluggy.PluginManager):
         self.versions: Dict[str, str] = {}
         self.distributions: Dict[str, Optional[str]] = {}
         self.broken: List[BrokenPlugin] = []
-        self._sources: Optional[SourceRegistry] = None
+        self._sources: Optional[SourceCatalog] = None
 
     def register_checked(self, plugin: object, name: str, version: str,
                          distribution: Optional[str] = None) -> bool:
@@ -85,14 +90,23 @@ class PluginManager(pluggy.PluginManager):
 
     def report_broken(self, name: str, distribution: Optional[str], error: object,
                       what: str = "failed to load and was skipped") -> None:
-        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        if not isinstance(error, pluggy.PluginValidationError):
+            lines = lines[:1]  # the rest of a traceback-like message says nothing more
+        text = "; ".join(lines) or type(error).__name__
         self.broken.append(BrokenPlugin(name, distribution, text))
         logger.warning("plugin %r from %s %s: %s (disable it with %s=%s)",
                        name, distribution or "an unknown distribution", what, text,
                        DISABLE_ENV, name)
 
-    def load_entrypoints(self, disabled: Set[str]) -> None:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    def load_entrypoints(self, disabled: Set[str]) -> Set[str]:
+        """Register every ``arv_keepdocker`` entry point not in ``disabled``, one by one.
+
+        Returns the names of every entry point found, disabled ones included.
+        """
+        found: Set[str] = set()
+        for ep in installed_entry_points():
+            found.add(ep.name)
             if ep.name in disabled:
                 continue
             dist = getattr(ep, "dist", None)
@@ -113,39 +127,48 @@ class PluginManager(pluggy.PluginManager):
                 self.report_broken(ep.name, dist_name, error)
                 continue
             self.register_checked(plugin, ep.name, version, dist_name)
+        return found
 
-    # -- the source registry ----------------------------------------------------
+    # -- the catalogue of sources ---------------------------------------------
 
     @property
-    def sources(self) -> SourceRegistry:
-        """Every registered source, built once from one hook call."""
+    def sources(self) -> SourceCatalog:
+        """Every registered source, built once per run (see the module docstring)."""
         if self._sources is None:
             self._sources = self._build_sources()
         return self._sources
 
-    def _build_sources(self) -> SourceRegistry:
-        registry = SourceRegistry()
-        impls = {}
-        for impl in self.hook.keepdocker_register_sources.get_hookimpls():
-            function = getattr(impl.function, "__func__", impl.function)
-            impls[function.__code__] = impl.plugin_name
-        order = {name: n for n, (name, _) in enumerate(self.list_name_plugin())}
-        offered = []
-
-        def register(source: ImageSource) -> None:
-            offered.append((calling_plugin(impls), source))
-
-        self.hook.keepdocker_register_sources(register=register)
-        # pluggy calls the newest plugin first; register in plugin order so
-        # that defaults own their names and a third party's clash is refused.
-        offered.sort(key=lambda item: order.get(item[0], len(order)))
-        for plugin, source in offered:
-            registry.add(source, plugin)
-        for plugin, name, message in registry.clashes:
+    def _build_sources(self) -> SourceCatalog:
+        catalog = SourceCatalog()
+        offering = {impl.plugin_name for impl in
+                    self.hook.keepdocker_register_sources.get_hookimpls()}
+        plugins = [(name, plugin) for name, plugin in self.list_name_plugin()
+                   if plugin is not None]
+        # In registration order, so that defaults own their names and a third
+        # party's clash is refused.
+        for name, plugin in plugins:
+            if name not in offering:
+                continue
+            offered: List[object] = []
+            own = self.subset_hook_caller("keepdocker_register_sources",
+                                          remove_plugins=[other for _, other in plugins
+                                                          if other is not plugin])
+            try:
+                own(register=offered.append)
+            except Exception as error:
+                self.report_broken(name, self.distributions.get(name),
+                                   "keepdocker_register_sources failed: {}".format(
+                                       str(error).splitlines()[0] if str(error)
+                                       else type(error).__name__),
+                                   what="registered no source")
+                continue
+            for source in offered:
+                catalog.add(source, name)
+        for plugin, source_name, message in catalog.clashes:
             self.report_broken(plugin, self.distributions.get(plugin),
-                               "source {!r} refused: {}".format(name, message),
+                               "source {!r} refused: {}".format(source_name, message),
                                what="offered a source that was refused")
-        return registry
+        return catalog
 
     # -- hooks split between essential and other plugins ------------------------
 
@@ -179,6 +202,16 @@ class PluginManager(pluggy.PluginManager):
         return result
 
 
+def installed_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    """The ``arv_keepdocker`` entry points of every installed distribution.
+
+    Tests replace what is installed by faking ``importlib.metadata``, as
+    pytest's and pluggy's own tests do
+    (:func:`arv_keepdocker_testkit.plugin_kit.installed_only`).
+    """
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
 def disabled_plugins() -> Set[str]:
     """Names in ``ARV_KEEPDOCKER_DISABLE_PLUGINS``; essential ones are refused with a warning."""
     names = {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",")
@@ -189,15 +222,24 @@ def disabled_plugins() -> Set[str]:
     return names - set(ESSENTIAL_PLUGINS)
 
 
-def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
-    """A manager with the default plugins and (by default) third-party ones."""
+def get_plugin_manager(load_entrypoints: bool = True,
+                       disabled: Optional[Set[str]] = None) -> PluginManager:
+    """A manager with the default plugins and (by default) third-party ones.
+
+    ``disabled``: plugin names to leave out; by default those of
+    ``ARV_KEEPDOCKER_DISABLE_PLUGINS`` (see :func:`disabled_plugins`).
+    """
     pm = PluginManager()
-    disabled = disabled_plugins()
+    if disabled is None:
+        disabled = disabled_plugins()
     for name, module_name in DEFAULT_PLUGINS.items():
         if name in disabled:
             continue
         module = importlib.import_module(module_name)
         pm.register_checked(module, name, __version__, OUR_DISTRIBUTION)
     if load_entrypoints:
-        pm.load_entrypoints(disabled)
+        found = pm.load_entrypoints(disabled)
+        for name in sorted(disabled - set(DEFAULT_PLUGINS) - found):
+            logger.warning("%s names %r, which is no plugin's name; see "
+                           "arv keepdocker --list-plugins", DISABLE_ENV, name)
     return pm

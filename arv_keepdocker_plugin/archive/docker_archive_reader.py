@@ -24,42 +24,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
-from typing import Any, Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
+from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
 
 from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece, StoredData
+from ..image import ByteStream, Layer, LayerSizes, Piece, StoredData
+from ..names import matching
 from . import safety, tarwrite
+from .docker_archive_writer import one_image_tail
 from .members import Member, OwnsMembers, TarMembers, open_regular_file, verified
 from .safety import bad
 from .streamed import ArchiveMembers, decompressed, open_archive, walk
 from .streams import ChunkReader
 from .tap import BLOB, HEX_JSON, TarTap, layer_digest
 from .tarheaders import padding
-
-_FAMILIAR_PREFIXES = ("docker.io/library/", "index.docker.io/library/",
-                      "docker.io/", "index.docker.io/")
-
-
-def familiar(repo_tag: str) -> str:
-    """``docker.io/library/x:1`` -> ``x:1``: the form ``docker save`` writes."""
-    for prefix in _FAMILIAR_PREFIXES:
-        if repo_tag.startswith(prefix):
-            return repo_tag[len(prefix):]
-    return repo_tag
-
-
-def matching(wanted: str, items, names_of) -> list:
-    """The items one of whose names is ``wanted``, as a user would type it.
-
-    ``docker.io/library/x:1`` matches ``x:1``; when nothing matches that way,
-    podman's ``localhost/x:1`` does too (podman names local images so).
-    """
-    want = familiar(wanted)
-    exact = [i for i in items if any(familiar(n) == want for n in names_of(i))]
-    if exact:
-        return exact
-    return [i for i in items if any(familiar(n) == "localhost/" + want for n in names_of(i))]
 
 
 @dataclasses.dataclass
@@ -225,7 +202,7 @@ class DockerArchive(OwnsMembers):
             yield reader
 
     @contextlib.contextmanager
-    def export_pieces(self, entry: ArchiveEntry, skip: set,
+    def export_pieces(self, entry: ArchiveEntry, skip: LayerSizes,
                       expected_id: Optional[str] = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
@@ -371,7 +348,8 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                           stored_as=stored[i] if stored else None)
         tops.append(blob.group(1) if blob else layer_dir)
     yield from member(entry.config_name, "config")
-    yield from _selected_tail(entry, tops)
+    yield from one_image_tail(entry.config_name, entry.repo_tags, entry.layer_names,
+                              entry.layer_sources, tops[-1] if tops else "")
 
 
 def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: ArchiveEntry
@@ -411,21 +389,5 @@ def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: Archiv
             yield walked.header
             yield from data
             yield b"\0" * padding(walked.size)
-    yield from _selected_tail(entry, tops)
-
-
-def _selected_tail(entry: ArchiveEntry, tops: List[str]) -> Iterator[bytes]:
-    """``manifest.json`` (and ``repositories``) of a one-image docker-archive, and its end."""
-    manifest: List[Dict[str, Any]] = [{
-        "Config": entry.config_name, "RepoTags": entry.repo_tags or None,
-        "Layers": entry.layer_names}]
-    if entry.layer_sources:
-        manifest[0]["LayerSources"] = entry.layer_sources
-    yield from tarwrite.file_member("manifest.json", json.dumps(manifest).encode())
-    repos: Dict[str, Dict[str, str]] = {}
-    for tag in entry.repo_tags:
-        name, _, t = tag.rpartition(":")
-        repos.setdefault(name, {})[t] = tops[-1] if tops else ""
-    if repos:
-        yield from tarwrite.file_member("repositories", json.dumps(repos).encode())
-    yield tarwrite.END_OF_ARCHIVE
+    yield from one_image_tail(entry.config_name, entry.repo_tags, entry.layer_names,
+                              entry.layer_sources, tops[-1] if tops else "")

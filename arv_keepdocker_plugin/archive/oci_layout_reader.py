@@ -19,56 +19,48 @@ front: Docker 20.10's ``docker load`` cannot read them.
 :class:`~..image.StoredData` standing for the data of each layer blob
 already stored: that blob is neither opened nor read.
 
-:func:`to_docker_archive` is the one writer of that stream, for any source
-that has an image's manifest and config and can open its layers' data (a
-layout here, a registry in :mod:`~..sources.registry_export`): each layer is
-a :class:`PlannedLayer`, and a callable opens its verified data. A layer may
-be written otherwise than its descriptor says (a zstd layer stored
-decompressed, under its diff id); the manifest in the archive is then
-rewritten to describe what it holds, with the config, hence the image id,
-unchanged.
+The stream is written by the one docker-archive writer,
+:mod:`.docker_archive_writer`, which the registry source shares.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
-import re
 from typing import (
-    AbstractSet,
-    Any,
-    Callable,
-    Dict,
     Generator,
     Iterable,
     Iterator,
     List,
-    Mapping,
     Optional,
-    Protocol,
-    Sequence,
     Set,
     Tuple,
     cast,
 )
 
 from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece, StoredData, skipped_size
+from ..image import ByteStream, Layer, LayerSizes, Piece
+from ..names import matching as names_matching
 from . import safety, tarwrite
-from .docker_archive_reader import matching as names_matching
+from .docker_archive_writer import (
+    OCI_INDEX,
+    REF_NAME,
+    DocumentDigests,
+    LayerData,
+    PlannedLayer,
+    blob_name,
+    documents_and_end,
+    to_docker_archive,
+)
 from .members import DirectoryMembers, OwnsMembers, verified
 from .platforms import Platform, host_platform
 from .safety import bad
 from .streamed import ArchiveMembers, decompressed, open_archive, walk
 from .streams import ChunkReader
 
-REF_NAME = "org.opencontainers.image.ref.name"
-IMAGE_NAME = "io.containerd.image.name"
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+INDEX_TYPES = (OCI_INDEX,
                "application/vnd.docker.distribution.manifest.list.v2+json")
 #: Layer media types ``docker load`` reads (it decompresses gzip itself).
 LOADABLE_LAYERS = (
@@ -82,99 +74,6 @@ LOADABLE_LAYERS = (
 )
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_INDEX_DEPTH = 4
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
-
-
-def _blob_name(archive: str, desc: dict, what: str) -> str:
-    digest = desc.get("digest") if isinstance(desc, dict) else None
-    m = _DIGEST.match(digest or "")
-    if not m:
-        raise bad(archive, "{} has an unsupported or malformed digest {!r}".format(what, digest))
-    return "blobs/sha256/" + m.group(1)
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedLayer:
-    """One layer of an image as the docker-archive will hold it.
-
-    :ivar digest: ``sha256:<hex>`` of the member's data: the blob's digest,
-        or the diff id of a layer stored decompressed. The member is
-        ``blobs/sha256/<hex>``; this is the digest a skip set names.
-    :ivar size: the member's size, when known before its data is read
-        (``None`` for a layer stored decompressed: a skipped one's size then
-        comes from the skip set, see :func:`~..image.skipped_size`).
-    :ivar media_type: the member's media type.
-    :ivar descriptor: the image manifest's descriptor of the layer, as
-        served; when ``digest``, ``size`` or ``media_type`` differ from it,
-        the manifest written into the archive describes the member instead.
-    """
-
-    digest: str
-    size: Optional[int]
-    media_type: str
-    descriptor: Mapping[str, Any]
-
-    @classmethod
-    def as_served(cls, descriptor: Mapping[str, Any]) -> "PlannedLayer":
-        """A layer written exactly as its descriptor says."""
-        return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "",
-                   descriptor)
-
-    @property
-    def converted(self) -> bool:
-        """Whether the member differs from the blob the descriptor names."""
-        d = self.descriptor
-        return (self.digest, self.size, self.media_type) != (
-            d.get("digest"), d.get("size"), d.get("mediaType") or "")
-
-
-#: Opens a layer's data: ``(size, chunks)``, the chunks checked as they pass
-#: (raising before the chunk that would complete wrong data).
-LayerData = Callable[[PlannedLayer], Tuple[int, Iterable[bytes]]]
-
-
-class DocumentDigests:
-    """An image's id and manifest digest, from its config and manifest bytes."""
-
-    config_bytes: bytes
-    manifest_bytes: bytes
-
-    @property
-    def image_id(self) -> str:
-        """The config digest: the id ``docker load`` gives the converted image."""
-        return "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
-
-    @property
-    def manifest_digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.manifest_bytes).hexdigest()
-
-
-class ImageDocuments(Protocol):
-    """What :func:`to_docker_archive` writes besides layers: config and manifest.
-
-    ``path`` names the image in messages (a path, a registry reference).
-    """
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def config(self) -> Dict[str, Any]: ...
-
-    @property
-    def config_bytes(self) -> bytes: ...
-
-    @property
-    def manifest_bytes(self) -> bytes: ...
-
-    @property
-    def manifest_media_type(self) -> str: ...
-
-    @property
-    def image_id(self) -> str: ...
-
-    @property
-    def manifest_digest(self) -> str: ...
 
 
 @dataclasses.dataclass
@@ -218,7 +117,7 @@ class OciImage(DocumentDigests):
     def planned_layers(self) -> List[PlannedLayer]:
         """Every layer blob goes into the archive as it is in the layout."""
         for desc in self.layer_descriptors:
-            _blob_name(self.path, desc, "layer")
+            blob_name(self.path, desc, "layer")
         return [PlannedLayer.as_served(d) for d in self.layer_descriptors]
 
     @contextlib.contextmanager
@@ -237,7 +136,7 @@ class OciImage(DocumentDigests):
             yield reader
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: AbstractSet[str], repo_tag: Optional[str] = None
+    def export_pieces(self, skip: LayerSizes, repo_tag: Optional[str] = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer blob whose digest is in ``skip``. Not for a compressed
@@ -291,7 +190,7 @@ class OciLayout(OwnsMembers):
 
     def read_blob(self, desc: dict, what: str) -> bytes:
         """A small blob (manifest, index, config), checked against ``desc``."""
-        name = _blob_name(self.path, desc, what)
+        name = blob_name(self.path, desc, what)
         member = self.members.find(name)
         if member is None:
             raise bad(self.path, "{} blob {} is missing".format(what, desc.get("digest")))
@@ -396,7 +295,7 @@ class OciLayout(OwnsMembers):
                         getattr(self.members, "compression", None))
 
     def _check_layer(self, desc: dict) -> None:
-        name = _blob_name(self.path, desc, "layer")
+        name = blob_name(self.path, desc, "layer")
         media = desc.get("mediaType") or ""
         member = self.members.find(name)
         if member is None:
@@ -416,7 +315,7 @@ class OciLayout(OwnsMembers):
 def layout_layer_data(members: ArchiveMembers, archive: str) -> LayerData:
     """Layer data from a layout's blobs, checked against the descriptor's digest and size."""
     def open_layer(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
-        member = members.find(_blob_name(archive, dict(layer.descriptor), "layer"))
+        member = members.find(blob_name(archive, dict(layer.descriptor), "layer"))
         if member is None:
             raise bad(archive, "layer blob {} is missing".format(layer.digest))
         if member.size != layer.size:
@@ -425,80 +324,6 @@ def layout_layer_data(members: ArchiveMembers, archive: str) -> LayerData:
         return member.size, verified(archive, "layer blob {}".format(layer.digest),
                                      members.chunks(member), layer.digest, member.size)
     return open_layer
-
-
-def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
-                      layer_data: LayerData, repo_tag: Optional[str] = None,
-                      skip: AbstractSet[str] = frozenset()) -> Generator[Piece, None, None]:
-    """The tar bytes of a Docker 25-style docker-archive of ``image``.
-
-    ``layers`` are the manifest's layers, in order, as they will be written;
-    ``layer_data(layer)`` opens each one's data when it is needed (once per
-    distinct digest). The data of a layer whose digest is in ``skip`` is a
-    :class:`StoredData` of that digest and the member's size (the planned
-    size, else the skip set's: see :func:`~..image.skipped_size`; a skipped
-    layer of unknown size is opened after all). Config, manifest and
-    metadata follow the layers; the manifest is the image's own bytes unless
-    a layer is written otherwise than its descriptor says (see
-    :func:`rewritten_manifest`).
-    """
-    yield tarwrite.header("blobs", directory=True)
-    yield tarwrite.header("blobs/sha256", directory=True)
-    written: Set[str] = set()
-    layer_names = []
-    sizes: Dict[str, int] = {}
-    for layer in layers:
-        name = _blob_name(image.path, {"digest": layer.digest}, "layer")
-        layer_names.append(name)
-        if name in written:
-            continue
-        written.add(name)
-        size = layer.size if layer.size is not None else skipped_size(skip, layer.digest)
-        if layer.digest in skip and size is not None:
-            yield from tarwrite.streamed_member(name, size, [StoredData(layer.digest, size)])
-        else:
-            size, chunks = layer_data(layer)
-            yield from tarwrite.streamed_member(name, size, chunks)
-        sizes[layer.digest] = size
-    manifest = image.manifest_bytes
-    if any(layer.converted or layer.size is None for layer in layers):
-        manifest = rewritten_manifest(image.path, manifest, layers, sizes)
-    yield from _small_blobs_and_metadata(image, manifest, layer_names, written, repo_tag)
-
-
-#: Layer annotations that describe the compressed blob (zstd:chunked's table of
-#: contents): dropped when the layer is stored decompressed.
-BLOB_ANNOTATION_PREFIXES = ("io.github.containers.zstd-chunked.",
-                            "io.containers.zstd-chunked.")
-
-
-def rewritten_manifest(archive: str, manifest_bytes: bytes, layers: Sequence[PlannedLayer],
-                       sizes: Mapping[str, int]) -> bytes:
-    """The image manifest describing the layers as written, config untouched.
-
-    Each converted layer's descriptor gets the member's digest, size and
-    media type, and loses the annotations about the blob it was made from;
-    everything else keeps its order and value. Compact JSON, so the same
-    input always gives the same bytes.
-    """
-    manifest = safety.parse_json(archive, "manifest", manifest_bytes)
-    descriptors = manifest.get("layers") if isinstance(manifest, dict) else None
-    if not isinstance(descriptors, list) or len(descriptors) != len(layers):
-        raise bad(archive, "the manifest's layers do not match the layers written")
-    rewritten = []
-    for desc, layer in zip(descriptors, layers, strict=True):
-        if not (layer.converted or layer.size is None):
-            rewritten.append(desc)
-            continue
-        new = {k: v for k, v in desc.items() if k != "annotations"}
-        new.update(mediaType=layer.media_type, digest=layer.digest, size=sizes[layer.digest])
-        kept = {k: v for k, v in (desc.get("annotations") or {}).items()
-                if not k.startswith(BLOB_ANNOTATION_PREFIXES)}
-        if kept:
-            new["annotations"] = kept
-        rewritten.append(new)
-    manifest["layers"] = rewritten
-    return json.dumps(manifest, separators=(",", ":")).encode()
 
 
 def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
@@ -516,7 +341,7 @@ def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
     sizes = {}
     layer_names = []
     for desc in image.layer_descriptors:
-        name = _blob_name(archive, desc, "layer")
+        name = blob_name(archive, desc, "layer")
         layer_names.append(name)
         sizes[name] = desc["size"]
     written: Set[str] = set()
@@ -531,41 +356,5 @@ def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
     missing = set(sizes) - written
     if missing:
         raise bad(archive, "layer blob {} is missing".format(sorted(missing)[0]))
-    yield from _small_blobs_and_metadata(image, image.manifest_bytes, layer_names, written,
+    yield from documents_and_end(image, image.manifest_bytes, layer_names, written,
                                          repo_tag)
-
-
-def _small_blobs_and_metadata(image: ImageDocuments, manifest: bytes, layer_names: List[str],
-                              written: Set[str], repo_tag: Optional[str]) -> Iterator[bytes]:
-    """Config and manifest blobs, ``index.json``, ``manifest.json``, ``oci-layout``,
-    ``repositories`` and the end of the archive. ``manifest`` is the image
-    manifest as the archive holds it."""
-    config_name = "blobs/sha256/" + image.image_id.split(":", 1)[1]
-    if config_name not in written:
-        written.add(config_name)
-        yield from tarwrite.file_member(config_name, image.config_bytes)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    manifest_name = "blobs/sha256/" + manifest_digest.split(":", 1)[1]
-    if manifest_name not in written:
-        yield from tarwrite.file_member(manifest_name, manifest)
-    descriptor: Dict[str, Any] = {"mediaType": image.manifest_media_type,
-                                  "digest": manifest_digest, "size": len(manifest)}
-    plat = Platform.from_descriptor(image.config)
-    if plat:
-        descriptor["platform"] = {k: v for k, v in (("architecture", plat.architecture),
-                                                    ("os", plat.os),
-                                                    ("variant", plat.variant)) if v}
-    if repo_tag:
-        descriptor["annotations"] = {IMAGE_NAME: repo_tag,
-                                     REF_NAME: repo_tag.rpartition(":")[2]}
-    index = {"schemaVersion": 2, "mediaType": INDEX_TYPES[0], "manifests": [descriptor]}
-    yield from tarwrite.file_member("index.json", json.dumps(index).encode())
-    entry = {"Config": config_name, "RepoTags": [repo_tag] if repo_tag else None,
-             "Layers": layer_names}
-    yield from tarwrite.file_member("manifest.json", json.dumps([entry]).encode())
-    yield from tarwrite.file_member("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-    if repo_tag and layer_names:
-        name, _, tag = repo_tag.rpartition(":")
-        repos = {name: {tag: layer_names[-1].rpartition("/")[2]}}
-        yield from tarwrite.file_member("repositories", json.dumps(repos).encode())
-    yield tarwrite.END_OF_ARCHIVE

@@ -14,7 +14,6 @@ podman prints ids as bare hex and tags fully qualified
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -23,8 +22,8 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..names import parse_engine_reference
-from .engine_cli import exporting, first_line, image_from_inspect
+from ..names import checked_image_id, parse_engine_reference, split_domain
+from .engine_cli import exporting, first_line, image_from_inspect, inspected
 
 #: How long ``available()`` waits for ``podman version``.
 PROBE_TIMEOUT = 10
@@ -41,15 +40,16 @@ def podman_binary() -> Optional[str]:
 
 def is_loopback_registry(name: str) -> bool:
     """Whether ``name`` (``host[:port]/path``) lives in a loopback registry."""
-    head, sep, _rest = name.partition("/")
-    return bool(sep) and bool(_LOOPBACK_REGISTRY.match(head))
+    registry, _path = split_domain(name)
+    return registry is not None and bool(_LOOPBACK_REGISTRY.match(registry))
 
 
 class ContainersStorageSource(ImageSource):
     """Images in podman's (containers-storage) local store."""
 
     name = "containers-storage"
-    description = "images in podman's local store (podman CLI, no daemon)"
+    description = "images in podman's local store: podman CLI, no daemon"
+    syntax = "NAME[:TAG]"
     serves_bare_names = True
 
     # -- the CLI ----------------------------------------------------------
@@ -107,17 +107,10 @@ class ContainersStorageSource(ImageSource):
                 raise ImageNotFound("no matching image found for {}".format(
                     reference.image_id or reference.repo_tag))
             raise SourceError("podman image inspect failed: {}".format(message))
-        try:
-            matches = json.loads(result.stdout)
-        except (ValueError, RecursionError):
-            raise SourceError("podman image inspect {} printed no JSON".format(target)) from None
-        if not matches:
-            raise ImageNotFound("no matching image found for {}".format(target))
-        if len(matches) > 1:
-            raise ImageNotFound("{} images match {}".format(len(matches), target))
-        info = matches[0]
-        hex_id = info["Id"]
-        image_id = hex_id if hex_id.startswith("sha256:") else "sha256:" + hex_id
+        info = inspected(result.stdout, target, "podman image inspect")
+        # podman prints the id as bare hex; the image's id is the config digest.
+        hex_id = checked_image_id(info.get("Id")).rpartition(":")[2]
+        image_id = "sha256:" + hex_id
         save = self._command(options, "save", "--format", "docker-archive", hex_id)
         return image_from_inspect(
             info, self.name, reference, image_id,

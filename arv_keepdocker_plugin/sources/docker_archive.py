@@ -27,15 +27,16 @@ from typing import Optional
 
 from .. import hookimpl
 from ..archive import safety
-from ..archive.docker_archive_reader import DockerArchive, familiar
+from ..archive.docker_archive_reader import DockerArchive
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..names import split_name_tag, split_path
+from ..names import familiar, split_name_tag, split_path
 
 
 class DockerArchiveSource(ImageSource):
     name = "docker-archive"
-    description = "a docker save tar: docker-archive:PATH[:NAME[:TAG]] or PATH:@INDEX"
+    description = "a docker save or podman save tar, plain or compressed"
+    syntax = "PATH[:NAME[:TAG]|:@INDEX]"
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         raw = "{}:{}".format(self.name, details)

@@ -20,8 +20,8 @@ from typing import List, Optional, Sequence
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
-from ..names import checked_image_id, parse_engine_reference
-from .engine_cli import exporting, first_line, image_from_inspect
+from ..names import checked_image_id, familiar, parse_engine_reference
+from .engine_cli import exporting, first_line, image_from_inspect, inspected
 
 #: How long ``available()`` waits for the engine to answer.
 PROBE_TIMEOUT = 5
@@ -51,11 +51,12 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def pick_repo_digest(repo_digests: List[str], name: Optional[str]) -> Optional[str]:
-    """The manifest digest from ``RepoDigests``, preferring the typed repository."""
+def pick_repo_digest(repo_digests: Optional[List[str]], name: Optional[str]) -> Optional[str]:
+    """The manifest digest from ``RepoDigests``, preferring the typed repository
+    (compared as Docker compares names, ``docker.io/library/x`` being ``x``)."""
     digests = [entry.split("@", 1) for entry in repo_digests or [] if "@" in entry]
     for repo, digest in digests:
-        if name and repo == name:
+        if name and familiar(repo) == familiar(name):
             return digest
     return digests[0][1] if digests else None
 
@@ -101,7 +102,8 @@ class DockerDaemonSource(ImageSource):
     """Images in the local Docker engine, through the ``docker`` CLI."""
 
     name = "docker-daemon"
-    description = "images in the local Docker engine (docker CLI, honours DOCKER_HOST)"
+    description = "images in the local Docker engine: docker CLI, honours DOCKER_HOST"
+    syntax = "NAME[:TAG]"
     serves_bare_names = True
 
     def __init__(self) -> None:
@@ -168,15 +170,7 @@ class DockerDaemonSource(ImageSource):
         containerd = self._store_answer(store_probe)
         if result.returncode != 0:
             raise self._error("image inspect", result.stderr, target)
-        try:
-            matches = json.loads(result.stdout)
-        except (ValueError, RecursionError):
-            raise SourceError("docker image inspect {} printed no JSON".format(target)) from None
-        if not matches:
-            raise ImageNotFound("no matching image found for {}".format(target))
-        if len(matches) > 1:
-            raise ImageNotFound("{} images match {}".format(len(matches), target))
-        info = matches[0]
+        info = inspected(result.stdout, target, "docker image inspect")
         image_id = checked_image_id(info.get("Id"))
         binary = self._binary()
         image = image_from_inspect(

@@ -9,11 +9,12 @@ CLI's stdout, never through a temporary file.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import tempfile
 from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
 
-from ..errors import SourceError
+from ..errors import ImageNotFound, SourceError
 from ..image import ByteStream, Image, Layer, Reference
 
 #: Pipe buffer for an export (large reads keep the stream fast).
@@ -30,6 +31,25 @@ def first_line(text: str) -> str:
             return line
     return lines[0] if lines else "(no message)"
 
+
+def inspected(stdout: bytes, target: str, command: str) -> Dict[str, Any]:
+    """The one image record that ``docker``/``podman image inspect TARGET`` printed.
+
+    Both engines print a JSON list of records. :class:`ImageNotFound` when it
+    is empty or names several images; :class:`SourceError` when the output
+    is not such a list (``command`` names the command in the message).
+    """
+    try:
+        matches = json.loads(stdout)
+    except (ValueError, RecursionError):
+        raise SourceError("{} {} printed no JSON".format(command, target)) from None
+    if not isinstance(matches, list) or not all(isinstance(m, dict) for m in matches):
+        raise SourceError("{} {} printed no list of images".format(command, target))
+    if not matches:
+        raise ImageNotFound("no matching image found for {}".format(target))
+    if len(matches) > 1:
+        raise ImageNotFound("{} images match {}".format(len(matches), target))
+    return matches[0]
 
 
 @contextlib.contextmanager

@@ -26,15 +26,16 @@ import argparse
 from typing import Optional
 
 from .. import hookimpl
-from ..archive.docker_archive_reader import familiar
-from ..archive.oci_layout_reader import IMAGE_NAME, OciLayout
+from ..archive.docker_archive_writer import IMAGE_NAME
+from ..archive.oci_layout_reader import OciLayout
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
-from ..names import as_repo_tag, split_path
+from ..names import as_repo_tag, familiar, split_path
 
 
 class _LayoutSource(ImageSource):
     directory = False
+    honours_platform = True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         raw = "{}:{}".format(self.name, details)
@@ -68,12 +69,14 @@ class _LayoutSource(ImageSource):
 
 class OciArchiveSource(_LayoutSource):
     name = "oci-archive"
-    description = "a tar of an OCI image layout: oci-archive:PATH[:REF]"
+    description = "a tar of an OCI image layout"
+    syntax = "PATH[:REF]"
 
 
 class OciDirectorySource(_LayoutSource):
     name = "oci"
-    description = "an OCI image layout directory: oci:DIR[:REF]"
+    description = "an OCI image layout directory"
+    syntax = "DIR[:REF]"
     directory = True
 
 

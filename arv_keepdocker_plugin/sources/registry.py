@@ -87,8 +87,10 @@ class RegistrySource(ImageSource):
     """The ``docker://`` transport."""
 
     name = NAME
-    description = "an image in a registry: docker://[REGISTRY[:PORT]/]NAME[:TAG|@DIGEST]"
+    description = "an image in a registry, downloaded without an engine"
+    syntax = "[REGISTRY[:PORT]/]NAME[:TAG|@DIGEST]"
     double_slash = True
+    honours_platform = True
 
     def parse(self, details: str, tag: Optional[str]) -> Reference:
         """``[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`` (after ``docker://``).

@@ -3,7 +3,7 @@
 :class:`RegistryExport` gives an image resolved from a registry
 (:class:`~..distribution.ResolvedImage`) the ``export`` and ``export_pieces`` of
 an :class:`~..image.Image`, through the one docker-archive writer
-(:func:`~..archive.oci_layout_reader.to_docker_archive`, as for OCI layouts):
+(:func:`~..archive.docker_archive_writer.to_docker_archive`, as for OCI layouts):
 
 * config and manifest go in as the registry served them, so the image id is
   the config digest (what ``docker pull`` gives in Docker's classic store);
@@ -33,7 +33,6 @@ import contextlib
 import dataclasses
 import hashlib
 from typing import (
-    AbstractSet,
     Any,
     Dict,
     Generator,
@@ -45,7 +44,12 @@ from typing import (
     cast,
 )
 
-from ..archive.oci_layout_reader import DocumentDigests, LayerData, PlannedLayer, to_docker_archive
+from ..archive.docker_archive_writer import (
+    DocumentDigests,
+    LayerData,
+    PlannedLayer,
+    to_docker_archive,
+)
 from ..archive.streams import ChunkReader
 from ..distribution import (
     Descriptor,
@@ -59,7 +63,7 @@ from ..distribution import (
 )
 from ..distribution.layer_compression import ZSTD, ZSTD_INSTALL_HINT
 from ..distribution.registry_errors import DecompressionError, ManifestRefused
-from ..image import ByteStream, Layer, Piece
+from ..image import ByteStream, Layer, LayerSizes, Piece
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +157,7 @@ class RegistryExport:
         return self._received + (session.bytes_received if session is not None else 0)
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: AbstractSet[str]) -> Iterator[Generator[Piece, None, None]]:
+    def export_pieces(self, skip: LayerSizes) -> Iterator[Generator[Piece, None, None]]:
         """The docker-archive stream as pieces; layers in ``skip`` are neither
         downloaded nor read (see :meth:`~..image.Image.export_pieces`)."""
         with RegistrySession(self.options) as session:
@@ -170,7 +174,7 @@ class RegistryExport:
     @contextlib.contextmanager
     def export(self) -> Iterator[ByteStream]:
         """The docker-archive stream, every layer downloaded."""
-        with self.export_pieces(frozenset()) as pieces:
+        with self.export_pieces({}) as pieces:
             # With no layer skipped, every piece is bytes. Short reads: each
             # chunk goes on as it arrives, so finished layers reach Keep (and
             # the journal) while the next one downloads.

@@ -51,7 +51,7 @@ def pick_source(pm, options: argparse.Namespace) -> PickedSource:
     raw = options.image
     if getattr(options, "source", None):
         name, details = options.source, raw
-        prefix = sources.get(name).prefix
+        prefix = sources.require(name).prefix
         if raw.startswith(prefix):
             details = raw[len(prefix):]
         return PickedSource(name, details, False)
@@ -71,10 +71,19 @@ def choose_source(pm, options: argparse.Namespace,
     is :func:`pick_source`'s answer when the caller already has it.
     """
     name, details, by_default = picked or pick_source(pm, options)
-    source = pm.sources.get(name)
+    source = pm.sources.require(name)
     reference = dataclasses.replace(source.parse(details, options.tag), raw=options.image,
                                     transport=source.name)
+    warn_if_platform_ignored(source, options)
     return source, reference, by_default
+
+
+def warn_if_platform_ignored(source: ImageSource, options: argparse.Namespace) -> None:
+    """``--platform`` is a core flag; a source that cannot honour it says so, once a run."""
+    platform = getattr(options, "platform", None)
+    if platform and not source.honours_platform:
+        logger.warning("--platform %s is ignored: the %s source does not choose among "
+                       "platforms", platform, source.name)
 
 
 def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,

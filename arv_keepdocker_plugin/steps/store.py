@@ -20,6 +20,7 @@ from :attr:`UploadedTar.locators` only once every block is stored.
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Optional
 
 import arvados.keep
@@ -27,7 +28,7 @@ import arvados.keep
 from ..archive.layer_digests import Digests
 from ..archive.streams import chunks_of
 from ..archive.tap import TarTap
-from ..image import Image, Layer, SkippedLayers
+from ..image import Image, Layer
 from ..keep.block_writer import BlockWriter, is_layer_member, write_pieces
 from ..keep.journal import Journal
 from ..keep.layer_blocks import LayerBlocks
@@ -132,7 +133,7 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
         progress.add(downloaded=meter())
     try:
         if image.export_pieces is not None and skip:
-            sizes = SkippedLayers({digest: layer.size for digest, layer in skip.items()})
+            sizes = MappingProxyType({digest: layer.size for digest, layer in skip.items()})
             with image.export_pieces(sizes) as pieces:
                 write_pieces(pieces, tap, writer, skip, meter)
         else:

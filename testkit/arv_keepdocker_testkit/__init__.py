@@ -9,6 +9,9 @@ carries no test server, TLS or fixtures.
   privately (no networking, no systemd).
 * :mod:`.imagebuild` - builds docker-archive and OCI images in pure Python.
 * :mod:`.scripts` - console scripts installed beside the running Python.
+* :mod:`.plugin_kit` - for hook authors: a checked plugin manager, a run
+  helper, a known set of installed plugins.
+* :mod:`.fakes` - ``FakeApi`` and ``FakeKeep``, for tests without services.
 * :mod:`.pytest_plugin` - fixtures over all of the above and the markers
   ``engines``, ``cluster``, ``reliability`` (entry point ``pytest11``).
 """

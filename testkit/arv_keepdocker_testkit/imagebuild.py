@@ -31,8 +31,6 @@ import os
 import tarfile
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from arv_keepdocker_plugin.archive.streams import ChunkReader
-
 #: Fixed mtime of every tar member written here.
 MTIME = 0
 DEFAULT_CREATED = "2024-01-02T03:04:05Z"
@@ -162,6 +160,28 @@ def _tarinfo(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE,
     return info
 
 
+class _Chunks(io.RawIOBase):
+    """Chunks of bytes as a raw stream (``io.BufferedReader`` makes it a file)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 def add_file(tar: tarfile.TarFile, name: str,
              data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
     """Add a regular file from bytes or ``(size, chunks)``."""
@@ -169,7 +189,7 @@ def add_file(tar: tarfile.TarFile, name: str,
         tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
     else:
         size, chunks = data
-        tar.addfile(_tarinfo(name, size), ChunkReader(chunks))
+        tar.addfile(_tarinfo(name, size), io.BufferedReader(_Chunks(chunks), 1 << 20))
 
 
 def add_dir(tar: tarfile.TarFile, name: str) -> None:

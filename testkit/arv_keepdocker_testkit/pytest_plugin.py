@@ -2,8 +2,15 @@
 
 Registered through the ``pytest11`` entry point of arv-keepdocker-testkit, so
 any test suite in an environment where it is installed can use them with no
-setup: the local cluster and per-user API clients (:mod:`.cluster.fixtures`)
-and real container engines (:mod:`.engines_fixtures`).
+setup. Two tiers:
+
+* light, no services: ``keepdocker_installed`` (plugin discovery sees
+  arv-keepdocker-plugin and the distributions a test adds, nothing else of
+  the environment) and ``keepdocker_run`` (``arv keepdocker ARGS``
+  in-process, with a private cache); with :mod:`.plugin_kit`'s
+  ``plugin_manager`` and :mod:`.fakes`;
+* heavy: the local cluster and per-user API clients (:mod:`.cluster.fixtures`)
+  and real container engines (:mod:`.engines_fixtures`).
 
 Markers, so a quick run can leave out what needs services::
 
@@ -44,6 +51,25 @@ MARKERS = (
     "the fixtures over it)",
     "reliability: a slow fault suite (applied by the tests themselves)",
 )
+
+
+@pytest.fixture
+def keepdocker_installed(tmp_path, monkeypatch):
+    """Only arv-keepdocker-plugin and what the test adds are installed, as plugin
+    discovery sees it: ``keepdocker_installed.add(name, entry_points, modules)``
+    (see :class:`~.plugin_kit.InstalledDistributions`)."""
+    from .plugin_kit import installed_only
+    return installed_only(monkeypatch, tmp_path / "keepdocker-site")
+
+
+@pytest.fixture
+def keepdocker_run(tmp_path, monkeypatch):
+    """``keepdocker_run(pm, *args, api=...)``: :func:`~.plugin_kit.run_keepdocker`
+    with ``XDG_CACHE_HOME`` in the test's own directory; returns a
+    :class:`~.plugin_kit.RunResult`."""
+    from .plugin_kit import run_keepdocker
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "keepdocker-cache"))
+    return run_keepdocker
 
 
 def pytest_configure(config):

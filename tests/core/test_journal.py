@@ -6,12 +6,11 @@ import stat
 import time
 
 import pytest
+from arv_keepdocker_testkit.fakes import FakeKeep, signed
 
 from arv_keepdocker_plugin.keep.journal import MARGIN, Journal, journal_path, token_uuid
 from arv_keepdocker_plugin.keep.layer_blocks import LayerBlocks
 from arv_keepdocker_plugin.keep.locators import block_key
-
-from .fakes import FakeKeep, signed
 
 IMAGE = "sha256:" + "1" * 64
 TOKEN = "v2/zzzzz-gj3su-000000000000001/secretsecretsecret"

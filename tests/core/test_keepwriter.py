@@ -4,6 +4,7 @@ import hashlib
 import io
 
 import pytest
+from arv_keepdocker_testkit.fakes import FakeKeep, signed
 
 from arv_keepdocker_plugin.archive.layer_digests import Digests
 from arv_keepdocker_plugin.image import StoredData
@@ -11,8 +12,6 @@ from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE, BlockWriter, wri
 from arv_keepdocker_plugin.keep.layer_blocks import LayerBlocks
 from arv_keepdocker_plugin.keep.locators import block_key
 from arv_keepdocker_plugin.keep.progress import Progress
-
-from .fakes import FakeKeep, signed
 
 
 def writer(keep, known=None, recorded=None):

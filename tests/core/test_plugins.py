@@ -1,5 +1,10 @@
-"""The plugin manager: defaults, entry points one by one, disabling, listing."""
+"""The plugin manager: defaults, entry points one by one, disabling, listing.
 
+Hermetic: plugin discovery sees arv-keepdocker-plugin and the distributions
+these tests install, nothing else of the environment (tests/conftest.py).
+"""
+
+import functools
 import io
 import json
 import logging
@@ -129,9 +134,21 @@ def test_a_disabled_default_source_leaves_its_name_to_a_third_party(monkeypatch)
 def test_unknown_and_missing_sources_are_one_line_errors():
     sources = get_plugin_manager(load_entrypoints=False).sources
     with pytest.raises(BadReference, match="unknown image source 'nope' \\(available: "):
-        sources.get("nope")
+        sources.require("nope")
     with pytest.raises(BadReference, match="no image source was chosen"):
-        sources.get(None)
+        sources.require(None)
+
+
+def test_the_catalogue_is_a_mapping():
+    sources = get_plugin_manager(load_entrypoints=False).sources
+    assert sources.get("nope") is None
+    marker = object()
+    assert sources.get("nope", marker) is marker
+    assert sources.get("oci") is sources["oci"] is sources.require("oci")
+    assert "oci" in sources and "nope" not in sources
+    assert dict(sources.items()) == {name: sources[name] for name in sources}
+    with pytest.raises(KeyError):
+        sources["nope"]
 
 
 def test_source_registered_from_a_helper_is_attributed_to_its_plugin():
@@ -186,6 +203,11 @@ def test_list_plugins_text_and_json(installed_distribution, capsys):
     assert any(line.split()[:3] == ["buildah", "2.5", "buildah"] for line in lines)
     assert any(line.split()[:3] == ["docker_daemon", __version__, "docker-daemon"]
                for line in lines)
+    # Then every source, its plugin, its description and what to type.
+    table = lines[lines.index(""):]
+    assert table[1].split() == ["SOURCE", "PLUGIN", "DESCRIPTION"]
+    assert table[-2:] == ["buildah               buildah               test source",
+                          " " * 44 + "buildah:DETAILS"]
 
     out = io.StringIO()
     assert cli.run(["--list-plugins", "--json"], stdout=out) == 0
@@ -194,3 +216,160 @@ def test_list_plugins_text_and_json(installed_distribution, capsys):
     assert by_name["buildah"]["version"] == "2.5"
     assert by_name["oci"]["sources"] == ["oci-archive", "oci"]
     assert data["broken"] == []
+    assert [s["name"] for s in data["sources"]] == list(DEFAULT_SOURCES_IN_ORDER) + ["buildah"]
+    buildah = data["sources"][-1]
+    assert buildah == {"name": "buildah", "prefix": "buildah:", "syntax": "DETAILS",
+                       "plugin": "buildah", "description": "test source",
+                       "honours_platform": False}
+
+
+DEFAULT_SOURCES_IN_ORDER = ("docker-daemon", "containers-storage", "docker-archive",
+                            "oci-archive", "oci", "docker")
+
+
+# -- each source credited to the plugin that registered it ------------------------
+
+SHARED_DECORATOR = '''
+import functools
+
+def logged(hook):
+    """One decorator shared by several plugins: their hooks share its code object."""
+    @functools.wraps(hook)
+    def wrapper(*args, **kwargs):
+        return hook(*args, **kwargs)
+    return wrapper
+'''
+
+DECORATED_PLUGIN = '''
+from arv_keepdocker_plugin import hookimpl
+from arv_keepdocker_plugin.image import ImageSource
+from akd_shared import logged
+
+class Source(ImageSource):
+    name = "{source}"
+    description = "{source} (decorated)"
+
+@hookimpl
+@logged
+def keepdocker_register_sources(register):
+    register(Source())
+'''
+
+
+def test_sources_of_hooks_sharing_one_decorator_are_each_credited_right(installed_distribution):
+    installed_distribution("akd-shared", {}, {"akd_shared": SHARED_DECORATOR})
+    for n in ("one", "two"):
+        installed_distribution("arv-keepdocker-" + n, {n: "akd_" + n},
+                               {"akd_" + n: DECORATED_PLUGIN.format(source=n + "-src")})
+    out = io.StringIO()
+    assert cli.run(["--list-plugins", "--json"], stdout=out) == 0
+    data = json.loads(out.getvalue())
+    plugins = {p["name"]: p for p in data["plugins"]}
+    assert (plugins["one"]["sources"], plugins["two"]["sources"]) == (["one-src"], ["two-src"])
+    assert {s["name"]: s["plugin"] for s in data["sources"]}["two-src"] == "two"
+    assert data["broken"] == []
+
+
+def test_a_clash_from_a_shared_decorator_names_the_plugin_that_clashed(installed_distribution,
+                                                                        caplog):
+    installed_distribution("akd-shared", {}, {"akd_shared": SHARED_DECORATOR})
+    installed_distribution("arv-keepdocker-first", {"first": "akd_first"},
+                           {"akd_first": DECORATED_PLUGIN.format(source="same")})
+    installed_distribution("arv-keepdocker-second", {"second": "akd_second"},
+                           {"akd_second": DECORATED_PLUGIN.format(source="same")})
+    with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):
+        pm = get_plugin_manager()
+        sources = pm.sources
+    assert sources.plugin_of("same") == "first"
+    [broken] = pm.broken
+    assert (broken.name, broken.distribution) == ("second", "arv-keepdocker-second")
+    assert "already registered by plugin 'first'" in broken.error
+    assert "ARV_KEEPDOCKER_DISABLE_PLUGINS=second" in caplog.text
+
+
+def test_methods_wrapped_alike_are_credited_to_their_own_plugin():
+    def passthrough(hook):
+        @functools.wraps(hook)
+        def wrapper(*args, **kwargs):
+            return hook(*args, **kwargs)
+        return wrapper
+
+    class Named(ImageSource):
+        def __init__(self, name):
+            self.name = name
+
+    class Plugin:
+        def __init__(self, source):
+            self.source = source
+
+        @hookimpl
+        @passthrough
+        def keepdocker_register_sources(self, register):
+            register(Named(self.source))
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin("a-src"), name="a")
+    pm.register(Plugin("b-src"), name="b")
+    assert pm.sources.by_plugin()["a"] == ["a-src"]
+    assert pm.sources.by_plugin()["b"] == ["b-src"]
+
+
+def test_a_register_hook_that_raises_is_reported_and_the_rest_works(caplog):
+    class Plugin:
+        @hookimpl
+        def keepdocker_register_sources(self, register):
+            raise RuntimeError("no licence file")
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin(), name="failing")
+    with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):
+        assert set(pm.sources) == DEFAULT_SOURCES
+    [broken] = pm.broken
+    assert broken.name == "failing"
+    assert broken.error == "keepdocker_register_sources failed: no licence file"
+
+
+# -- the help and the disabling variable ---------------------------------------------
+
+def test_help_lists_every_source_with_its_syntax_and_description(installed_distribution,
+                                                                 capsys):
+    installed_distribution("arv-keepdocker-buildah", {"buildah": "akd_buildah4"},
+                           {"akd_buildah4": GOOD_PLUGIN})
+    with pytest.raises(SystemExit):
+        cli.run(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "buildah:DETAILS (test source)" in text
+    assert "docker-archive:PATH[:NAME[:TAG]|:@INDEX] (a docker save or podman save tar" in text
+    assert "docker://[REGISTRY[:PORT]/]NAME[:TAG|@DIGEST] (an image in a registry" in text
+
+
+def test_unknown_names_in_the_disable_variable_are_warned_about(installed_distribution,
+                                                                monkeypatch, caplog):
+    installed_distribution("arv-keepdocker-buildah", {"buildah": "akd_buildah5"},
+                           {"akd_buildah5": GOOD_PLUGIN})
+    monkeypatch.setenv("ARV_KEEPDOCKER_DISABLE_PLUGINS", "buildah,oci,ocilabels")
+    with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):
+        pm = get_plugin_manager()
+    assert pm.get_plugin("buildah") is None and pm.get_plugin("oci") is None
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning == ("ARV_KEEPDOCKER_DISABLE_PLUGINS names 'ocilabels', which is no "
+                       "plugin's name; see arv keepdocker --list-plugins")
+
+
+# -- names that must go stay one minor release ---------------------------------------
+
+def test_deprecated_names_still_work_and_say_so():
+    from arv_keepdocker_plugin import SkippedLayers
+    from arv_keepdocker_plugin.image import skipped_size
+    with pytest.warns(DeprecationWarning, match="SourceCatalog"):
+        from arv_keepdocker_plugin.catalog import SourceRegistry
+    assert SourceRegistry().get("x") is None
+    with pytest.warns(DeprecationWarning, match="Mapping"):
+        skip = SkippedLayers({"sha256:a": 3})
+    assert "sha256:a" in skip and skip.sizes["sha256:a"] == 3 and len(skip) == 1
+    with pytest.warns(DeprecationWarning, match="skip.get"):
+        assert skipped_size(skip, "sha256:a") == 3
+    with pytest.warns(DeprecationWarning):
+        assert skipped_size({"sha256:a": 4}, "sha256:a") == 4
+    with pytest.warns(DeprecationWarning):
+        assert skipped_size({"sha256:a": 4}, "sha256:b") is None

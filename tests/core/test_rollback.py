@@ -3,10 +3,9 @@
 import logging
 
 import pytest
+from arv_keepdocker_testkit.fakes import FakeApi
 
 from arv_keepdocker_plugin.steps.rollback import Rollback
-
-from .fakes import FakeApi
 
 
 def test_success_keeps_everything():

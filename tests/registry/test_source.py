@@ -21,7 +21,6 @@ from e2e.conftest import layer_links, load_from_keep
 
 from arv_keepdocker_plugin.archive.compression import ZSTD_MODULES
 from arv_keepdocker_plugin.archive.tap import TarTap
-from arv_keepdocker_plugin.image import SkippedLayers
 from arv_keepdocker_plugin.keep.block_writer import BLOCK_SIZE
 from arv_keepdocker_plugin.keep.layer_links import locators_for_range
 from arv_keepdocker_plugin.sources.registry import RegistrySource
@@ -271,7 +270,7 @@ def test_the_export_holds_a_chunk_at_a_time(registry_images, tmp_path, monkeypat
     tracemalloc.start()
     try:
         total = 0
-        with image.export_pieces(SkippedLayers({})) as pieces:
+        with image.export_pieces({}) as pieces:
             for piece in pieces:
                 assert isinstance(piece, bytes)
                 total += len(piece)

@@ -14,7 +14,6 @@ import re
 from . import signing
 
 EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e"
-EMPTY_PDH = EMPTY_BLOCK + "+0"
 
 _LOCATOR_TOKEN_RE = re.compile(r"^[0-9a-f]{32}\+[0-9]+(?:\+[A-Z][A-Za-z0-9@_-]*)*$")
 _FILE_TOKEN_RE = re.compile(r"^([0-9]+):([0-9]+):(.+)$", re.S)

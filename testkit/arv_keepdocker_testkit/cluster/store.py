@@ -162,16 +162,6 @@ class Store:
                 return rec
         return None
 
-    def token_for(self, username):
-        """Return the ``v2/<uuid>/<secret>`` token of a built-in user."""
-        user = self.user_by_name(username)
-        if user is None:
-            raise KeyError("no such user %r" % username)
-        for rec in self.records("api_client_authorizations"):
-            if rec["owner_uuid"] == user["uuid"]:
-                return "v2/%s/%s" % (rec["uuid"], rec["api_token"])
-        raise KeyError("user %r has no token" % username)
-
     def bootstrap(self):
         """Create the system user and the built-in users with their tokens, once."""
         with self.lock:
