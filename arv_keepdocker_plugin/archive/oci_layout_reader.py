@@ -54,8 +54,8 @@ from typing import (
     cast,
 )
 
-from ..errors import BadReference, ImageNotFound
-from ..image import ByteStream, Layer, Piece, StoredData, skipped_size
+from ..errors import BadArchive, BadReference, ImageNotFound
+from ..image import ByteStream, Layer, Piece, SkippedLayers, StoredData, skipped_size
 from . import safety, tarwrite
 from .docker_archive_reader import matching as names_matching
 from .members import DirectoryMembers, OwnsMembers, verified
@@ -464,6 +464,30 @@ def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
     if any(layer.converted or layer.size is None for layer in layers):
         manifest = rewritten_manifest(image.path, manifest, layers, sizes)
     yield from _small_blobs_and_metadata(image, manifest, layer_names, written, repo_tag)
+
+
+def export_length(image: ImageDocuments, layers: Sequence[PlannedLayer],
+                  repo_tag: Optional[str] = None) -> Optional[int]:
+    """The length of :func:`to_docker_archive`'s stream, counted without reading a layer.
+
+    Every layer is passed as skipped, so its data counts by its planned size
+    (the pieces add up to the stream: see :attr:`~..image.Image.export_pieces`).
+    None when a layer's size is not known before it is read, or when the
+    documents are broken (the export itself then says how).
+    """
+    if any(layer.size is None for layer in layers):
+        return None
+    skip = SkippedLayers({layer.digest: layer.size for layer in layers
+                          if layer.size is not None})
+
+    def unread(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+        raise AssertionError("every layer is skipped")
+
+    try:
+        return sum(piece.size if isinstance(piece, StoredData) else len(piece)
+                   for piece in to_docker_archive(image, layers, unread, repo_tag, skip))
+    except BadArchive:
+        return None
 
 
 #: Layer annotations that describe the compressed blob (zstd:chunked's table of
