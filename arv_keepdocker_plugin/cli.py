@@ -223,7 +223,7 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
             return 0, "listed"
         from .steps import pipeline
         outcome = pipeline.run(api, pm, options)
-        report(outcome, options, stdout)
+        report(outcome, options, stdout, api)
         if outcome.dry_run and outcome.writes:
             return 2, outcome.status
         return 0, outcome.status
@@ -247,11 +247,12 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
 SOURCE_ALIASES = {"podman": "containers-storage"}
 
 
-def report(outcome, options: argparse.Namespace, stdout) -> None:
+def report(outcome, options: argparse.Namespace, stdout, api) -> None:
     """What 3.2.1 prints on stdout (the UUID), or the ``--json`` document."""
     if options.json:
-        from .steps.documents import upload_document
-        write_json(upload_document(outcome), stdout)
+        from .steps.documents import upload_document, with_portable_data_hash
+        write_json(upload_document(with_portable_data_hash(outcome, api, options.retries)),
+                   stdout)
         return
     if outcome.dry_run:
         if not options.silent:

@@ -7,6 +7,7 @@ keys may appear). docs/command.md describes every key.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .outcome import Outcome
@@ -44,6 +45,17 @@ def upload_document(outcome: Outcome) -> Dict[str, Any]:
         "bytes": {key: getattr(progress, key) if progress is not None else 0
                   for key in COUNTERS},
     }
+
+
+def with_portable_data_hash(outcome: Outcome, api: Any, retries: int) -> Outcome:
+    """``outcome`` whose collection record says its portable data hash (the record a
+    run holds may have been read with a few fields only)."""
+    record = outcome.record
+    if record is None or record.get("portable_data_hash"):
+        return outcome
+    found = api.collections().get(uuid=record["uuid"]).execute(num_retries=retries)
+    return dataclasses.replace(outcome, record=dict(
+        record, portable_data_hash=found["portable_data_hash"]))
 
 
 def listing_document(images: Sequence[Tuple[str, Mapping[str, Any]]]) -> Dict[str, Any]:
