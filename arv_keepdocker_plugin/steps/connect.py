@@ -122,21 +122,22 @@ class Watch:
         self._announced = threading.Event()
 
     def request(self, send, *args: Any, **kwargs: Any):
+        """``send(*args, **kwargs)``: httplib2's ``(response, content)``, watched."""
         try:
-            response = send(*args, **kwargs)
+            response, content = send(*args, **kwargs)
         except Exception as error:
             reason = hopeless(error)
             if reason is not None and not self.answered.is_set():
                 raise ApiUnreachable(Unreachable(reason, self.setting)) from None
             self.announce(retried(error))
             raise
-        if not getattr(response, "fromcache", False):
+        if not getattr(response, "fromcache", False):  # an answer from the server itself
             self.answered.set()
-        status = getattr(response, "status", 200)
+        status = response.status
         if status >= 500 or status in RETRIED_STATUSES:
             self.announce("HTTP {} {}".format(status, getattr(response, "reason", "") or ""
                                               ).strip())
-        return response
+        return response, content
 
     def announce(self, what: Optional[str]) -> None:
         """One line, once a run, before the first retry."""

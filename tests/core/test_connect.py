@@ -61,8 +61,14 @@ def test_the_line_says_when_the_host_came_from_settings_conf(env, tmp_path):
 
 
 class Response:
+    """What httplib2 answers: a response and its content."""
+
     def __init__(self, status, fromcache=False):
         self.status, self.reason, self.fromcache = status, "Service Unavailable", fromcache
+
+    @classmethod
+    def of(cls, status, fromcache=False):
+        return lambda: (cls(status, fromcache), b"")
 
 
 def refused(*args, **kwargs):
@@ -74,10 +80,10 @@ def test_once_the_server_answered_a_refusal_is_retried_as_before(caplog):
     with pytest.raises(ApiUnreachable):
         watch.request(refused)
     # An answer from the HTTP cache is no answer from the server.
-    watch.request(lambda: Response(200, fromcache=True))
+    watch.request(Response.of(200, fromcache=True))
     with pytest.raises(ApiUnreachable):
         watch.request(refused)
-    watch.request(lambda: Response(200))
+    watch.request(Response.of(200))
     caplog.set_level(logging.INFO, "arvados.keepdocker")
     for _ in range(3):
         with pytest.raises(ConnectionRefusedError):  # googleapiclient retries it
@@ -92,10 +98,10 @@ def test_once_the_server_answered_a_refusal_is_retried_as_before(caplog):
 def test_a_5xx_answer_is_retried_and_said_once(caplog):
     caplog.set_level(logging.INFO, "arvados.keepdocker")
     watch = Watch(ApiSetting("api.example", "the environment"), retries=3)
-    watch.request(lambda: Response(503))
-    watch.request(lambda: Response(503))
+    watch.request(Response.of(503))
+    watch.request(Response.of(503))
     assert [r.getMessage().split(";")[0] for r in caplog.records] == [
         "Arvados API server at api.example: HTTP 503 Service Unavailable"]
     quiet = Watch(ApiSetting("api.example", "the environment"), retries=0)
-    quiet.request(lambda: Response(503))  # --retries 0: nothing is retried, nothing said
+    quiet.request(Response.of(503))  # --retries 0: nothing is retried, nothing said
     assert len(caplog.records) == 1

@@ -303,3 +303,30 @@ def test_dry_run_writes_nothing_and_says_whether_it_would(
         "copied", uuid, None)
     # --force would upload again.
     assert json.loads(dry("--json", "--force", ref).stdout)["action"] == "stored"
+
+
+# -- the API server: refused certificates fail fast, 5xx is retried -----------------
+
+
+def test_a_rejected_certificate_ends_the_first_request_at_once(user_env, arv_cluster):
+    # The local cluster's certificate comes from a throw-away CA nobody trusts.
+    env = {k: v for k, v in user_env.items() if k != "ARVADOS_API_HOST_INSECURE"}
+    proc = Runner(env)("--no-progress", "debian:12", timeout=60)
+    message = one_error(proc)
+    assert message.startswith("cannot reach the Arvados API server: its certificate was "
+                              "rejected (")
+    assert message.endswith("; check ARVADOS_API_HOST={} (from the environment)".format(
+        arv_cluster.api_host))
+
+
+def test_a_5xx_after_the_first_answer_is_retried_and_said_once(keepdocker, arv_cluster,
+                                                               arv_keepdocker_321):
+    arv_cluster.inject_fault("api:GET:links", 2, status=503)
+    proc = keepdocker()
+    assert proc.returncode == 0, proc.stderr
+    [said] = [line for line in proc.stderr.splitlines() if "arvados.keepdocker" in line]
+    assert said.endswith(
+        "Arvados API server at {}: HTTP 503 Service Unavailable; retrying up to 10 times, "
+        "waiting longer each time (--retries 10); press Ctrl-C to stop, or use --retries 0 "
+        "to fail at once".format(arv_cluster.api_host))
+    assert proc.stdout == arv_keepdocker_321().stdout
