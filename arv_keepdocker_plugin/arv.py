@@ -283,7 +283,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return status if isinstance(status, int) else 0
     helper = delegate()
     if line.words and line.words[0] in ("-h", "--help") and not line.global_options:
+        # Ours, then the help of whoever answers the rest (the Ruby CLI's lists its
+        # resources), so that nothing the other arv says is lost either.
         sys.stdout.write(usage(commands, helper))
+        if helper is not None and helper.handles(line):
+            sys.stdout.write("\n")
+            return helper.run(argv)
         return 0
     if helper is not None and line.words and helper.handles(line):
         return helper.run(argv)

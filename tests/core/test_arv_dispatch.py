@@ -98,7 +98,10 @@ def test_arv_alone_is_a_usage_error_and_help_is_not(ruby_arv):
     assert proc.returncode == 2 and proc.stderr.startswith("usage: arv ")
     proc = run(str(ARV), "--help", env=path_env(BIN, ruby_arv))
     assert proc.returncode == 0 and "keepdocker" in proc.stdout
-    assert str(ruby_arv / "arv") in proc.stdout  # who gets the rest
+    assert str(ruby_arv / "arv") in proc.stdout  # who gets the rest...
+    assert proc.stdout.endswith("\nruby arv: --help\n")  # ...and its own help
+    proc = run(str(ARV), "--help", env=path_env(BIN))
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: arv ")
 
 
 def test_the_plugin_command_works_when_bin_arv_is_someone_elses(ruby_arv, tmp_path):

@@ -54,3 +54,11 @@ def test_check_install_names_the_sdk_dispatcher(arv):
     assert proc.stdout.splitlines()[-1] == (
         "other arv subcommands go to: the Arvados SDK's arv dispatcher (every other "
         "subcommand)")
+
+
+def test_help_is_ours_then_the_sdk_dispatchers(arv):
+    proc = arv("--help")
+    assert proc.returncode == 0
+    ours, theirs = proc.stdout.split("\n\n", 1)
+    assert ours.startswith("usage: arv ") and "keepdocker" in ours
+    assert "Arvados command line client" in theirs and "collection" in theirs
