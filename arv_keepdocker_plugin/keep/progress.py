@@ -28,6 +28,7 @@ total is what was written.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -154,10 +155,20 @@ class Progress:
             self.stream.write(self.machine_line())
         else:
             line = self.human_line()
+            if _isatty(self.stream):
+                # A line that wraps cannot be redrawn: the totals first, the rest cut.
+                line = line[:shutil.get_terminal_size().columns - 2]
             # Blank what a longer line before left behind.
             self.stream.write("\r{}{} ".format(line, " " * max(self._width - len(line), 0)))
             self._width = len(line)
         self.stream.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def mode_from_options(options) -> Optional[str]:

@@ -130,3 +130,17 @@ def test_a_downloading_source_adds_its_counter_after_the_others():
     assert human.getvalue().startswith("\r1M stored (total unknown): 1M read, 0M uploaded, "
                                        "0M reused, "
                                        "2M downloaded ")
+
+
+def test_on_a_terminal_the_line_never_wraps(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "60")
+    out = Terminal()
+    progress = Progress("human", stream=out, interval=0, total=10 << 30, downloads=True)
+    progress.add(written=5 << 30, read=5 << 30, downloaded=6 << 30)
+    progress.finish()
+    for line in out.getvalue().strip("\n").split("\r")[1:]:
+        assert len(line) < 60 and line.startswith("5120M / 10240M stored (50.0%)")
