@@ -308,13 +308,17 @@ def check_install(stdout, tool: str = "arv-keepdocker-plugin") -> int:
     first = programs[0] if programs else None
     kind = script_kind(first) if first else None
     ours_here = shutil.which("arv", path=here)
-    ok = kind == "ours"
+    elsewhere = kind == "ours" and not (
+        ours_here and os.path.realpath(os.path.dirname(first or "")) == os.path.realpath(here))
+    ok = kind == "ours" and not elsewhere
     if first is None:
         stdout.write("no arv on PATH: `arv keepdocker` is not available\n")
     else:
         owner = {"ours": "arv-keepdocker-plugin's",
                  "sdk": "the Arvados SDK's (3.3 or later; its `keep docker` is the SDK's "
                         "arv-keepdocker)"}.get(kind or "", "not arv-keepdocker-plugin's")
+        if elsewhere:
+            owner = "arv-keepdocker-plugin's, from another installation"
         stdout.write("arv on PATH: {} ({}): `arv keepdocker` {}\n".format(
             first, owner, "runs this tool" if ok else "does not reach this tool"))
     if ok:

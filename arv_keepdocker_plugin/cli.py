@@ -199,7 +199,8 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
     stdout = stdout or sys.stdout
     pm = pm or get_plugin_manager()
     options = build_parser(pm, prog).parse_args(arguments)
-    options.source = SOURCE_ALIASES.get(options.source, options.source)
+    if options.source not in pm.sources:  # a source of that very name wins
+        options.source = SOURCE_ALIASES.get(options.source, options.source)
     if options.check_install:
         from .arv import check_install
         return check_install(stdout), "checked"

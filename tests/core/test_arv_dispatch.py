@@ -82,6 +82,18 @@ def test_resource_commands_reach_the_ruby_arv_on_path(ruby_arv):
     assert proc.stdout == "ruby arv: -s --format uuid collection list\n"
 
 
+def test_check_install_tells_another_installation_of_ours_apart(tmp_path):
+    copy = tmp_path / "other-venv"
+    copy.mkdir()
+    (copy / "arv").write_text(ARV.read_text())
+    (copy / "arv").chmod(0o755)
+    proc = run(str(BIN / "arv-keepdocker-plugin"), "--check-install", env=path_env(copy, BIN))
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0] == (
+        "arv on PATH: {} (arv-keepdocker-plugin's, from another installation): `arv "
+        "keepdocker` does not reach this tool".format(copy / "arv"))
+
+
 def test_with_no_other_arv_an_unknown_subcommand_is_a_usage_error(tmp_path):
     # Another copy of our own arv on PATH is skipped, not called back and forth.
     copy = tmp_path / "other-venv"
