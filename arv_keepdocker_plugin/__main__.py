@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import run
+from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(run(prog="arv keepdocker"))
+    sys.exit(main())

@@ -3,7 +3,9 @@
 The 3.2.1 flags come from the SDK's own parent parsers (``arv-put``'s run
 options and the ``--retries`` option), so help texts and defaults stay
 identical. New behaviour arrives only as new long flags (``--source``,
-``--list-plugins``, ``--json`` and whatever plugins add).
+``--list-plugins``, ``--json``, ``--dry-run``, ``--check-install`` and
+whatever plugins add); the notes on them are in the help's epilog
+(:data:`EPILOG`), never in the SDK's own option texts.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import argparse
 import errno
 import json
 import logging
+import os
 import signal
 import sys
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import arvados  # noqa: F401  (installs the SDK's stderr log handler)
 import arvados.config
@@ -66,7 +69,8 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=prog, description="Upload or list Docker images in Arvados",
-        parents=[own] + _sdk_parents())
+        parents=[own] + _sdk_parents(), epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     new = parser.add_argument_group("arv-keepdocker-plugin options")
     new.add_argument("--source", metavar="NAME",
                      help="Image source to use ({}); by default the IMAGE's transport "
@@ -81,7 +85,9 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
                      help="List loaded plugins (name, version, hooks, sources) and the "
                      "sources they register, and exit")
     new.add_argument("--json", action="store_true",
-                     help="With --list-plugins, print JSON")
+                     help="Print one JSON document on stdout: what an upload did, the "
+                     "listing, or with --list-plugins the plugins")
+    add_run_arguments(new)
     pm.hook.keepdocker_add_arguments(parser=parser)
     parser.add_argument("image", nargs="?", help=image_help(pm.sources))
     parser.add_argument(
@@ -100,6 +106,61 @@ def image_help(sources) -> str:
     text = "Image to upload: repo, repo:tag, or hash, or TRANSPORT:DETAILS, one of: {}".format(
         "; ".join(forms) or "none")
     return text.replace("%", "%%")  # argparse formats help strings
+
+
+def add_run_arguments(group) -> None:
+    """``--dry-run`` and ``--check-install``."""
+    group.add_argument("--dry-run", action="store_true",
+                       help="Write nothing: only say whether the image is stored. Exit "
+                       "status 2 when anything would be written (an upload, a copy or "
+                       "links), 0 when nothing would; never pulls")
+    group.add_argument("--check-install", action="store_true",
+                       help="Say which `arv` on PATH is in charge and whether `arv "
+                       "keepdocker` reaches this tool, and exit")
+
+
+EPILOG = """\
+With no IMAGE (or the word "images"), list the images stored in Arvados, as
+arv-keepdocker 3.2.1 does.
+
+examples:
+  arv keepdocker debian:12                          from the Docker engine, else podman
+  arv keepdocker docker://debian:12                 from a registry, no engine needed
+  arv keepdocker containers-storage:myapp:2         from podman's store (--source podman)
+  arv keepdocker docker-archive:app.tar.gz:app:1    a `docker save` archive
+  arv keepdocker oci-archive:app-oci.tar:app:1      an OCI archive
+  arv keepdocker --project-uuid zzzzz-j7d0g-... app:1
+  arv keepdocker --dry-run --json app:1             is it stored? (exit 0: yes)
+  arv keepdocker --json                             the listing, as JSON
+
+notes:
+  --progress shows a total, a percentage, the rate and the time left when the
+  size is known (~ marks an engine's estimate); --batch-progress prints
+  "<program> <pid>: <n> written <total> total ..." lines (total -1 if unknown).
+  --batch: expired or unreadable resume state is always dropped, so an upload
+  never fails on it. Ctrl-C stops an upload; running the same command again
+  resumes it (--no-resume starts over).
+  The same command: arv keepdocker, arv keep docker, arv-keepdocker-plugin,
+  python -m arv_keepdocker_plugin.
+
+environment variables:
+  ARVADOS_API_HOST, ARVADOS_API_TOKEN, ARVADOS_API_HOST_INSECURE
+                        the Arvados API server and token (else settings.conf)
+  ARVADOS_DEBUG=1       debug messages (as arv-keepdocker)
+  ARV_KEEPDOCKER_DISABLE_PLUGINS=NAME,...
+                        plugins not to load (see --list-plugins)
+  DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG
+                        the Docker engine, and docker:// credentials
+  REGISTRY_AUTH_FILE, CONTAINERS_REGISTRIES_CONF, XDG_RUNTIME_DIR
+                        docker:// credentials and registries.conf, as skopeo
+  XDG_CACHE_HOME        where resume journals are kept (arvados/docker/)
+
+exit status:
+  0    stored, found or listed (--dry-run: nothing would be written)
+  1    an error, said in one line on stderr; nothing is left half-written
+  2    a usage error (--dry-run: something would be written; --json says which)
+  130  interrupted (Ctrl-C); 128+N for signal N
+"""
 
 
 def print_plugins(pm, as_json: bool, stdout) -> None:
@@ -144,15 +205,21 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
             prog: Optional[str] = None, pm=None) -> Tuple[int, str]:
     """Parse ``arguments`` and run; return ``(exit status, outcome)``.
 
-    ``outcome`` is ``"listed"``, ``"plugins"``, ``"uploaded"``, ``"reused"``
-    or ``"failed"``. User errors are logged as one line and give status 1;
-    argparse errors raise ``SystemExit(2)`` as usual. ``pm`` is a prepared
-    plugin manager (tests register plugins on it); by default the installed
-    plugins are loaded.
+    ``outcome`` is ``"listed"``, ``"plugins"``, ``"checked"``, ``"uploaded"``,
+    ``"reused"``, ``"dry-run"`` or ``"failed"``. User errors are logged as one
+    line and give status 1; argparse errors raise ``SystemExit(2)`` as usual;
+    a dry run gives 2 when it would write. ``pm`` is a prepared plugin manager
+    (tests register plugins on it); by default the installed plugins are
+    loaded. ``api``, when given, is used as it is (arvados-cwl-runner's client).
     """
     stdout = stdout or sys.stdout
     pm = pm or get_plugin_manager()
     options = build_parser(pm, prog).parse_args(arguments)
+    if options.source not in pm.sources:  # a source of that very name wins
+        options.source = SOURCE_ALIASES.get(options.source, options.source)
+    if options.check_install:
+        from .arv import check_install
+        return check_install(stdout), "checked"
     if options.list_plugins:
         print_plugins(pm, options.json, stdout)
         return 0, "plugins"
@@ -160,21 +227,31 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
         _install_signal_handlers()
     try:
         if api is None:
-            api = _connect(options.retries)
+            from .steps.connect import connect
+            api = connect(options.retries)
         if options.image is None or options.image == "images":
             from .steps.listing import list_images_in_arv, write_table
-            write_table(list_images_in_arv(api, options.retries), stdout)
+            images = list_images_in_arv(api, options.retries)
+            if options.json:
+                from .steps.documents import listing_document
+                write_json(listing_document(images), stdout)
+            else:
+                write_table(images, stdout)
             return 0, "listed"
         from .steps import pipeline
-        return 0, pipeline.run(api, pm, options, stdout)
+        outcome = pipeline.run(api, pm, options)
+        report(outcome, options, stdout, api)
+        if outcome.dry_run and outcome.writes:
+            return 2, outcome.status
+        return 0, outcome.status
     except KeepdockerError as error:
-        logger.error("%s", error)
-        return error.exit_code, "failed"
+        return _failed(str(error), options, stdout, error.exit_code)
     except _Interrupted as signal_exc:
         logger.error("Caught signal %s, exiting.", signal_exc.args[0])
         return 128 + signal_exc.args[0], "failed"
     except KeyboardInterrupt:
-        logger.error("Interrupted, nothing was stored.")
+        logger.error("Interrupted: nothing was stored in Arvados; run the same command "
+                     "again to resume the upload.")
         return 130, "failed"
     except MemoryError:
         logger.error("out of memory; nothing was stored")
@@ -183,8 +260,42 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
         message = _api_error_line(error)
         if message is None:
             raise
-        logger.error("%s", message)
-        return 1, "failed"
+        return _failed(message, options, stdout, 1)
+
+
+#: ``--source`` names for a source called otherwise: podman's store.
+SOURCE_ALIASES = {"podman": "containers-storage"}
+
+
+def report(outcome, options: argparse.Namespace, stdout, api) -> None:
+    """What 3.2.1 prints on stdout (the UUID), or the ``--json`` document."""
+    if options.json:
+        from .steps.documents import upload_document, with_portable_data_hash
+        write_json(upload_document(with_portable_data_hash(outcome, api, options.retries)),
+                   stdout)
+        return
+    if outcome.dry_run:
+        if not options.silent:
+            logger.info("%s", outcome.describe())
+        return
+    # arv-put prints the UUID of a new collection unless --silent; 3.2.1
+    # prints the UUID of an image it found in any case.
+    if outcome.record is not None and not (outcome.status == "uploaded" and options.silent):
+        stdout.write(outcome.record["uuid"] + "\n")
+
+
+def write_json(document: Dict[str, Any], stdout) -> None:
+    json.dump(document, stdout, indent=2)
+    stdout.write("\n")
+
+
+def _failed(message: str, options: argparse.Namespace, stdout, status: int
+            ) -> Tuple[int, str]:
+    logger.error("%s", message)
+    if getattr(options, "json", False):
+        from .steps.documents import error_document
+        write_json(error_document(message), stdout)
+    return status, "failed"
 
 
 def run(arguments: Optional[List[str]] = None, **kwargs) -> int:
@@ -192,16 +303,8 @@ def run(arguments: Optional[List[str]] = None, **kwargs) -> int:
     return execute(arguments, **kwargs)[0]
 
 
-def _connect(retries: int):
-    import arvados
-    try:
-        return arvados.api("v1", num_retries=retries)
-    except ValueError as error:  # no host or token configured
-        raise KeepdockerError(str(error).splitlines()[0]) from None
-
-
-_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
-                   errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT}
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
+                  errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT}
 
 
 def _api_error_line(error: Exception) -> Optional[str]:
@@ -219,8 +322,9 @@ def _api_error_line(error: Exception) -> Optional[str]:
         return "Keep error: {}".format(str(error).splitlines()[0])
     if isinstance(error, (httplib2.HttpLib2Error, ssl.SSLError, ConnectionError,
                           TimeoutError, socket.gaierror, socket.herror)) or (
-            isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS):
-        return "cannot reach the Arvados API server: {}".format(str(error).splitlines()[0])
+            isinstance(error, OSError) and error.errno in NETWORK_ERRNOS):
+        from .steps.connect import unreachable_line
+        return unreachable_line(error)
     if isinstance(error, OSError):  # this machine: a full disk, an unwritable directory
         where = " ({})".format(error.filename) if error.filename else ""
         return "local error: {}{}".format(error.strerror or error, where)
@@ -229,4 +333,26 @@ def _api_error_line(error: Exception) -> Optional[str]:
 
 def main(arguments: Optional[List[str]] = None) -> int:
     """Console entry point (``arv keepdocker`` and ``python -m arv_keepdocker_plugin``)."""
-    return run(arguments, prog="arv keepdocker")
+    return quiet_on_closed_pipe(lambda: run(arguments, prog="arv keepdocker"))
+
+
+def plugin_main(arguments: Optional[List[str]] = None) -> int:
+    """``arv-keepdocker-plugin``: the same command, under a name no Arvados package uses."""
+    return quiet_on_closed_pipe(lambda: run(arguments, prog="arv-keepdocker-plugin"))
+
+
+#: Exit status of a program whose reader went away (killed by SIGPIPE, as ``ls | head``).
+CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def quiet_on_closed_pipe(command) -> int:
+    """Run ``command``; output cut short by a closed pipe ends quietly."""
+    try:
+        status = command()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return CLOSED_PIPE_STATUS

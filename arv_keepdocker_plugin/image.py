@@ -210,6 +210,13 @@ class Image:
     the ``export`` stream. The core passes a :data:`LayerSizes` (each
     skipped layer's digest with the size of its data as stored), and every
     ``StoredData`` must carry that size.
+
+    ``export_size`` is the length of the export stream in bytes when the
+    source knows it before exporting (an archive's, a layout's, a registry
+    image's from its manifests): the progress then shows a total, a
+    percentage and the time left. ``export_size_estimated`` says it is only
+    an estimate (an engine's reported image size): shown as ``~T``, the
+    percentage stops at 99% until the end.
     """
 
     image_id: str
@@ -223,6 +230,8 @@ class Image:
     export: Optional[Callable[[], ContextManager[ByteStream]]] = None
     export_pieces: Optional[Callable[[LayerSizes], ContextManager[Iterator[Piece]]]] = None
     downloaded: Optional[Callable[[], int]] = None
+    export_size: Optional[int] = None
+    export_size_estimated: bool = False
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.

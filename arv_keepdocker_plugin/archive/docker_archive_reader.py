@@ -174,6 +174,27 @@ class DockerArchive(OwnsMembers):
 
     # -- export --------------------------------------------------------------
 
+    def export_length(self, entry: ArchiveEntry, config: Optional[dict] = None
+                      ) -> Tuple[Optional[int], bool]:
+        """``(length of export(entry), whether it is an estimate)``, no layer read.
+
+        A plain archive of one image is exported as it is: its length. One
+        image of several: the pieces of its export, every layer skipped (they
+        add up to the stream). A compressed archive is read only in order:
+        its members' sizes give an estimate.
+        """
+        members = [*self.layer_members(entry), self.members.get(entry.config_name, "config")]
+        if self.compression is not None:
+            return sum(512 + m.size + padding(m.size) for m in members) + 2048, True
+        assert isinstance(self.members, TarMembers)
+        if len(self.entries) == 1:
+            return self.members.size, False
+        stored = [layer.digest for layer in self.layers(entry, config)]
+        if None in stored:
+            return None, False
+        pieces = _selected(self.members, self.path, entry, stored)
+        return sum(p.size if isinstance(p, StoredData) else len(p) for p in pieces), False
+
     @contextlib.contextmanager
     def export(self, entry: ArchiveEntry, expected_id: Optional[str] = None
                ) -> Iterator[ByteStream]:

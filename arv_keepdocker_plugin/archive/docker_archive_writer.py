@@ -44,6 +44,7 @@ from typing import (
     Tuple,
 )
 
+from ..errors import BadArchive
 from ..image import LayerSizes, Piece, StoredData
 from . import safety, tarwrite
 from .platforms import Platform
@@ -193,6 +194,30 @@ def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
 #: contents): dropped when the layer is stored decompressed.
 BLOB_ANNOTATION_PREFIXES = ("io.github.containers.zstd-chunked.",
                             "io.containers.zstd-chunked.")
+
+
+def export_length(image: ImageDocuments, layers: Sequence[PlannedLayer],
+                  repo_tag: Optional[str] = None) -> Optional[int]:
+    """The length of :func:`to_docker_archive`'s stream, counted without reading a layer.
+
+    Every layer is passed as skipped, so its data counts by its planned size
+    (the pieces add up to the stream: see :attr:`~..image.Image.export_pieces`).
+    None when a layer's size is not known before it is read, or when the
+    documents are broken (the export itself then says how).
+    """
+    sizes = {layer.digest: layer.size for layer in layers if layer.size is not None}
+    if len(sizes) != len({layer.digest for layer in layers}):
+        return None
+
+    def unread(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+        raise AssertionError("every layer is skipped")
+
+    try:
+        return sum(piece.size if isinstance(piece, StoredData) else len(piece)
+                   for piece in to_docker_archive(image, layers, unread, repo_tag,
+                                                  MappingProxyType(sizes)))
+    except BadArchive:
+        return None
 
 
 def rewritten_manifest(archive: str, manifest_bytes: bytes, layers: Sequence[PlannedLayer],

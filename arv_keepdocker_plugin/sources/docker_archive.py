@@ -68,6 +68,7 @@ class DockerArchiveSource(ImageSource):
             image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
             layers = archive.layers(entry, config)
             manifest_digest = _manifest_digest(archive, image_id)
+            size, estimated = archive.export_length(entry, config)
         if reference.name is not None:
             repo_tag = reference.repo_tag
         elif reference.index is None and len(entry.repo_tags) == 1:
@@ -76,6 +77,7 @@ class DockerArchiveSource(ImageSource):
             repo_tag = None
         return Image(image_id=image_id, source=self.name, repo_tag=repo_tag, config=config,
                      manifest_digest=manifest_digest, layers=tuple(layers),
+                     export_size=size, export_size_estimated=estimated,
                      export=lambda: archive.export(entry, expected_id=image_id),
                      # A compressed archive is read in order, whole: no layer is skipped.
                      export_pieces=None if archive.compression else (

@@ -115,6 +115,10 @@ def image_from_inspect(info: Dict[str, Any], source: str, reference: Reference,
               "architecture": info.get("Architecture"), "os": info.get("Os")}
     config = {key: value for key, value in config.items() if value is not None}
     layers = [Layer(digest) for digest in ((info.get("RootFS") or {}).get("Layers") or [])]
+    # The engine's image size: what the export holds, give or take (an estimate).
+    size = info.get("Size")
     return Image(image_id=image_id, source=source, repo_tag=reference.repo_tag,
                  config=config, layers=tuple(layers), export=export,
-                 manifest_digest=manifest_digest)
+                 manifest_digest=manifest_digest,
+                 export_size=size if isinstance(size, int) and size > 0 else None,
+                 export_size_estimated=True)

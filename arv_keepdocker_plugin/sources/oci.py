@@ -26,7 +26,7 @@ import argparse
 from typing import Optional
 
 from .. import hookimpl
-from ..archive.docker_archive_writer import IMAGE_NAME
+from ..archive.docker_archive_writer import IMAGE_NAME, export_length
 from ..archive.oci_layout_reader import OciLayout
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
@@ -62,6 +62,7 @@ class _LayoutSource(ImageSource):
         return Image(image_id=image.image_id, source=self.name, repo_tag=repo_tag,
                      config=image.config, manifest_digest=image.manifest_digest,
                      layers=image.layers, export=lambda: image.export(repo_tag),
+                     export_size=export_length(image, image.planned_layers, repo_tag),
                      # A compressed layout tar is read in order, whole: nothing is skipped.
                      export_pieces=None if image.compression else (
                          lambda skip: image.export_pieces(skip, repo_tag)))

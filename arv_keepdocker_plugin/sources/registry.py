@@ -131,7 +131,8 @@ class RegistrySource(ImageSource):
                      config=resolved.config, manifest_digest=resolved.manifest_digest,
                      index_digest=resolved.index_digest, layers=export.layers,
                      export=export.export, export_pieces=export.export_pieces,
-                     downloaded=export.downloaded)
+                     downloaded=export.downloaded, export_size=export.size(),
+                     export_size_estimated=export.size_estimated())
 
 
 @hookimpl

@@ -48,6 +48,7 @@ from ..archive.docker_archive_writer import (
     DocumentDigests,
     LayerData,
     PlannedLayer,
+    export_length,
     to_docker_archive,
 )
 from ..archive.streams import ChunkReader
@@ -150,6 +151,18 @@ class RegistryExport:
     def layers(self) -> Tuple[Layer, ...]:
         """The image's layers as the archive holds them (digest, size when known)."""
         return tuple(Layer(plan.digest, plan.size) for plan in self.plans)
+
+    def size(self) -> Optional[int]:
+        """The export's length from the manifest's layer sizes; for a zstd layer,
+        stored decompressed, its compressed size stands in (see :meth:`size_estimated`)."""
+        return export_length(self.documents, [
+            plan if plan.size is not None else dataclasses.replace(
+                plan, size=int(plan.descriptor["size"])) for plan in self.plans],
+            self.repo_tag)
+
+    def size_estimated(self) -> bool:
+        """Whether :meth:`size` is an estimate (a layer is stored decompressed)."""
+        return any(plan.size is None for plan in self.plans)
 
     def downloaded(self) -> int:
         """Bytes received from the registry so far (resolving included)."""

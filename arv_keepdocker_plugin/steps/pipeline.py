@@ -15,9 +15,11 @@ what this run created is removed again (:mod:`.record`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import time
-from typing import IO, Optional
+from typing import Any, ContextManager, Optional
 
 from ..errors import FormatRefused, KeepdockerError
 from ..hooktypes import FormatVerdict
@@ -26,8 +28,10 @@ from ..keep.arvados_lock import ArvadosLock
 from ..keep.local_lock import image_lock
 from ..keep.progress import Progress
 from .context import RunContext
+from .hints import with_hint
 from .layer_trust import TrustRule, find_reusable_layers
-from .record import Recorder, default_collection_name
+from .outcome import STORED, NotingRecorder, Outcome
+from .record import default_collection_name
 from .resolve import choose_source, resolve_image
 from .reuse import Reuser, sweep_pending
 from .store import store_tar
@@ -36,20 +40,31 @@ logger = logging.getLogger("arvados.keepdocker")
 put_logger = logging.getLogger("arvados.arv_put")
 
 
-def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
-    """Upload or reuse ``options.image``; print the collection UUID; return the outcome."""
+def run(api, pm, options: argparse.Namespace) -> Outcome:
+    """Upload or reuse ``options.image``; return what was done (nothing printed on stdout).
+
+    With ``options.dry_run`` nothing is written anywhere: the run stops where
+    it would first write (no lock is taken, no block uploaded) and says what
+    it would have done.
+    """
     put_logger.setLevel(logging.WARNING if options.silent else logging.INFO)
+    dry_run = bool(getattr(options, "dry_run", False))
     # 1. resolve (the reference is parsed before any request: a typo costs nothing)
-    source, reference, by_default = choose_source(pm, options)
+    # (a name found nowhere whose NAME looks like a mistyped transport gets a hint)
+    source, reference, by_default = with_hint(lambda: choose_source(pm, options), pm.sources,
+                                              options.image, not getattr(options, "source", None))
     ctx = RunContext.build(api, pm, options)
-    image = resolve_image(ctx, source, reference, by_default)
+    image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
+                      pm.sources, reference.raw, by_default)
     # 2. check format
     check_format(ctx, image)
     repo_tag = linked_repo_tag(image, reference)
-    recorder = Recorder(ctx)
-    with image_lock(image.image_id):
+    recorder = NotingRecorder(ctx, dry_run)
+    with (contextlib.nullcontext() if dry_run else image_lock(image.image_id)):
         # 3. reuse, or store
-        def lock(image_id: str) -> ArvadosLock:
+        def lock(image_id: str) -> ContextManager[Any]:
+            if dry_run:
+                return contextlib.nullcontext()
             return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries)
 
         reuser = Reuser(ctx, recorder, lock)
@@ -60,37 +75,38 @@ def run(api, pm, options: argparse.Namespace, stdout: IO[str]) -> str:
         if not ctx.force:
             record = reuser.reuse(image, repo_tag, name_for)
             if record is not None:
-                stdout.write(record["uuid"] + "\n")
-                return "reused"
+                return recorder.reused(image, record, repo_tag)
         if image.export is None and ctx.force:
             raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
                                   "uploaded again with --force".format(image.image_id))
         if image.export is None:
             raise KeepdockerError("no copy of image {} in Arvados can be used (see the "
                                   "warnings above), and no source has it".format(image.image_id))
+        if dry_run:
+            return Outcome(STORED, image, None, repo_tag, dry_run=True)
         rule = trust_rule(ctx, image)
         reusable = find_reusable_layers(ctx, image, rule)
-        tar = store_tar(ctx, image, reusable, rule.valid_until,
-                        Progress(ctx.progress, downloads=image.downloaded is not None))
+        progress = Progress(ctx.progress, downloads=image.downloaded is not None,
+                            total=image.export_size, estimated=image.export_size_estimated)
+        tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
         image = tar.stored_image(image)
         name = collection_name(ctx, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine
         # that stored the same image meanwhile wins, and this one adopts its copy.
         with lock(image.image_id):
             if not ctx.force:
+                recorder.applied = None
                 record = reuser.reuse(image, repo_tag, name_for, locked=True)
                 if record is not None:
                     tar.journal.discard()
-                    stdout.write(record["uuid"] + "\n")
-                    return "reused"
+                    return dataclasses.replace(recorder.reused(image, record, repo_tag),
+                                               progress=progress)
             sweep_pending(api, ctx.owner_uuid, image.image_id, ctx.retries)
             record = recorder.create(image, repo_tag, name, tar.manifest_text(image.image_id))
         tar.journal.discard()
-    # What arv-put says and prints at the end of a 3.2.1 upload.
+    # What arv-put says at the end of a 3.2.1 upload.
     put_logger.info("Collection saved as '%s'", record["name"])
-    if not ctx.silent:
-        stdout.write(record["uuid"] + "\n")
-    return "uploaded"
+    return Outcome(STORED, image, record, repo_tag, progress=progress)
 
 
 #: Reused blocks must stay valid this long after the upload starts...

@@ -142,11 +142,12 @@ def test_batch_progress_lines_and_silent(keepdocker, image):
     proc = keepdocker("--batch-progress", "--force", name + ":v1")
     uploaded_uuid(proc)
     lines = [l for l in proc.stderr.splitlines() if " written " in l]
-    # arv-put's line, then what was read, uploaded and reused.
-    match = re.match(r"^\S+ \d+: (\d+) written -1 total (\d+) read (\d+) uploaded (\d+) reused$",
-                     lines[-1])
-    written, read, uploaded, reused = map(int, match.groups())
-    assert written == read == uploaded + reused > 0
+    # arv-put's line, then what was read, uploaded and reused; the last line's
+    # total (the engine's estimate until then) is what was written.
+    match = re.match(r"^\S+ \d+: (\d+) written (\d+) total (\d+) read (\d+) uploaded "
+                     r"(\d+) reused$", lines[-1])
+    written, total, read, uploaded, reused = map(int, match.groups())
+    assert written == total == read == uploaded + reused > 0
     # --silent: as arv-put, no progress, no INFO lines and no UUID on stdout.
     quiet = keepdocker("--silent", "--force", name + ":v1")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")

@@ -133,11 +133,12 @@ def one_error(proc: subprocess.CompletedProcess) -> str:
 
 def counts(stderr: str) -> Dict[str, int]:
     """The last ``--batch-progress`` line's ``<number> <word>`` pairs after ``total``."""
-    line = [l for l in stderr.splitlines() if " written -1 total " in l][-1]
-    head, _, rest = line.partition(" written -1 total ")
+    line = [l for l in stderr.splitlines() if re.search(r" written -?\d+ total ", l)][-1]
+    head, total, rest = re.split(r" written (-?\d+) total ", line)
     pairs = re.findall(r"(\d+) (\w+)", rest)
     found = {word: int(number) for number, word in pairs}
     found["written"] = int(head.rsplit(" ", 1)[1])
+    found["total"] = int(total)
     return found
 
 

@@ -78,6 +78,10 @@ def test_plain_http_only_when_insecure_and_the_tar_loads_as_docker_pull_gives_it
     documents = len(image.manifest_bytes) + len(image.config_bytes)
     assert progress["downloaded"] == layer_bytes + documents
     assert progress["read"] == progress["written"] == progress["uploaded"]
+    # The total is known from the manifests before anything is downloaded.
+    assert progress["total"] == progress["written"]
+    assert all(" {} total ".format(progress["written"]) in line
+               for line in proc.stderr.splitlines() if " written " in line)
     record = arv_api.collections().get(uuid=uuid).execute()
     assert record["name"] == "Docker image %s demo %s:1 %s" % (address, unique,
                                                                image.image_id[:12])
