@@ -6,6 +6,7 @@ The dispatcher is the stand-in :mod:`.arvcli33`, put in the place of
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,11 @@ LAUNCH = ("import sys, arvados.commands, arvcli33; "
 
 @pytest.fixture
 def arv(user_env):
-    env = dict(user_env, PYTHONPATH=str(Path(__file__).parent))
+    # This environment's `arv` first on PATH, as after installing it (the test
+    # must not depend on how pytest was started).
+    bindir = str(Path(sys.executable).parent)
+    env = dict(user_env, PYTHONPATH=str(Path(__file__).parent),
+               PATH=bindir + os.pathsep + user_env.get("PATH", ""))
 
     def run(*args):
         return subprocess.run([sys.executable, "-c", LAUNCH, *args], env=env,
