@@ -202,7 +202,7 @@ def _install_signal_handlers() -> None:
 
 def execute(arguments: Optional[List[str]] = None, stdout=None,
             install_sig_handlers: bool = True, api=None,
-            prog: Optional[str] = None, pm=None) -> Tuple[int, str]:
+            prog: Optional[str] = None, pm=None, resolved=None) -> Tuple[int, str]:
     """Parse ``arguments`` and run; return ``(exit status, outcome)``.
 
     ``outcome`` is ``"listed"``, ``"plugins"``, ``"checked"``, ``"uploaded"``,
@@ -211,6 +211,9 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
     a dry run gives 2 when it would write. ``pm`` is a prepared plugin manager
     (tests register plugins on it); by default the installed plugins are
     loaded. ``api``, when given, is used as it is (arvados-cwl-runner's client).
+    ``resolved`` is an image already resolved in its registry
+    (:class:`~.steps.registry_fallback.FromRegistry`, from the cwl launcher's
+    check), stored in place of resolving IMAGE again.
     """
     stdout = stdout or sys.stdout
     pm = pm or get_plugin_manager()
@@ -239,7 +242,7 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
                 write_table(images, stdout)
             return 0, "listed"
         from .steps import pipeline
-        outcome = pipeline.run(api, pm, options)
+        outcome = pipeline.run(api, pm, options, resolved)
         report(outcome, options, stdout, api)
         if outcome.dry_run and outcome.writes:
             return 2, outcome.status
