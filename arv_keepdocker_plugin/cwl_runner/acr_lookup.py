@@ -34,7 +34,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .image_checks import local_image_id
-from .lookup_names import BY_IMAGE_ID, ImageLookup, lookup_for
+from .lookup_names import AmbiguousImageId, ImageLookup, lookup_for
 
 logger = logging.getLogger("arvados.cwl-runner")
 
@@ -132,14 +132,10 @@ def find(api_client, lookup: ImageLookup, project_uuid: Optional[str]) -> Listed
 
     listed = arvados.commands.keepdocker.list_images_in_arv(
         api_client, 3, image_name=lookup.name, image_tag=lookup.tag, project_uuid=project_uuid)
-    listed = [(uuid, info) for uuid, info in listed if lookup.names_image(info["dockerhash"])]
-    if lookup.kind == BY_IMAGE_ID:
-        ids = sorted({info["dockerhash"] for _, info in listed})
-        if len(ids) > 1:
-            raise WorkflowException("Docker image id %s is ambiguous: it begins %d image ids "
-                                    "(%s); give the whole id" % (lookup.name, len(ids),
-                                                                  ", ".join(ids[:3])))
-    return listed
+    try:
+        return lookup.chosen(listed)
+    except AmbiguousImageId as error:
+        raise WorkflowException(str(error)) from None
 
 
 def named(images: Listed, image_id: str) -> Listed:

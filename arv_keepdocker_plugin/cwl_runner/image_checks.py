@@ -26,24 +26,40 @@ from .workflow_images import Refused, current
 logger = logging.getLogger("arvados.keepdocker")
 
 
-def _image_id(reference: str, pull: bool) -> Optional[str]:
-    """:func:`local_image_id`, raising :class:`Refused` for a name the workflow may not use."""
+def resolve_for_workflow(reference: str, pull: bool, pm=None) -> str:
+    """The id of the image a workflow names as ``reference``, pulled first with ``pull``.
+
+    The source is picked as the upload will pick it, after the workflow rule
+    (:func:`.workflow_images.current`) let the name through; with ``pull`` and
+    no engine answering, a bare name comes from its registry
+    (:func:`_from_registry`).
+
+    :raises Refused: the workflow may not name it.
+    :raises KeepdockerError: the image cannot be had (one line).
+    """
     from ..plugins import get_plugin_manager
     from ..steps.resolve import choose_source
 
-    pm = get_plugin_manager()
+    pm = pm or get_plugin_manager()
     images = current()
     options, picked = images.admit(pm, reference)
     images.remember(reference, picked)
+    if pull and picked.by_default:
+        found = _from_registry(pm, options, picked, reference)
+        if found is not None:
+            return found
+    source, parsed, _by_default = choose_source(pm, options, picked)
+    if pull:
+        source.pull(parsed, options)
+    return source.resolve(parsed, options).image_id
+
+
+def _image_id(reference: str, pull: bool) -> Optional[str]:
+    """:func:`local_image_id`, raising :class:`Refused` for a name the workflow may not use."""
     try:
-        if pull and picked.by_default:
-            found = _from_registry(pm, options, picked, reference)
-            if found is not None:
-                return found
-        source, parsed, _by_default = choose_source(pm, options, picked)
-        if pull:
-            source.pull(parsed, options)
-        return source.resolve(parsed, options).image_id
+        return resolve_for_workflow(reference, pull)
+    except Refused:
+        raise
     except KeepdockerError as error:
         logger.log(logging.WARNING if pull else logging.INFO,
                    "image %s %s: %s", reference, "pull failed" if pull else "not found locally",

@@ -27,11 +27,18 @@ so what a-c-r records for it stays what it records with Arvados' keepdocker.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import BadReference
+from ..errors import BadReference, KeepdockerError
 from ..names import checked_image_id, parse_image_name, split_name_tag
 from .workflow_images import acr_split
+
+Listed = List[Tuple[str, Dict[str, Any]]]
+
+
+class AmbiguousImageId(KeepdockerError):
+    """An image id prefix begins the ids of several stored images."""
+
 
 #: A ``NAME:TAG`` looked up by its ``docker_image_repo+tag`` link.
 BY_NAME = "name"
@@ -64,15 +71,32 @@ class ImageLookup:
 
     @property
     def upload(self) -> Tuple[str, ...]:
-        """keepdocker's ``IMAGE [TAG]`` for it (after any ``--project-uuid``)."""
+        """keepdocker's ``IMAGE [TAG]`` for it (after any ``--project-uuid``): the
+        name and tag, else the image id or the digest (this tool finds a stored
+        image by either; one resolved in its registry is remembered under it)."""
         if self.kind == BY_NAME:
             return (self.name, self.tag or "latest")
-        return (self.text,)
+        return (self.name,)
 
     @property
     def as_321(self) -> bool:
         """Whether arvados-cwl-runner 3.2.1 looks it up and stores it just so."""
         return self.kind == BY_NAME and acr_split(self.text) == (self.name, self.tag)
+
+    def chosen(self, listed: Listed) -> Listed:
+        """``listed`` (``list_images_in_arv``'s answer for this lookup) less any image
+        it cannot be (:meth:`names_image`).
+
+        :raises AmbiguousImageId: an image id prefix that begins several ids.
+        """
+        listed = [(uuid, info) for uuid, info in listed if self.names_image(info["dockerhash"])]
+        if self.kind == BY_IMAGE_ID:
+            ids = sorted({info["dockerhash"] for _, info in listed})
+            if len(ids) > 1:
+                raise AmbiguousImageId(
+                    "Docker image id {} is ambiguous: it begins {} stored image ids ({}); "
+                    "give the whole id".format(self.name, len(ids), ", ".join(ids[:3])))
+        return listed
 
     def names_image(self, image_id: str) -> bool:
         """Whether ``image_id`` (a listed image's ``dockerhash``) can be this lookup's image.
