@@ -306,10 +306,13 @@ SOURCE_ALIASES = {"podman": "containers-storage"}
 
 def check_workflow_options(parser: argparse.ArgumentParser, options: argparse.Namespace
                            ) -> None:
-    """``--cwl`` takes no IMAGE or TAG; ``--refresh`` and ``--trust-workflow-sources``
-    go with ``--cwl`` only (usage errors, status 2)."""
+    """``--cwl`` takes no IMAGE, TAG, ``--source`` or ``--name``; ``--refresh`` and
+    ``--trust-workflow-sources`` go with ``--cwl`` only (usage errors, status 2)."""
     if options.cwl and options.image is not None:
         parser.error("--cwl stores the images the workflow names: give no IMAGE or TAG")
+    if options.cwl and (options.source or options.name):
+        parser.error("--cwl picks each image's source and collection name as "
+                     "arvados-cwl-runner would: give no --source or --name")
     if not options.cwl:
         for name in WORKFLOW_ONLY:
             if getattr(options, name, False):

@@ -16,6 +16,7 @@ the upload that follows stores that image without fetching it again.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any, Dict, Optional
 
@@ -26,13 +27,16 @@ from .workflow_images import Refused, current
 logger = logging.getLogger("arvados.keepdocker")
 
 
-def resolve_for_workflow(reference: str, pull: bool, pm=None) -> str:
+def resolve_for_workflow(reference: str, pull: bool, pm=None,
+                         base: Optional[argparse.Namespace] = None) -> str:
     """The id of the image a workflow names as ``reference``, pulled first with ``pull``.
 
     The source is picked as the upload will pick it, after the workflow rule
     (:func:`.workflow_images.current`) let the name through; with ``pull`` and
     no engine answering, a bare name comes from its registry
-    (:func:`_from_registry`).
+    (:func:`_from_registry`). ``base`` is a command line whose options
+    (registry credentials, ``--platform``...) apply (see
+    :meth:`.WorkflowImages.admit`).
 
     :raises Refused: the workflow may not name it.
     :raises KeepdockerError: the image cannot be had (one line).
@@ -42,7 +46,7 @@ def resolve_for_workflow(reference: str, pull: bool, pm=None) -> str:
 
     pm = pm or get_plugin_manager()
     images = current()
-    options, picked = images.admit(pm, reference)
+    options, picked = images.admit(pm, reference, base=base)
     images.remember(reference, picked)
     if pull and picked.by_default:
         found = _from_registry(pm, options, picked, reference)

@@ -118,14 +118,16 @@ class WorkflowImages:
 
     # -- the rule ------------------------------------------------------------
 
-    def admit(self, pm, reference: str, tag: Optional[str] = None
+    def admit(self, pm, reference: str, tag: Optional[str] = None,
+              base: Optional[argparse.Namespace] = None
               ) -> Tuple[argparse.Namespace, "PickedSource"]:
         """The options and source for ``reference`` (and a separate ``tag``), if allowed.
 
         The options are this tool's own, parsed from ``-- REFERENCE [TAG]``, so
-        nothing in the names can be an option. Raises :class:`Refused` (not
-        logged: see :meth:`report`) before anything is parsed by a source or
-        opened.
+        nothing in the names can be an option; or, given ``base`` (the command
+        line of ``arv keepdocker --cwl``), a copy of it naming ``reference``, so
+        its registry options apply. Raises :class:`Refused` (not logged: see
+        :meth:`report`) before anything is parsed by a source or opened.
         """
         for text in (reference, tag or ""):
             if text.startswith("-"):
@@ -135,8 +137,12 @@ class WorkflowImages:
         from ..cli import build_parser
         from ..steps.resolve import pick_source
 
-        options = build_parser(pm, PROG).parse_args(
-            ["--", reference] + ([] if tag is None else [tag]))
+        if base is not None:
+            options = argparse.Namespace(**dict(vars(base), image=reference, tag=tag,
+                                                source=None))
+        else:
+            options = build_parser(pm, PROG).parse_args(
+                ["--", reference] + ([] if tag is None else [tag]))
         picked = pick_source(pm, options)
         sources = pm.sources
         if self.trust_sources or picked.name not in sources:

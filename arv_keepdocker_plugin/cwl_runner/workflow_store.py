@@ -224,7 +224,7 @@ def store_image(api, pm, options: argparse.Namespace, text: str) -> ImageResult:
     lookup = lookup_for(text)
     name = lookup.shown if lookup is not None else None
     try:
-        current().admit(pm, text)
+        current().admit(pm, text, base=options)
         return _store_image(api, pm, options, text, lookup)
     except Refused as error:
         return ImageResult(text, name, REFUSED, error=str(error))
@@ -260,14 +260,14 @@ def _store_image(api, pm, options: argparse.Namespace, text: str,
     if not elsewhere:
         # a-c-r's check: the local image, else a pull (the registry when no engine answers)
         if options.refresh:
-            resolve_for_workflow(text, pull=True, pm=pm)
+            resolve_for_workflow(text, pull=True, pm=pm, base=options)
         else:
             try:
-                resolve_for_workflow(text, pull=False, pm=pm)
+                resolve_for_workflow(text, pull=False, pm=pm, base=options)
             except Refused:
                 raise
             except KeepdockerError:
-                resolve_for_workflow(text, pull=True, pm=pm)
+                resolve_for_workflow(text, pull=True, pm=pm, base=options)
         if lookup is not None:
             resolved = current().from_registry(upload)
     run_options = argparse.Namespace(**dict(

@@ -253,6 +253,27 @@ def test_refresh_stores_a_new_image_only_where_the_tag_moved(
     assert len(snapshot()[0] - before[0]) == 1
 
 
+def test_the_commands_registry_options_apply(as_alice, cwl_registries, arv_api, snapshot,
+                                            unique, tmp_path):
+    """--src-authfile: the credentials the workflow's private image needs, and no others."""
+    address = cwl_registries.secure.address
+    private = "%s/cwlwf/%s-opt:1" % (address, unique)
+    cwl_registries.push(address, private.split("/", 1)[1],
+                        ib.build_image([{"o": unique.encode()}], compression="gzip"))
+    path = tmp_path / "wf.cwl"
+    write(path, dict(workflow([step("a", tool({"dockerPull": private}, "a"))]),
+                     cwlVersion="v1.2"))
+    auth_file = os.environ["REGISTRY_AUTH_FILE"]
+    as_alice.monkeypatch.delenv("REGISTRY_AUTH_FILE")
+    before = snapshot()
+    denied = keepdocker("--no-progress", "--cwl", str(path))
+    assert denied.returncode == 1 and denied.stdout.split()[:2] == ["failed", private]
+    assert snapshot() == before
+    allowed = keepdocker("--no-progress", "--src-authfile", auth_file, "--cwl", str(path))
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.split()[:2] == ["stored", private]
+
+
 class Recorder(http.server.ThreadingHTTPServer):
     """An HTTP server that records every request (and serves nothing)."""
 
@@ -331,6 +352,8 @@ def test_the_workflow_rule_applies(as_alice, cwl_registries, arv_api, snapshot, 
 @pytest.mark.parametrize("args, says", [
     (["--cwl", "wf.cwl", "debian:12"], "--cwl stores the images the workflow names: give no "
      "IMAGE or TAG"),
+    (["--cwl", "wf.cwl", "--source", "podman"], "give no --source or --name"),
+    (["--cwl", "wf.cwl", "--name", "x"], "give no --source or --name"),
     (["--refresh", "debian:12"], "--refresh goes with --cwl WORKFLOW"),
     (["--trust-workflow-sources", "debian:12"], "--trust-workflow-sources goes with --cwl"),
 ])
