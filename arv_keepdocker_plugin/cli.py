@@ -88,6 +88,7 @@ def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
                      help="Print one JSON document on stdout: what an upload did, the "
                      "listing, or with --list-plugins the plugins")
     add_run_arguments(new)
+    add_workflow_arguments(parser)
     pm.hook.keepdocker_add_arguments(parser=parser)
     parser.add_argument("image", nargs="?", help=image_help(pm.sources))
     parser.add_argument(
@@ -119,6 +120,26 @@ def add_run_arguments(group) -> None:
                        "keepdocker` reaches this tool, and exit")
 
 
+def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cwl`` and the options that go with it."""
+    group = parser.add_argument_group("workflow options")
+    group.add_argument("--cwl", metavar="WORKFLOW",
+                       help="Store every image a CWL workflow names (each dockerPull, nested "
+                       "and packed workflows included), as arvados-cwl-runner would look "
+                       "them up; one line per image. Takes no IMAGE or TAG (needs the [cwl] "
+                       "extra)")
+    group.add_argument("--refresh", action="store_true",
+                       help="With --cwl: resolve tags already stored again, and store a new "
+                       "image only where the tag moved")
+    group.add_argument("--trust-workflow-sources", action="store_true",
+                       help="With --cwl: let the workflow name any image source, not only "
+                       "NAME[:TAG], docker://, docker-daemon: and containers-storage:")
+
+
+#: The options that only go with ``--cwl``.
+WORKFLOW_ONLY = ("refresh", "trust_workflow_sources")
+
+
 EPILOG = """\
 With no IMAGE (or the word "images"), list the images stored in Arvados, as
 arv-keepdocker 3.2.1 does.
@@ -132,6 +153,8 @@ examples:
   arv keepdocker --project-uuid zzzzz-j7d0g-... app:1
   arv keepdocker --dry-run --json app:1             is it stored? (exit 0: yes)
   arv keepdocker --json                             the listing, as JSON
+  arv keepdocker --cwl workflow.cwl --project-uuid zzzzz-j7d0g-...
+                                                    every image the workflow names
 
 notes:
   --progress shows a total, a percentage, the rate and the time left when the
@@ -202,19 +225,24 @@ def _install_signal_handlers() -> None:
 
 def execute(arguments: Optional[List[str]] = None, stdout=None,
             install_sig_handlers: bool = True, api=None,
-            prog: Optional[str] = None, pm=None) -> Tuple[int, str]:
+            prog: Optional[str] = None, pm=None, resolved=None) -> Tuple[int, str]:
     """Parse ``arguments`` and run; return ``(exit status, outcome)``.
 
     ``outcome`` is ``"listed"``, ``"plugins"``, ``"checked"``, ``"uploaded"``,
-    ``"reused"``, ``"dry-run"`` or ``"failed"``. User errors are logged as one
-    line and give status 1; argparse errors raise ``SystemExit(2)`` as usual;
-    a dry run gives 2 when it would write. ``pm`` is a prepared plugin manager
-    (tests register plugins on it); by default the installed plugins are
-    loaded. ``api``, when given, is used as it is (arvados-cwl-runner's client).
+    ``"reused"``, ``"dry-run"``, ``"workflow"`` (``--cwl``) or ``"failed"``.
+    User errors are logged as one line and give status 1; argparse errors
+    raise ``SystemExit(2)`` as usual; a dry run gives 2 when it would write.
+    ``pm`` is a prepared plugin manager (tests register plugins on it); by
+    default the installed plugins are loaded. ``api``, when given, is used as
+    it is (arvados-cwl-runner's client). ``resolved`` is an image already resolved in its registry
+    (:class:`~.steps.registry_fallback.FromRegistry`, from the cwl launcher's
+    check), stored in place of resolving IMAGE again.
     """
     stdout = stdout or sys.stdout
     pm = pm or get_plugin_manager()
-    options = build_parser(pm, prog).parse_args(arguments)
+    parser = build_parser(pm, prog)
+    options = parser.parse_args(arguments)
+    check_workflow_options(parser, options)
     if options.source not in pm.sources:  # a source of that very name wins
         options.source = SOURCE_ALIASES.get(options.source, options.source)
     if options.check_install:
@@ -226,6 +254,15 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
     if install_sig_handlers:
         _install_signal_handlers()
     try:
+        if options.cwl:
+            from .cwl_runner.workflow_store import store_workflow_images
+
+            def connected():
+                if api is not None:
+                    return api
+                from .steps.connect import connect
+                return connect(options.retries)
+            return store_workflow_images(options, pm, connected, stdout), "workflow"
         if api is None:
             from .steps.connect import connect
             api = connect(options.retries)
@@ -239,7 +276,7 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
                 write_table(images, stdout)
             return 0, "listed"
         from .steps import pipeline
-        outcome = pipeline.run(api, pm, options)
+        outcome = pipeline.run(api, pm, options, resolved)
         report(outcome, options, stdout, api)
         if outcome.dry_run and outcome.writes:
             return 2, outcome.status
@@ -265,6 +302,21 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
 
 #: ``--source`` names for a source called otherwise: podman's store.
 SOURCE_ALIASES = {"podman": "containers-storage"}
+
+
+def check_workflow_options(parser: argparse.ArgumentParser, options: argparse.Namespace
+                           ) -> None:
+    """``--cwl`` takes no IMAGE, TAG, ``--source`` or ``--name``; ``--refresh`` and
+    ``--trust-workflow-sources`` go with ``--cwl`` only (usage errors, status 2)."""
+    if options.cwl and options.image is not None:
+        parser.error("--cwl stores the images the workflow names: give no IMAGE or TAG")
+    if options.cwl and (options.source or options.name):
+        parser.error("--cwl picks each image's source and collection name as "
+                     "arvados-cwl-runner would: give no --source or --name")
+    if not options.cwl:
+        for name in WORKFLOW_ONLY:
+            if getattr(options, name, False):
+                parser.error("--{} goes with --cwl WORKFLOW".format(name.replace("_", "-")))
 
 
 def report(outcome, options: argparse.Namespace, stdout, api) -> None:

@@ -13,7 +13,8 @@ Arvados' keepdocker and the Docker CLI:
 4. ``arvados.commands.keepdocker.main`` uploads the image.
 
 :func:`install` replaces all four, process-wide, by module attribute (a-c-r
-looks each one up through its module at call time):
+looks each one up through its module at call time), and the function that
+calls them:
 
 * ``arvados.commands.keepdocker.list_images_in_arv`` becomes
   :func:`arv_keepdocker_plugin.compat.list_images_in_arv`;
@@ -23,7 +24,12 @@ looks each one up through its module at call time):
 * ``arvados_cwl.arvdocker.determine_image_id`` becomes
   :func:`determine_image_id`;
 * ``cwltool.docker.DockerCommandLineJob`` becomes a subclass whose
-  ``get_image`` asks this tool's image sources (:mod:`.image_checks`).
+  ``get_image`` asks this tool's image sources (:mod:`.image_checks`), and
+  resolves a ``dockerPull`` in its registry when no engine answers;
+* ``arv_docker_get_image`` itself, in ``arvados_cwl.arvdocker`` and in the two
+  modules that import it by name (:data:`GET_IMAGE_MODULES`), is wrapped by
+  :mod:`.acr_lookup`: registry ports, image ids and digests are looked up as
+  the names they are, and ``--force-docker-pull`` resolves tags again.
 
 A workflow is untrusted input: :mod:`.workflow_images` decides which image
 names a workflow may use (bare names, ``docker://``, ``docker-daemon:``,
@@ -44,6 +50,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import KeepdockerError
+from . import acr_lookup
 from .image_checks import determine_image_id, image_check_class, local_image_id
 from .keepdocker_call import main as keepdocker_main
 from .workflow_images import (
@@ -61,6 +68,10 @@ __all__ = ["CwlRunnerUnavailable", "PROG", "TRUST_ENV", "TRUST_FLAG", "determine
 
 logger = logging.getLogger("arvados.keepdocker")
 
+#: Where a-c-r 3.2.1 holds ``arv_docker_get_image``: its own module, and the two
+#: that import it by name.
+GET_IMAGE_MODULES = ("arvados_cwl.arvdocker", "arvados_cwl.arvcontainer",
+                     "arvados_cwl.arvworkflow")
 #: The arvados-cwl-runner release this launcher was written and tested against.
 SUPPORTED_SERIES = "3.2."
 #: What :func:`install` replaces: ``(module, attribute)``.
@@ -69,7 +80,7 @@ PATCHED: Tuple[Tuple[str, str], ...] = (
     ("arvados.commands.keepdocker", "list_images_in_arv"),
     ("arvados_cwl.arvdocker", "determine_image_id"),
     ("cwltool.docker", "DockerCommandLineJob"),
-)
+) + tuple((module, "arv_docker_get_image") for module in GET_IMAGE_MODULES)
 #: The launcher's own options: ``{flag: what it sets}``. They come first, before
 #: arvados-cwl-runner's arguments, and a-c-r never sees them.
 LAUNCHER_FLAGS = {TRUST_FLAG: "trust_workflow_sources"}
@@ -131,6 +142,7 @@ def install(trust_workflow_sources: Optional[bool] = None) -> None:
     from .. import compat
 
     docker = modules["cwltool.docker"]
+    get_image = acr_lookup.replacement(modules["arvados_cwl.arvdocker"].arv_docker_get_image)
     replacements = {  # the keys are PATCHED's
         ("arvados.commands.keepdocker", "main"): keepdocker_main,
         ("arvados.commands.keepdocker", "list_images_in_arv"): compat.list_images_in_arv,
@@ -138,6 +150,8 @@ def install(trust_workflow_sources: Optional[bool] = None) -> None:
         ("cwltool.docker", "DockerCommandLineJob"):
             image_check_class(docker.DockerCommandLineJob),
     }
+    replacements.update({(module, "arv_docker_get_image"): get_image
+                         for module in GET_IMAGE_MODULES})
     activate(WorkflowImages(trust_sources=trust))
     for (module, attribute), replacement in replacements.items():
         _originals[(module, attribute)] = getattr(modules[module], attribute)

@@ -8,38 +8,93 @@ then ``docker pull``) when Arvados has no copy. Both become
 :func:`local_image_id`, which picks the source as the upload will, after
 :mod:`.workflow_images` has vetted the name: a name a workflow may not use is
 never parsed by a source, so no path it names is opened.
+
+When a pull is asked for (a ``dockerPull``) and no engine answers, the name
+is resolved in its registry instead (:mod:`..steps.registry_fallback`), and
+the upload that follows stores that image without fetching it again.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any, Dict, Optional
 
 from ..errors import KeepdockerError
+from .lookup_names import BY_IMAGE_ID, BY_NAME, lookup_for
 from .workflow_images import Refused, current
 
 logger = logging.getLogger("arvados.keepdocker")
 
 
-def _image_id(reference: str, pull: bool) -> Optional[str]:
-    """:func:`local_image_id`, raising :class:`Refused` for a name the workflow may not use."""
+def resolve_for_workflow(reference: str, pull: bool, pm=None,
+                         base: Optional[argparse.Namespace] = None) -> str:
+    """The id of the image a workflow names as ``reference``, pulled first with ``pull``.
+
+    The source is picked as the upload will pick it, after the workflow rule
+    (:func:`.workflow_images.current`) let the name through; with ``pull`` and
+    no engine answering, a bare name comes from its registry
+    (:func:`_from_registry`). ``base`` is a command line whose options
+    (registry credentials, ``--platform``...) apply (see
+    :meth:`.WorkflowImages.admit`).
+
+    :raises Refused: the workflow may not name it.
+    :raises KeepdockerError: the image cannot be had (one line).
+    """
     from ..plugins import get_plugin_manager
     from ..steps.resolve import choose_source
 
-    pm = get_plugin_manager()
+    pm = pm or get_plugin_manager()
     images = current()
-    options, picked = images.admit(pm, reference)
+    options, picked = images.admit(pm, reference, base=base)
     images.remember(reference, picked)
+    if pull and picked.by_default:
+        found = _from_registry(pm, options, picked, reference)
+        if found is not None:
+            return found
+    source, parsed, _by_default = choose_source(pm, options, picked)
+    if pull:
+        source.pull(parsed, options)
+    return source.resolve(parsed, options).image_id
+
+
+def _image_id(reference: str, pull: bool) -> Optional[str]:
+    """:func:`local_image_id`, raising :class:`Refused` for a name the workflow may not use."""
     try:
-        source, parsed, _by_default = choose_source(pm, options, picked)
-        if pull:
-            source.pull(parsed, options)
-        return source.resolve(parsed, options).image_id
+        return resolve_for_workflow(reference, pull)
+    except Refused:
+        raise
     except KeepdockerError as error:
         logger.log(logging.WARNING if pull else logging.INFO,
                    "image %s %s: %s", reference, "pull failed" if pull else "not found locally",
                    error)
         return None
+
+
+def _from_registry(pm, options, picked, reference: str) -> Optional[str]:
+    """The id of a bare name pulled from its registry when no engine answers, else None.
+
+    The image is remembered for the upload that follows
+    (:meth:`.WorkflowImages.remember_registry`), under the ``IMAGE TAG``
+    keepdocker will be asked to store. A reference by digest always comes
+    from its registry: no engine source here takes one, and a digest names
+    one image wherever it is fetched from.
+    """
+    from ..steps.registry_fallback import engine_answers, from_registry
+
+    lookup = lookup_for(reference)
+    if lookup is None or lookup.kind == BY_IMAGE_ID:
+        return None
+    if lookup.kind == BY_NAME:
+        source = pm.sources.get(picked.name)
+        if source is not None and engine_answers(source, options):
+            return None
+    images = current()
+    images.admit_registry_fallback(pm, reference)
+    found = from_registry(pm, options, reference, None,
+                          lookup.shown if lookup.kind == BY_NAME else None)
+    images.remember_registry(lookup.upload, found)
+    return found.image.image_id
 
 
 def local_image_id(reference: str, pull: bool = False) -> Optional[str]:
@@ -49,7 +104,9 @@ def local_image_id(reference: str, pull: bool = False) -> Optional[str]:
     image id, or ``TRANSPORT:DETAILS``). The source is chosen exactly as the
     upload that follows will choose it: the transport prefix, else the
     ``keepdocker_default_source`` hook (the Docker engine if it answers, else
-    podman). With ``pull`` the source pulls the image first.
+    podman). With ``pull`` the source pulls the image first; when no engine
+    answers, a bare name (or a reference by digest) is resolved in its
+    registry instead, and remembered for the upload.
 
     Returns ``sha256:<hex>``, or ``None`` when the image cannot be had; the
     reason (refused by the workflow rule, not found, no engine, bad name,

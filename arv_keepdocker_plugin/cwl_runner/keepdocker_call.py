@@ -23,7 +23,10 @@ Python 3.11 drops a ``--`` found among the positionals after ``--``.
 A ``TRANSPORT:DETAILS`` name that the lookups let through reaches keepdocker
 split (``docker-archive``, ``/tmp/app.tar``); :meth:`.WorkflowImages.original`
 gives back the whole name, so the upload stores the image the lookup found.
-Anything else keeps 3.2.1's meaning: a bare image name and tag.
+An image the lookups resolved in its registry because no engine answered
+(:meth:`.WorkflowImages.from_registry`) is stored as resolved, linked under
+the ``IMAGE:TAG`` a-c-r asked for. Anything else keeps 3.2.1's meaning: a
+bare image name and tag.
 """
 
 from __future__ import annotations
@@ -96,9 +99,11 @@ def main(arguments: Optional[Sequence[str]] = None, stdout=sys.stdout, stderr=sy
 
     Same signature, return value and exits as :func:`~arv_keepdocker_plugin.compat.main`;
     a refused image or an unexpected call is one line on stderr and
-    ``SystemExit`` 1 or 2 (a-c-r: "keepdocker exited with code N").
+    ``SystemExit`` 1 or 2 (a-c-r: "keepdocker exited with code N"). An image
+    the lookups resolved in its registry (no engine answered) is stored as
+    resolved: nothing is fetched twice.
     """
-    from .. import compat
+    from ..cli import execute
 
     try:
         forwarded = upload_arguments(sys.argv[1:] if arguments is None else arguments)
@@ -108,5 +113,10 @@ def main(arguments: Optional[Sequence[str]] = None, stdout=sys.stdout, stderr=sy
     except KeepdockerError as error:
         logging.getLogger("arvados.keepdocker").error("%s", error)
         sys.exit(error.exit_code)
-    return compat.main(forwarded, stdout=stdout, stderr=stderr,
-                       install_sig_handlers=install_sig_handlers, api=api)
+    resolved = current().from_registry(tuple(forwarded[forwarded.index("--") + 1:]))
+    # compat.main's ends, with the image already resolved when there is one
+    status, outcome = execute(forwarded, stdout=stdout, install_sig_handlers=install_sig_handlers,
+                              api=api, prog=sys.argv[0], resolved=resolved)
+    if status == 0 and outcome == "uploaded":
+        return None
+    sys.exit(status)

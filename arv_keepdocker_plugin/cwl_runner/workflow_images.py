@@ -24,7 +24,9 @@ never an image, and a-c-r would hand it to keepdocker as an option.
 
 :class:`WorkflowImages` holds one launcher run's decision and what it has
 seen: the references the lookups let through, by the ``(name, tag)`` pair
-a-c-r 3.2.1 will pass to keepdocker for them (see :meth:`WorkflowImages.original`).
+a-c-r 3.2.1 will pass to keepdocker for them (see :meth:`WorkflowImages.original`),
+and the images the lookups resolved in their registry because no engine
+answered (:meth:`WorkflowImages.from_registry`), which the upload then stores.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Dict, Mapping, Optional, Set, Tuple
 from ..errors import KeepdockerError, printable
 
 if TYPE_CHECKING:
+    from ..steps.registry_fallback import FromRegistry
     from ..steps.resolve import PickedSource
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -110,18 +113,21 @@ class WorkflowImages:
         self.trust_sources = trust_sources
         self._lock = threading.Lock()
         self._split: Dict[Tuple[str, str], Set[str]] = {}
+        self._from_registry: Dict[Tuple[str, ...], "FromRegistry"] = {}
         self._reported: Set[str] = set()
 
     # -- the rule ------------------------------------------------------------
 
-    def admit(self, pm, reference: str, tag: Optional[str] = None
+    def admit(self, pm, reference: str, tag: Optional[str] = None,
+              base: Optional[argparse.Namespace] = None
               ) -> Tuple[argparse.Namespace, "PickedSource"]:
         """The options and source for ``reference`` (and a separate ``tag``), if allowed.
 
         The options are this tool's own, parsed from ``-- REFERENCE [TAG]``, so
-        nothing in the names can be an option. Raises :class:`Refused` (not
-        logged: see :meth:`report`) before anything is parsed by a source or
-        opened.
+        nothing in the names can be an option; or, given ``base`` (the command
+        line of ``arv keepdocker --cwl``), a copy of it naming ``reference``, so
+        its registry options apply. Raises :class:`Refused` (not logged: see
+        :meth:`report`) before anything is parsed by a source or opened.
         """
         for text in (reference, tag or ""):
             if text.startswith("-"):
@@ -131,8 +137,12 @@ class WorkflowImages:
         from ..cli import build_parser
         from ..steps.resolve import pick_source
 
-        options = build_parser(pm, PROG).parse_args(
-            ["--", reference] + ([] if tag is None else [tag]))
+        if base is not None:
+            options = argparse.Namespace(**dict(vars(base), image=reference, tag=tag,
+                                                source=None))
+        else:
+            options = build_parser(pm, PROG).parse_args(
+                ["--", reference] + ([] if tag is None else [tag]))
         picked = pick_source(pm, options)
         sources = pm.sources
         if self.trust_sources or picked.name not in sources:
@@ -150,6 +160,18 @@ class WorkflowImages:
             raise self._refusal(reference, "a workflow cannot choose the {} store "
                                 "([...] names a directory on this machine)".format(picked.name))
         return options, picked
+
+    def admit_registry_fallback(self, pm, reference: str) -> None:
+        """Refuse to take ``reference`` from its registry when another plugin serves
+        ``docker://`` (unless trusted): the fallback is this package's registry source."""
+        sources = pm.sources
+        name = "docker"
+        if self.trust_sources or (name in sources
+                                  and sources.plugin_of(name) == WORKFLOW_SOURCES[name]):
+            return
+        raise self._refusal(reference, "no engine answers, and the docker:// source that "
+                            "would take it from its registry is served by plugin {!r}".format(
+                                sources.plugin_of(name) if name in sources else None))
 
     def admit_cwltool_load(self, field: str, value: str) -> None:
         """Refuse ``dockerLoad`` / ``dockerImport`` (cwltool loads a file or URL) unless trusted."""
@@ -186,6 +208,17 @@ class WorkflowImages:
             return
         with self._lock:
             self._split.setdefault(acr_split(reference), set()).add(reference)
+
+    def remember_registry(self, upload: Tuple[str, ...], found: "FromRegistry") -> None:
+        """Note that the image keepdocker will be asked to store as ``upload``
+        (``IMAGE [TAG]``) was resolved in its registry: the upload stores ``found``."""
+        with self._lock:
+            self._from_registry[tuple(upload)] = found
+
+    def from_registry(self, upload: Tuple[str, ...]) -> Optional["FromRegistry"]:
+        """What :meth:`remember_registry` noted for ``upload``, if anything."""
+        with self._lock:
+            return self._from_registry.get(tuple(upload))
 
     def original(self, image: str, tag: str) -> Optional[str]:
         """The reference the lookups let through that a-c-r split into ``image``, ``tag``.

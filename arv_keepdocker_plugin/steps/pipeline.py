@@ -32,6 +32,7 @@ from .hints import with_hint
 from .layer_trust import TrustRule, find_reusable_layers
 from .outcome import STORED, NotingRecorder, Outcome
 from .record import default_collection_name
+from .registry_fallback import FromRegistry, fallback_for_pull
 from .resolve import choose_source, resolve_image
 from .reuse import Reuser, sweep_pending
 from .store import store_tar
@@ -40,22 +41,33 @@ logger = logging.getLogger("arvados.keepdocker")
 put_logger = logging.getLogger("arvados.arv_put")
 
 
-def run(api, pm, options: argparse.Namespace) -> Outcome:
+def run(api, pm, options: argparse.Namespace,
+        resolved: Optional[FromRegistry] = None) -> Outcome:
     """Upload or reuse ``options.image``; return what was done (nothing printed on stdout).
 
     With ``options.dry_run`` nothing is written anywhere: the run stops where
     it would first write (no lock is taken, no block uploaded) and says what
-    it would have done.
+    it would have done. ``resolved`` is an image the caller already resolved
+    in its registry (the cwl launcher's check did): step 1 is then skipped.
     """
     put_logger.setLevel(logging.WARNING if options.silent else logging.INFO)
     dry_run = bool(getattr(options, "dry_run", False))
     # 1. resolve (the reference is parsed before any request: a typo costs nothing)
     # (a name found nowhere whose NAME looks like a mistyped transport gets a hint)
-    source, reference, by_default = with_hint(lambda: choose_source(pm, options), pm.sources,
-                                              options.image, not getattr(options, "source", None))
-    ctx = RunContext.build(api, pm, options)
-    image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
-                      pm.sources, reference.raw, by_default)
+    if resolved is None:
+        source, reference, by_default = with_hint(
+            lambda: choose_source(pm, options), pm.sources, options.image,
+            not getattr(options, "source", None))
+        # --pull with no engine answering: the name's registry (registry_fallback)
+        resolved = fallback_for_pull(pm, options, source, reference, by_default)
+    if resolved is not None:
+        options = resolved.options_for(options)
+        ctx = RunContext.build(api, pm, options)
+        reference, image = resolved.reference, resolved.image
+    else:
+        ctx = RunContext.build(api, pm, options)
+        image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
+                          pm.sources, reference.raw, by_default)
     # 2. check format
     check_format(ctx, image)
     repo_tag = linked_repo_tag(image, reference)

@@ -199,44 +199,69 @@ def test_match_local_image(launcher, only_podman, arv_env, arv_api, arv_api_admi
     assert_uploaded(arv_api_admin, before, snapshot(), second, second_id, tag)
 
 
-# -- what a-c-r 3.2.1 itself gets wrong ----------------------------------------
+# -- what a-c-r 3.2.1 gets wrong, and the launcher reads right ---------------
 
-def test_sha256_image_id_takes_the_newest_image(launcher, only_podman, arv_env, arv_api,
-                                               snapshot, unique, tmp_path):
-    """``dockerImageId: sha256:<hex>`` is split into name ``sha256`` and tag ``<hex>``.
+def test_sha256_image_id_finds_that_image(launcher, only_podman, arv_env, arv_api, snapshot,
+                                          unique, tmp_path, caplog):
+    """``dockerImageId: sha256:<hex>`` is that image, older or newer, or one line naming it.
 
-    a-c-r 3.2.1 then lists name ``sha256``: no ``repo+tag`` link is named
-    ``sha256:<hex>``, so every hash link starting ``sha256`` matches and the
-    newest image wins, whatever the hex. Pinned here so a fix upstream shows.
+    a-c-r 3.2.1 splits it into name ``sha256`` and tag ``<hex>``, which lists
+    every image and takes the newest, whatever the hex
+    (docs/arvados-cwl-runner.md); the launcher looks the id up.
     """
+    from cwltool.errors import WorkflowException
+
     older_id = build(only_podman, tmp_path, "cwl/{}:old".format(unique), unique + "-old")
     older = get_image(arv_api, {"dockerPull": "cwl/{}:old".format(unique)})
-    build(only_podman, tmp_path, "cwl/{}:new".format(unique), unique + "-new")
+    newer_id = build(only_podman, tmp_path, "cwl/{}:new".format(unique), unique + "-new")
     newer = get_image(arv_api, {"dockerPull": "cwl/{}:new".format(unique)})
     assert newer != older
 
     before = snapshot()
-    resolved = get_image(arv_api, {"dockerImageId": older_id}, pull_image=False)
-    assert resolved != older, "a-c-r resolved sha256:<hex> to that image: the bug is fixed"
+    assert get_image(arv_api, {"dockerImageId": older_id}, pull_image=False) == older
+    assert get_image(arv_api, {"dockerImageId": newer_id}, pull_image=False) == newer
+    assert get_image(arv_api, {"dockerImageId": older_id[:20]}, pull_image=False) == older
+    assert snapshot() == before
+
+    absent = "sha256:" + "0" * 64
+    with pytest.raises(WorkflowException, match="Docker image '{}' not available".format(absent)):
+        get_image(arv_api, {"dockerImageId": absent}, pull_image=True)
     assert snapshot() == before
 
 
-def test_registry_port_name_is_split_wrongly(launcher, only_podman, arv_env, arv_api,
-                                            snapshot, unique, tmp_path, caplog):
-    """a-c-r 3.2.1 splits ``dockerImageId`` at each ``:``: ``h:5000/x:1`` is ``h``, ``5000/x``.
-
-    The check sees the whole name (found), but a-c-r asks keepdocker to upload
-    name ``localhost`` tag ``5000/...``, which names another image; pinned so
-    a fix upstream shows.
-    """
-    from cwltool.errors import WorkflowException
-
-    reference = "localhost:5000/cwl/{}:1".format(unique)
-    build(only_podman, tmp_path, reference, unique)
+def test_sha256_image_id_only_in_the_engine_is_stored_by_id(launcher, only_podman, arv_env,
+                                                            arv_api, arv_api_admin, snapshot,
+                                                            unique, tmp_path):
+    image_id = build(only_podman, tmp_path, "cwl/{}:id".format(unique), unique + "-id")
     before = snapshot()
-    with pytest.raises(WorkflowException, match="keepdocker exited with code 1"):
-        get_image(arv_api, {"dockerPull": reference})
-    assert "Uploading Docker image localhost:5000/cwl/{}".format(unique) in caplog.text
+    pdh = get_image(arv_api, {"dockerImageId": image_id}, pull_image=False)
+    collections, links = added(before, snapshot())
+    (uuid,) = collections
+    record = arv_api_admin.collections().get(uuid=uuid).execute()
+    assert record["portable_data_hash"] == pdh
+    names = {(l["link_class"], l["name"]) for l in arv_api_admin.links().list(
+        filters=[["head_uuid", "=", uuid], ["link_class", "!=", "docker_image_layer"]]
+    ).execute()["items"]}
+    assert names == {("docker_image_hash", image_id)}  # by id: no repo+tag link (3.2.1's rule)
+
+
+def test_registry_port_name_is_one_name(launcher, only_podman, arv_env, arv_api, arv_api_admin,
+                                        snapshot, unique, tmp_path, caplog):
+    """``h:5000/x:1`` is name ``h:5000/x``, tag ``1``: looked up, stored and linked so.
+
+    a-c-r 3.2.1 splits it at each ``:`` into ``h``, ``5000/x`` and the upload
+    failed ("keepdocker exited with code 1").
+    """
+    reference = "localhost:5000/cwl/{}:1".format(unique)
+    image_id = build(only_podman, tmp_path, reference, unique)
+    before = snapshot()
+    pdh = get_image(arv_api, {"dockerPull": reference})
+    assert_uploaded(arv_api_admin, before, snapshot(), pdh, image_id, reference)
+    assert "Uploading Docker image {}".format(reference) in caplog.text
+
+    before = snapshot()
+    assert get_image(arv_api, {"dockerPull": reference}) == pdh
+    assert get_image(arv_api, {"dockerImageId": reference}, pull_image=False) == pdh
     assert snapshot() == before
 
 

@@ -13,12 +13,16 @@ from .conftest import run, script
 ORIGINS = textwrap.dedent("""
     import json, sys
     import arvados.commands.keepdocker, arvados_cwl.arvdocker, cwltool.docker
+    import arvados_cwl.arvcontainer, arvados_cwl.arvworkflow
     def origins():
         return {
             "main": arvados.commands.keepdocker.main.__module__,
             "list_images_in_arv": arvados.commands.keepdocker.list_images_in_arv.__module__,
             "determine_image_id": arvados_cwl.arvdocker.determine_image_id.__module__,
             "DockerCommandLineJob": cwltool.docker.DockerCommandLineJob.__module__,
+            "arv_docker_get_image": [m.arv_docker_get_image.__code__.co_filename.rsplit(
+                "/", 2)[-2] for m in (arvados_cwl.arvdocker, arvados_cwl.arvcontainer,
+                                      arvados_cwl.arvworkflow)],
         }
 """)
 
@@ -27,6 +31,7 @@ ARVADOS_OWN = {
     "list_images_in_arv": "arvados.commands.keepdocker",
     "determine_image_id": "arvados_cwl.arvdocker",
     "DockerCommandLineJob": "cwltool.docker",
+    "arv_docker_get_image": ["arvados_cwl"] * 3,
 }
 
 
@@ -50,13 +55,22 @@ def test_importing_patches_nothing():
 
 def test_install_replaces_each_attribute_and_uninstall_restores():
     import arvados.commands.keepdocker as keepdocker
+    import arvados_cwl.arvcontainer as arvcontainer
     import arvados_cwl.arvdocker as arvdocker
+    import arvados_cwl.arvworkflow as arvworkflow
     import cwltool.docker
 
     from arv_keepdocker_plugin import compat, cwl_runner
 
-    originals = (keepdocker.main, keepdocker.list_images_in_arv,
-                 arvdocker.determine_image_id, cwltool.docker.DockerCommandLineJob)
+    get_image_modules = (arvdocker, arvcontainer, arvworkflow)
+
+    def current():
+        return (keepdocker.main, keepdocker.list_images_in_arv, arvdocker.determine_image_id,
+                cwltool.docker.DockerCommandLineJob) + tuple(
+                    m.arv_docker_get_image for m in get_image_modules)
+
+    originals = current()
+    assert len(set(originals[4:])) == 1  # a-c-r's one function, imported by name
     assert not cwl_runner.installed()
     cwl_runner.install()
     try:
@@ -68,10 +82,11 @@ def test_install_replaces_each_attribute_and_uninstall_restores():
         assert check.__bases__ == (originals[3],)
         # a-c-r builds it with six Nones; it must still be a Docker job class.
         assert isinstance(check(None, None, None, None, None, None), originals[3])
+        wrapped = {m.arv_docker_get_image for m in get_image_modules}
+        assert len(wrapped) == 1 and wrapped.pop().__wrapped__ is originals[4]
     finally:
         cwl_runner.uninstall()
-    assert (keepdocker.main, keepdocker.list_images_in_arv, arvdocker.determine_image_id,
-            cwltool.docker.DockerCommandLineJob) == originals
+    assert current() == originals
     assert not cwl_runner.installed()
     cwl_runner.uninstall()  # a second uninstall is harmless
 

@@ -375,3 +375,20 @@ def test_third_party_sources_need_the_opt_in(source_name, reference, takes_bare,
     assert source.parsed == [], "a refused name reached the source"
     _options, picked = WorkflowImages(trust_sources=True).admit(pm, reference)
     assert picked.name == source_name
+
+
+def test_the_registry_fallback_is_only_this_packages_docker_source():
+    """With no engine, a dockerPull is fetched only through our own docker:// source: a
+    plugin that replaces it needs the opt-in (and is never handed the name before)."""
+    from arv_keepdocker_plugin.cwl_runner.workflow_images import Refused, WorkflowImages
+
+    pm, source = site_plugin_manager("docker", replaces="registry")
+    with pytest.raises(Refused, match=re.escape("the docker:// source that would take it "
+                                                "from its registry is served by plugin "
+                                                "'site'")):
+        WorkflowImages().admit_registry_fallback(pm, "quay.io/org/app:1")
+    assert source.parsed == []
+    WorkflowImages(trust_sources=True).admit_registry_fallback(pm, "quay.io/org/app:1")
+    from arv_keepdocker_plugin.plugins import get_plugin_manager
+    WorkflowImages().admit_registry_fallback(get_plugin_manager(load_entrypoints=False),
+                                             "quay.io/org/app:1")
