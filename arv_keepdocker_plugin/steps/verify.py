@@ -1,4 +1,4 @@
-"""Checking an image collection someone else made before it is reused.
+"""Checking an image collection no record of this user's vouches for, before it is reused.
 
 What crunch-run needs of an image collection (``lib/crunchrun/crunchrun.go``,
 ``LoadImage``, and ``Collection.find_all_for_docker_image`` in
@@ -65,7 +65,8 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
 def loadable(api, collection: Mapping[str, Any], image_id: str, retries: int,
              named_by: Optional[str] = None) -> bool:
     """Check ``collection``; warn, naming it, when it fails."""
-    logger.info("checking %s, made by another user, before reusing it", collection["uuid"])
+    logger.info("checking %s before reusing it (no record of this user's vouches for it)",
+                collection["uuid"])
     problem = problem_with(api, collection, image_id, retries, named_by)
     if problem is not None:
         logger.warning("not reusing collection %s as image %s: %s", collection["uuid"],
