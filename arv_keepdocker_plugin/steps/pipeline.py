@@ -77,7 +77,7 @@ def run(api, pm, options: argparse.Namespace,
         def lock(image_id: str) -> ContextManager[Any]:
             if dry_run:
                 return contextlib.nullcontext()
-            return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries)
+            return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries, ctx.user_uuid)
 
         reuser = Reuser(ctx, recorder, lock)
 
@@ -96,6 +96,11 @@ def run(api, pm, options: argparse.Namespace,
                                   "warnings above), and no source has it".format(image.image_id))
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
+        if not image.provisional_id:
+            # A collection named like the lock that is no lease must cost
+            # seconds, not the upload: refuse it before any block is stored.
+            ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
+                        ctx.user_uuid).check()
         rule = trust_rule(ctx, image)
         reusable = find_reusable_layers(ctx, image, rule)
         progress = Progress(ctx.progress, downloads=image.downloaded is not None,

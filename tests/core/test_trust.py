@@ -4,8 +4,16 @@ Pure parts only; the rule against a real cluster and a collaborator is in
 tests/reliability/test_collaborators.py.
 """
 
+import datetime
+import json
+import os
+import subprocess
+import sys
 import time
 
+import pytest
+
+from arv_keepdocker_plugin.keep import arvados_lock
 from arv_keepdocker_plugin.keep.locators import portable_data_hash, portable_manifest_text
 from arv_keepdocker_plugin.keep.trust_records import (
     CHECKED_LINK,
@@ -93,3 +101,58 @@ def test_blocks_must_outlive_the_upload():
     assert not RULE.lasts(soon)
     assert RULE.lasts(later)
     assert RULE.lasts("a" * 32 + "+3")  # unsigned: a cluster without blob signing
+
+
+# -- the upload lock ---------------------------------------------------------------------
+
+NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def lease(seconds_ahead=600, **holder):
+    record = {"trash_at": (NOW + datetime.timedelta(seconds=seconds_ahead)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"), "properties": {arvados_lock.HOLDER_PROPERTY: dict(
+            {"host": "h", "boot": "b", "pidns": "pid:[1]", "pid": 7, "start": "9"}, **holder)}}
+    return record
+
+
+@pytest.mark.parametrize("record, problem", [
+    (lease(), None),
+    (lease(-30), None),                                  # ended: the sweep will take it
+    (lease(660), None),                                  # within the lease and a minute
+    (dict(lease(), properties={arvados_lock.HOLDER_PROPERTY: {  # before namespaces
+        "host": "h", "boot": "b", "pid": 7, "start": None}}), None),
+    (dict(lease(), trash_at=None), "no trash_at"),
+    (dict(lease(), trash_at="soon"), "is not a time"),
+    (lease(661), "more than 660 s ahead"),
+    (lease(86400 * 365), "more than 660 s ahead"),
+    (dict(lease(), properties={}), "names no holder"),
+    (lease(pid="7"), "holder is malformed"),
+    (lease(pid=True), "holder is malformed"),
+    (lease(pid=0), "holder is malformed"),
+    (lease(host=None), "holder is malformed"),
+    (dict(lease(), properties={arvados_lock.HOLDER_PROPERTY: "me"}), "holder is malformed"),
+])
+def test_what_is_a_lease(record, problem):
+    found = arvados_lock.lease_problem(record, NOW)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_a_holder_is_judged_gone_only_from_its_own_pid_namespace():
+    me = arvados_lock.this_process()
+    assert not arvados_lock.holder_is_gone(me)
+    child = subprocess.run([sys.executable, "-c", "import json; from arv_keepdocker_plugin."
+                            "keep.arvados_lock import this_process; "
+                            "print(json.dumps(this_process()))"],
+                           capture_output=True, text=True, check=True)
+    ended = json.loads(child.stdout)
+    assert arvados_lock.holder_is_gone(ended)
+    # The same pid and start time seen from another PID namespace (a container on
+    # this host, same hostname and boot id) cannot be looked up: never gone.
+    assert not arvados_lock.holder_is_gone(dict(ended, pidns="pid:[1]"))
+    assert not arvados_lock.holder_is_gone(dict(me, pidns="pid:[1]", pid=os.getpid() + 1))
+    assert not arvados_lock.holder_is_gone({k: v for k, v in ended.items() if k != "pidns"})
+    assert not arvados_lock.holder_is_gone(dict(ended, boot="another boot"))
+    assert not arvados_lock.holder_is_gone(dict(ended, host="another host"))
