@@ -86,6 +86,10 @@ ROWS = [
      r"test_bombs\.py::test_running_out_of_memory", "test"),
     ("collaborator (can_write on the destination): planted layer records there, stamped "
      "as ours and old-style", r"test_collaborators\.py::test_bobs_stamped_layer", "test"),
+    ("a stored-layer index plugin's claims about writers and places (only its link counts)",
+     r"test_collaborators\.py::test_what_an_index_plugin", "test"),
+    ("collaborator's layers through docker://: read back from Keep (junk refused), not "
+     "downloaded", r"test_registry_colleague\.py::", "test"),
     ("collaborator: planted image record (hash and repo+tag links) in the destination",
      r"test_collaborators\.py::test_bobs_stamped_image", "test"),
     ("collaborator's genuine copy: read back once, then trusted, until they rewrite it",

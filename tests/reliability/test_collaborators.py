@@ -22,11 +22,17 @@ import pytest
 from arv_keepdocker_testkit import imagebuild as ib
 from e2e.conftest import Runner
 
+from arv_keepdocker_plugin import LayerRecord
+from arv_keepdocker_plugin.image import Layer
 from arv_keepdocker_plugin.keep.arvados_lock import HOLDER_PROPERTY, lock_name
-from arv_keepdocker_plugin.keep.trust_records import stamp
+from arv_keepdocker_plugin.keep.layer_links import locators_for_range
+from arv_keepdocker_plugin.keep.locators import block_key
+from arv_keepdocker_plugin.keep.trust_records import WriterRule, stamp
+from arv_keepdocker_plugin.steps.layer_trust import TrustRule, reusable_layers
 from arv_keepdocker_plugin.steps.record import PENDING_PROPERTY
 
 from .world import (
+    ImageLike,
     assert_potent,
     check_end_state,
     image_collections,
@@ -186,6 +192,36 @@ def test_a_colleagues_copy_is_read_back_once_then_trusted_until_it_changes(
     assert mine != theirs and "not reusing collection {}".format(theirs) in proc.stderr
     assert check_end_state(arv_api_admin, arv_api, project, image.image_id, unique + ":1",
                            planted=[theirs]) == mine
+
+
+def test_what_an_index_plugin_says_about_writers_and_places_is_not_believed(
+        alice, arv_api, arv_api_bob, arv_cluster, project, unique, tmp_path):
+    """A ``keepdocker_stored_layers`` answer only names a link: the core reads the link
+    (its writer, recorded hash, collection, offset and size) and the collection itself."""
+    image = lab_image(unique, own_base=True)
+    layer = image.layers[0]
+    like = ImageLike([Layer(layer.diff_id, layer.size)])
+    rule = TrustRule(WriterRule(arv_cluster.user_uuid("alice")), time.time())
+    bobs = plant_layer_record(arv_api_bob, project, layer.diff_id, layer.diff_id, layer.size)
+    # A record calling bob's link alice's own and checked: blocks only compared.
+    claims = LayerRecord(digest=layer.diff_id, collection_uuid=bobs["head_uuid"], offset=0,
+                         size=layer.size, owner_uuid=arv_cluster.user_uuid("alice"),
+                         checked=True, diff_id=layer.diff_id, link_uuid=bobs["uuid"])
+    found = reusable_layers([claims], like, arv_api, 0, rule)
+    assert found.skip == {} and found.known_blocks
+    # alice's own link, named by a record that places it in bob's junk: the core
+    # takes the blocks from where her link says, in her collection.
+    mine = uploaded(alice("--no-progress", "--project-uuid", project, archive(tmp_path, image)))
+    (link,) = arv_api.links().list(filters=[
+        ["head_uuid", "=", mine], ["link_class", "=", "docker_image_layer"],
+        ["name", "=", layer.diff_id]]).execute()["items"]
+    misplaced = LayerRecord(digest=layer.diff_id, collection_uuid=bobs["head_uuid"], offset=0,
+                            size=layer.size, owner_uuid=project, link_uuid=link["uuid"])
+    found = reusable_layers([misplaced], like, arv_api, 0, rule)
+    stored = arv_api.collections().get(uuid=mine).execute()["manifest_text"]
+    assert [block_key(l) for l in found.skip[layer.diff_id].locators] == [
+        block_key(l) for l in locators_for_range(stored, link["properties"]["offset"],
+                                                 layer.size)]
 
 
 # -- the pending sweep ------------------------------------------------------------------

@@ -179,7 +179,7 @@ def assert_potent(api, digests_and_sizes, bob_owner: str) -> None:
     from arv_keepdocker_plugin.keep.layer_links import find_layer_records
     from arv_keepdocker_plugin.keep.trust_records import links_by_uuid
     from arv_keepdocker_plugin.steps.layer_trust import TrustRule, reusable_layers
-    image = _ImageLike([Layer(d, s) for d, s in digests_and_sizes])
+    image = ImageLike([Layer(d, s) for d, s in digests_and_sizes])
     records = [r for r in find_layer_records(api, 0, [d for d, _ in digests_and_sizes])
                if r.owner_uuid == bob_owner]
     assert records, "nothing was planted"
@@ -195,6 +195,8 @@ def assert_potent(api, digests_and_sizes, bob_owner: str) -> None:
     assert not reusable_layers(records, image, api, 0, honest).skip
 
 
-class _ImageLike:
+class ImageLike:
+    """What the layer rule reads of an image: its layers."""
+
     def __init__(self, layers):
         self.layers = tuple(layers)
