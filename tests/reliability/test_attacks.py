@@ -267,8 +267,8 @@ def test_a_corrupt_layer_tar_is_refused_and_indexes_nothing(
     ib.write_docker_archive(str(path), [image])
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
                         "docker-archive:{}".format(path)))
-    v2 = ib.build_image([{"usr/lib/base.bin": bytes(range(256)) * (8 << 10)}, {"app": b"v2"}],
-                        repo_tags=[unique + ":2"])
+    v2 = ib.build_image([{"usr/lib/base.bin": bytes(range(256)) * (8 << 10)},
+                         {"app": b"v2 " + unique.encode()}], repo_tags=[unique + ":2"])
     uuid = uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
                                corrupt_archive(v2, tmp_path / "v2.tar")))
     assert check_end_state(arv_api_admin, arv_api, alice_project, v2.image_id,

@@ -137,7 +137,7 @@ def test_bobs_stamped_layer_records_in_alices_project_never_stand_in_for_her_lay
     for layer in image.layers:
         plant_layer_record(arv_api_bob, project, layer.diff_id, layer.diff_id, layer.size)
     v2 = ib.build_image([{"usr/lib/base.bin": bytes(range(256)) * (8 << 10)},
-                         {"app": b"v2"}], repo_tags=[unique + ":2"])
+                         {"app": b"v2 " + unique.encode()}], repo_tags=[unique + ":2"])
     proc = alice("--batch-progress", "--project-uuid", project, archive(tmp_path, v2, "v2.tar"))
     uploaded(proc)
     check_end_state(arv_api_admin, arv_api, project, v2.image_id, unique + ":2")
