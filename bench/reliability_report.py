@@ -130,14 +130,14 @@ def cases(xml: str) -> List[Dict]:
 
 
 def peak_memory(matching: List[Dict]) -> str:
-    """The largest peak of the rows' cases: the tool's process tree, else traced in-process."""
-    trees = [float(c["props"]["peak_tree_rss_mib"]) for c in matching
-             if "peak_tree_rss_mib" in c["props"]]
-    if trees:
-        return "{:.0f} MiB".format(max(trees))
-    traced = [float(c["props"]["peak_mib"]) for c in matching if "peak_mib" in c["props"]]
-    if traced:
-        return "{:.0f} MiB traced".format(max(traced))
+    """The largest peak of the row's cases: the tool's process tree; for runs in-process,
+    tracemalloc's peak where the test traces, else the test process's RSS."""
+    for prop, suffix in (("peak_tree_rss_mib", ""), ("peak_mib", " traced"),
+                         ("peak_test_process_rss_mib", " test process")):
+        values = [float(c["props"][prop]) for c in matching if prop in c["props"]]
+        if values:
+            peak = max(values)
+            return ("{:.1f} MiB{}" if peak < 10 else "{:.0f} MiB{}").format(peak, suffix)
     return "-"
 
 
@@ -202,8 +202,9 @@ def render(table, results, status, wall) -> str:
         "and plants there, with this tool's own stamp.",
         "- Peak memory: the largest peak, over the row's runs of the tool, of the sum of "
         "VmRSS over one run's process tree (the tool and its children, e.g. the `docker` CLI), "
-        "sampled every 50 ms (`tests/reliability/memory.py`); \"traced\": a row whose runs "
-        "are in-process, the peak of tracemalloc's traced memory.",
+        "sampled every 50 ms (`tests/reliability/memory.py`). Rows whose runs are in-process: "
+        "\"traced\", the peak of tracemalloc's traced memory; \"test process\", the peak RSS "
+        "of the whole pytest process (an upper bound).",
         "- Reliability suite: {} tests, {:.0f} s of test time, {:.0f} s wall clock "
         "(pytest exit status {}); budget for the whole suite: {} min.".format(
             len(results), total, wall, status, BUDGET // 60),

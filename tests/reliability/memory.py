@@ -6,7 +6,9 @@ starts, however it starts it: every process whose command line runs
 ``arv_keepdocker_plugin`` (``python -m arv_keepdocker_plugin``, ``unshare ...``
 around it, the console scripts), and its descendants (the ``docker`` CLI,
 engines it starts) that this test process started. Runs at the same time
-count apart: the figure is the largest single run's tree.
+count apart: the figure is the largest single run's tree. A test that runs
+the tool in-process (no run of its own) gets the peak RSS of the test
+process itself instead (``own_peak``): an upper bound, pytest included.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class ToolMemory(threading.Thread):
         self.interval = interval
         self.halt = threading.Event()
         self.peak: Optional[int] = None
+        self.own_peak = 0
         self._is_tool: Dict[Tuple[int, str], bool] = {}
         self._me = os.getpid()
 
@@ -81,6 +84,7 @@ class ToolMemory(threading.Thread):
         return False
 
     def sample(self) -> None:
+        self.own_peak = max(self.own_peak, _rss(self._me))
         processes = _processes()
         children: Dict[int, List[int]] = {}
         for pid, (parent, _) in processes.items():
