@@ -23,14 +23,13 @@ import dataclasses
 import logging
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import arvados.keep
 import arvados.util
 
 from ..hooktypes import LAYER_LINK, LayerRecord
 from ..image import Image
 from ..keep.layer_blocks import LayerBlocks
 from ..keep.layer_links import layer_record, locators_for_range
-from ..keep.layer_readback import problem_with_layer
+from ..keep.layer_readback import problem_with_layer, reading_client
 from ..keep.locators import block_key, signature_expiry
 from ..keep.trust_records import WriterRule, links_by_uuid
 from .context import RunContext
@@ -197,6 +196,5 @@ def find_reusable_layers(ctx: RunContext, image: Image, rule: TrustRule) -> Reus
         api=ctx.api, digests=digests, owner=ctx.owner_uuid, num_retries=ctx.retries) or []
     keep = None
     if image.downloaded is not None and image.export_pieces is not None:
-        keep = getattr(ctx.api, "keep", None) or arvados.keep.KeepClient(
-            api_client=ctx.api, num_retries=ctx.retries)
+        keep = reading_client(ctx.api, ctx.retries)
     return reusable_layers(records, image, ctx.api, ctx.retries, rule, keep, ctx.owner_uuid)
