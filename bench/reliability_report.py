@@ -131,8 +131,10 @@ def cases(xml: str) -> List[Dict]:
 
 def peak_memory(matching: List[Dict]) -> str:
     """The largest peak of the row's cases: the tool's process tree; for runs in-process,
-    tracemalloc's peak where the test traces, else the test process's RSS."""
-    for prop, suffix in (("peak_tree_rss_mib", ""), ("peak_mib", " traced"),
+    tracemalloc's peak where the test traces, what the test measured, else the test
+    process's RSS."""
+    for prop, suffix in (("peak_tree_rss_mib", ""), ("peak_traced_mib", " traced"),
+                         ("peak_mib", " (the test's)"),
                          ("peak_test_process_rss_mib", " test process")):
         values = [float(c["props"][prop]) for c in matching if prop in c["props"]]
         if values:
@@ -203,8 +205,9 @@ def render(table, results, status, wall) -> str:
         "- Peak memory: the largest peak, over the row's runs of the tool, of the sum of "
         "VmRSS over one run's process tree (the tool and its children, e.g. the `docker` CLI), "
         "sampled every 50 ms (`tests/reliability/memory.py`). Rows whose runs are in-process: "
-        "\"traced\", the peak of tracemalloc's traced memory; \"test process\", the peak RSS "
-        "of the whole pytest process (an upper bound).",
+        "\"traced\", the peak of tracemalloc's traced memory; \"(the test's)\", what the test "
+        "measured itself; \"test process\", the peak RSS of the whole pytest process (an "
+        "upper bound).",
         "- Reliability suite: {} tests, {:.0f} s of test time, {:.0f} s wall clock "
         "(pytest exit status {}); budget for the whole suite: {} min.".format(
             len(results), total, wall, status, BUDGET // 60),

@@ -233,7 +233,7 @@ def test_a_planted_claim_to_alices_manifest_digest_is_checked(
     finally:
         tracemalloc.stop()
     assert locks == []
-    record_property("peak_mib", round(peak / MiB, 1))  # in-process: traced, not RSS
+    record_property("peak_traced_mib", round(peak / MiB, 1))  # in-process
 
 
 def corrupt_archive(image, path):
