@@ -27,3 +27,28 @@ def shared_dir() -> Path:
             "%s is absent (it lives beside the project as ../shared: CI has it, "
             "a fresh clone does not)" % SHARED_DIR))
     return SHARED_DIR
+
+
+@pytest.fixture(autouse=True)
+def tool_peak_memory(request, record_property):
+    """Reliability tests: record the peak process-tree RSS of the tool's runs (MiB).
+
+    ``bench/reliability_report.py`` reads it (``peak_tree_rss_mib``, or for a
+    test without runs of its own ``peak_test_process_rss_mib``) from the JUnit
+    XML; other tests pay nothing.
+    """
+    if request.node.get_closest_marker("reliability") is None:
+        yield
+        return
+    from reliability.memory import ToolMemory
+
+    sampler = ToolMemory()
+    sampler.start()
+    try:
+        yield
+    finally:
+        peak = sampler.stop()
+        if peak is not None:
+            record_property("peak_tree_rss_mib", round(peak / (1 << 20), 1))
+        else:  # the tool ran in-process, if at all
+            record_property("peak_test_process_rss_mib", round(sampler.own_peak / (1 << 20), 1))

@@ -18,8 +18,9 @@ Order of calls in one run (see :mod:`arv_keepdocker_plugin.steps.pipeline`)::
 
 Third parties can add but never weaken: every format verdict counts and any
 refusal wins; the default links and the default properties' keys cannot be
-removed or changed by a plugin; a stored layer is used only if the core trusts
-the record, whatever plugin found it.
+removed or changed by a plugin; a stored layer is used unread only if the core
+trusts the record (this user wrote it, for content still stored), whatever
+plugin found it.
 """
 
 from __future__ import annotations
@@ -135,9 +136,19 @@ def keepdocker_stored_layers(
 
     firstresult. The default, ``layer_index``, answers last from its
     ``docker_image_layer`` links. A record only says where to look: the core
-    reads the collection itself and uses the blocks only when it trusts the
-    record (see docs/trust.md); blocks it does not trust are compared with
-    the local bytes before any is reused.
+    reads the link a record names (``LayerRecord.link_uuid``) and the
+    collection itself, and lets the blocks stand in for the bytes unread only
+    when that link was last written by the uploading user and holds the
+    portable data hash the collection still has (see docs/trust.md). What a
+    record says about its owner or about being checked is ignored; blocks the
+    core does not trust are compared with the local bytes before any is
+    reused (or, for an image that would be downloaded, read back from Keep
+    and hashed).
+
+    Changed with the writer rule: :class:`~arv_keepdocker_plugin.LayerRecord`
+    gained ``link_uuid`` (optional, last); ``owner_uuid`` and ``checked`` are
+    no longer used for trust. A record without ``link_uuid`` is never trusted
+    unread.
     """
 
 

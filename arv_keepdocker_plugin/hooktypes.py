@@ -57,20 +57,28 @@ class LinkSpec(_LinkSpecRequired, total=False):
 class LayerRecord:
     """Where a layer may already be stored: one answer of ``keepdocker_stored_layers``.
 
-    A record only says where to look. The core reads the collection itself
-    and decides whether to trust it (owner, marker, signature expiry); a
-    plugin cannot make it trusted.
+    A record only says where to look. The core decides what to do with it
+    (docs/trust.md): it reads the link ``link_uuid`` names and the collection
+    itself, and lets the blocks stand in for the layer's bytes unread only when
+    that link, as the core read it, was last written by the uploading user and
+    holds the portable data hash the collection still has. What a record says
+    about its owner or about being checked is never believed; every other
+    record's blocks are reused only where the local bytes have the same md5.
 
     :ivar digest: the sha256 of the layer's bytes as stored there (a blob
         digest, or the diff id of an uncompressed layer).
     :ivar collection_uuid: the collection whose ``<id>.tar`` holds the layer.
     :ivar offset: where the layer's bytes start in that tar.
     :ivar size: how many bytes the layer has there.
-    :ivar owner_uuid: who owns the record (the index link), for the trust rule.
+    :ivar owner_uuid: who owns the record (the index link). Informational:
+        the core does not trust by owner.
     :ivar checked: the record says its bytes were checked against the layer's
-        digests (blob digest and diff id) when it was made.
+        digests when it was made. Informational: the core reads the link.
     :ivar diff_id: the layer's diff id (sha256 of its uncompressed data), as
         recorded.
+    :ivar link_uuid: the UUID of the link this record was read from, the one
+        thing the core takes from a record for the trust rule (added with the
+        writer rule; a record without it only feeds the md5 comparison).
     """
 
     digest: str
@@ -80,3 +88,4 @@ class LayerRecord:
     owner_uuid: str
     checked: bool = False
     diff_id: Optional[str] = None
+    link_uuid: Optional[str] = None

@@ -12,6 +12,8 @@ its top layer (COPY-only, random data), then runs both tools alternately:
 2. upload of v2 from the engine with v1 already stored (by the same tool);
    2b. ours only: v2 from ``docker-archive:`` (its ``docker save`` tar on disk);
 3. v1 again, already stored (no upload expected);
+   3c. v1 already stored in alice's project by a colleague (bob, who may write
+   there, uploaded it with this checkout): alice's first run, then her second;
 4. peak memory and peak extra disk, from scenario 1.
 
 Prints a table of medians and ratios (ours / 3.2.1) against the issue's
@@ -214,12 +216,13 @@ class Bench:
 
     # running -------------------------------------------------------------------
 
-    def env(self, tool: str, cluster: Optional[Cluster], rundir: Path, docker_log: Path):
+    def env(self, tool: str, cluster: Optional[Cluster], rundir: Path, docker_log: Path,
+            user: str = "alice"):
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("ARVADOS_", "DOCKER_", "XDG_"))
                and key not in ("HOME", "TMPDIR", "PYTHONPATH")}
         if cluster is not None:
-            env.update(cluster.env("alice"))
+            env.update(cluster.env(user))
         home = rundir / "home"
         (home / ".cache").mkdir(parents=True)
         (rundir / "tmp").mkdir()
@@ -241,7 +244,7 @@ class Bench:
         return ["sh", "-c", 'exec docker save "$1" > /dev/null', "sh", *image_args]
 
     def run(self, scenario: str, tool: str, cluster: Optional[Cluster],
-            image_args: List[str]) -> Measurement:
+            image_args: List[str], user: str = "alice") -> Measurement:
         self.counter += 1
         rundir = self.work / ("run%03d" % self.counter)
         rundir.mkdir()
@@ -249,7 +252,7 @@ class Bench:
         docker_log.touch()
         before = keep_files(cluster.dir) if cluster is not None else {}
         result = run_measured(self.argv(tool, image_args),
-                              self.env(tool, cluster, rundir, docker_log),
+                              self.env(tool, cluster, rundir, docker_log, user),
                               str(self.logs / ("run%03d" % self.counter)),
                               watch=[str(rundir)],
                               engine_dirs=[os.path.join(self.engine.dir, "root", "tmp")])
@@ -328,6 +331,31 @@ class Bench:
                 self.run("3x", OURS, clusters[SEED], [REPO_NAME, "v1"])
         for cluster in clusters.values():
             self.drop_cluster(cluster)
+
+    def scenario3c(self) -> None:
+        log("scenario 3c: v1 already stored in alice's project by bob (can_write there);"
+            " alice's first run, then her second")
+        cluster = self.cluster_from(self.template, "c-s3c-bob")
+        admin = cluster.api("alice")
+        project = admin.groups().create(body={"name": "lab", "group_class": "project"}
+                                        ).execute()["uuid"]
+        admin.links().create(body={"link_class": "permission", "name": "can_write",
+                                   "head_uuid": project,
+                                   "tail_uuid": cluster.user_uuid("bob")}).execute()
+        args = ["--project-uuid", project, REPO_NAME, "v1"]
+        stored = self.run("3c0", OURS, cluster, args, user="bob")
+        self.drop_cluster(cluster, keep_dir=True)
+        if not stored.ok:
+            log("skipping scenario 3c: bob's upload failed")
+            shutil.rmtree(cluster.dir, ignore_errors=True)
+            return
+        for number, tools in self.orders(OURS, SEED):
+            for tool in tools:
+                copy = self.cluster_from(cluster.dir, "c-s3c-%s-%d" % (tool, number))
+                self.run("3c1", tool, copy, args)
+                self.run("3c2", tool, copy, args)
+                self.drop_cluster(copy)
+        shutil.rmtree(cluster.dir, ignore_errors=True)
 
 
 # -- the report --------------------------------------------------------------------
@@ -408,6 +436,10 @@ def build_rows(bench: Bench) -> List[List[str]]:
     rows.append([s3, "docker save ran", _yes_no(saved[OURS]), _yes_no(saved[SEED]), "",
                  "ours: no",
                  "n/a" if ours_saved is None else ("met" if not ours_saved else "MISSED")])
+    s3c = "3c already stored, copy written by a colleague in the destination project"
+    time_row(s3c + ": first run", "3c1", "3c1", 0, "")
+    value_row(s3c + ": first run", "3c1", "3c1", "tree_rss", "peak RSS, tree (MiB)")
+    time_row(s3c + ": second run", "3c2", "3c2", 0, "")
     s3x = "3x already stored by 3.2.1, ours (3.2.1: its run of 3)"
     time_row(s3x, "3x", "3", 0.5, "ratio <= 0.5")
     saved_x = [run.saved for run in runs if run.scenario == "3x" and run.ok]
@@ -483,7 +515,9 @@ def code_version() -> str:
 def notes(bench: Bench, engine_version: str) -> str:
     plan, runs = bench.plan, bench.runs
     per_run = []
-    for scenario, label in (("1", "1"), ("2", "2"), ("2b", "2b"), ("3", "3"), ("3x", "3x")):
+    for scenario, label in (("1", "1"), ("2", "2"), ("2b", "2b"), ("3", "3"), ("3x", "3x"),
+                            ("3c0", "3c bob's upload"), ("3c1", "3c first"),
+                            ("3c2", "3c second")):
         for tool in (OURS, SEED, FLOOR, IMPORT_FLOOR):
             text = walls(runs, scenario, tool)
             if text != "-":
@@ -516,7 +550,15 @@ def notes(bench: Bench, engine_version: str) -> str:
         " tool stored v1 in scenario 1. 2b: ours reads `docker-archive:` (v2 saved with"
         " `docker save` before the runs); 3.2.1 has no archive source, so its baseline is its"
         " own scenario-2 run (v2 from the engine). 3x: ours against the cluster where 3.2.1"
-        " stored v1 (compatibility of the reuse path).",
+        " stored v1 (compatibility of the reuse path): 3.2.1 leaves no record this tool"
+        " trusts unread, so ours reads that copy back and checks it on its first run there"
+        " (leaving the user's `docker_image_checked` record) and trusts it on later repeats."
+        " 3c: bob, who has can_write on"
+        " alice's project, stored v1 there with this checkout; then, on a copy of that"
+        " cluster per tool and repeat, alice runs the tool twice with --project-uuid: ours"
+        " reads bob's copy back from Keep and checks it on the first run (leaving her own"
+        " `docker_image_checked` record), and trusts it unread on the second; 3.2.1 trusts"
+        " it both times without reading.",
         "Wall time: spawn to exit. Keep bytes added: sizes of block files new in"
         " `<cluster>/keep` after the run. Peak RSS, tree: the largest sum of VmRSS over the"
         " tool's process tree (the tool and its `docker` CLI children), sampled every 50 ms;"
@@ -572,6 +614,7 @@ def main(argv=None) -> int:
         bench.scenario1()
         bench.scenario2()
         bench.scenario3()
+        bench.scenario3c()
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)

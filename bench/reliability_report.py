@@ -84,6 +84,26 @@ ROWS = [
      r"test_registry_hostile\.py::test_a_site_policy", "test"),
     ("running out of memory (a source plugin's MemoryError)",
      r"test_bombs\.py::test_running_out_of_memory", "test"),
+    ("collaborator (can_write on the destination): planted layer records there, stamped "
+     "as ours and old-style", r"test_collaborators\.py::test_bobs_stamped_layer", "test"),
+    ("a stored-layer index plugin's claims about writers and places (only its link counts)",
+     r"test_collaborators\.py::test_what_an_index_plugin", "test"),
+    ("collaborator's layers through docker://: read back from Keep (junk refused), not "
+     "downloaded", r"test_registry_colleague\.py::", "test"),
+    ("collaborator: planted image record (hash and repo+tag links) in the destination",
+     r"test_collaborators\.py::test_bobs_stamped_image", "test"),
+    ("collaborator's genuine copy: read back once, then trusted, until they rewrite it",
+     r"test_collaborators\.py::test_a_colleagues_copy", "test"),
+    ("collaborator: pending marker on the victim's finished image and on a decoy",
+     r"test_collaborators\.py::test_a_pending_marker", "test"),
+    ("collaborator rewrites the pending collection mid-upload",
+     r"test_collaborators\.py::test_bob_rewriting", "test"),
+    ("collaborator squats the upload lock (no trash_at, a year ahead, no or a bad holder)",
+     r"test_collaborators\.py::test_a_lock_bob_squats", "test"),
+    ("upload lock: own non-lease removed; a lease held on another host waited for",
+     r"test_collaborators\.py::test_a_(non_lease|lease_held)", "test"),
+    ("two uploads of one image in separate PID namespaces, one host, separate HOMEs",
+     r"test_collaborators\.py::test_two_runs_in_separate_pid", "test"),
 ]
 
 
@@ -109,32 +129,39 @@ def cases(xml: str) -> List[Dict]:
     return out
 
 
-def peak_of(matching: List[Dict]) -> str:
-    """``"; peak N MiB"``: the largest peak memory the cases measured, if they did."""
-    peaks = [int(c["props"]["peak_mib"]) for c in matching if "peak_mib" in c["props"]]
-    return "; peak {} MiB".format(max(peaks)) if peaks else ""
+def peak_memory(matching: List[Dict]) -> str:
+    """The largest peak of the row's cases: the tool's process tree; for runs in-process,
+    tracemalloc's peak where the test traces, what the test measured, else the test
+    process's RSS."""
+    for prop, suffix in (("peak_tree_rss_mib", ""), ("peak_traced_mib", " traced"),
+                         ("peak_mib", " (the test's)"),
+                         ("peak_test_process_rss_mib", " test process")):
+        values = [float(c["props"][prop]) for c in matching if prop in c["props"]]
+        if values:
+            peak = max(values)
+            return ("{:.1f} MiB{}" if peak < 10 else "{:.0f} MiB{}").format(peak, suffix)
+    return "-"
 
 
-def rows(results: List[Dict]) -> List[Tuple[str, str, str]]:
+def rows(results: List[Dict]) -> List[Tuple[str, str, str, str]]:
     table = []
     for label, pattern, count in ROWS:
         matching = [c for c in results if re.search(pattern, c["name"])]
         if not matching:
-            table.append((label, "not run", ""))
+            table.append((label, "not run", "", ""))
             continue
         if count == "test":
             tried = len([c for c in matching if not c["skipped"]])
             held = len([c for c in matching if not c["skipped"] and not c["failed"]])
-            table.append((label, "{} / {}".format(tried, held),
-                          "{:.0f} s{}".format(sum(c["time"] for c in matching),
-                                              peak_of(matching))))
+            table.append((label, "{} / {}".format(tried, held), peak_memory(matching),
+                          "{:.0f} s".format(sum(c["time"] for c in matching))))
         else:
             case = matching[0]
             value = case["props"].get(count, "")
             figures = re.findall(r"\d+", value)
             tried = figures[0] if figures else "?"
             held = tried if not case["failed"] else "fewer"
-            table.append((label, "{} / {}".format(tried, held),
+            table.append((label, "{} / {}".format(tried, held), peak_memory(matching),
                           "{:.0f} s; {}".format(case["time"], value)))
     return table
 
@@ -153,11 +180,11 @@ def render(table, results, status, wall) -> str:
             datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), os.cpu_count(),
             platform.python_version(), platform.platform()),
         "",
-        "| tried / held | what | time; peak memory where measured |",
-        "|---|---|---|",
+        "| tried / held | what | peak memory | time |",
+        "|---|---|---|---|",
     ]
-    for label, figures, extra in table:
-        lines.append("| {} | {} | {} |".format(figures, label, extra))
+    for label, figures, memory, extra in table:
+        lines.append("| {} | {} | {} | {} |".format(figures, label, memory, extra))
     lines += [
         "",
         "- Held means the test passed: for attacks, the victim's stored tar is exactly "
@@ -172,7 +199,15 @@ def render(table, results, status, wall) -> str:
         "for attacks), nothing written, peak memory of the process tree (as "
         "`bench/runmeasure.py` measures it) under 300 MiB.",
         "- Each planted-record test first shows the planted records are readable by the "
-        "victim and would stand in for her layers if their owner were trusted.",
+        "victim and would stand in for her layers if their owner, or their stamp, were "
+        "trusted; the collaborator (bob) has `can_write` on the victim's destination project "
+        "and plants there, with this tool's own stamp.",
+        "- Peak memory: the largest peak, over the row's runs of the tool, of the sum of "
+        "VmRSS over one run's process tree (the tool and its children, e.g. the `docker` CLI), "
+        "sampled every 50 ms (`tests/reliability/memory.py`). Rows whose runs are in-process: "
+        "\"traced\", the peak of tracemalloc's traced memory; \"(the test's)\", what the test "
+        "measured itself; \"test process\", the peak RSS of the whole pytest process (an "
+        "upper bound).",
         "- Reliability suite: {} tests, {:.0f} s of test time, {:.0f} s wall clock "
         "(pytest exit status {}); budget for the whole suite: {} min.".format(
             len(results), total, wall, status, BUDGET // 60),

@@ -8,8 +8,11 @@ compressed one) pointing at the image collection, with properties:
 * ``offset`` and ``size``: where the layer's bytes lie inside ``<image id>.tar``;
 * ``diff_id``: the sha256 of the uncompressed layer, so that a lookup by diff
   id (what engines list) finds a compressed copy too;
-* ``digests_checked``: true when the bytes were checked against both digests
-  as they were stored (every record made since this property exists).
+* ``digests_checked``: ``2`` when the bytes were checked against both digests
+  as they were stored, and ``collection_pdh``: the portable data hash the
+  writing run computed for the collection (the core adds it when it records
+  the collection; see :mod:`.trust_records`). Records made before the
+  writer rule say ``true`` and hold no hash: their blocks are only compared.
 
 Two queries (by name, by ``properties.diff_id``) find the candidates for an
 image's layers; :mod:`..steps.layer_trust`, in the core, decides which to use.
@@ -25,6 +28,7 @@ import arvados.util
 
 from ..hooktypes import LAYER_LINK, LayerRecord, LinkSpec
 from ..image import Layer
+from .trust_records import CHECKED_MARKER, CHECKED_PROPERTY
 
 _LOCATOR = re.compile(r"^[0-9a-f]{32}\+[0-9]+(\+|$)")
 
@@ -58,8 +62,6 @@ def locators_for_range(manifest_text: str, offset: int, size: int) -> Optional[L
     return [b[2] for b in chosen]
 
 
-#: Property set on records whose bytes were checked against both digests.
-CHECKED_PROPERTY = "digests_checked"
 DIFF_ID_PROPERTY = "diff_id"
 
 
@@ -74,24 +76,29 @@ def find_layer_records(api, num_retries: int, digests: Iterable[str]) -> List[La
                 api.links().list, num_retries=num_retries,
                 filters=[["link_class", "=", LAYER_LINK], [column, "in", wanted]],
                 order_key="created_at", ascending=False):
-            record = _record(link)
+            record = layer_record(link)
             if record is not None:
                 found.setdefault(link["uuid"], (link["created_at"], record))
     ordered = sorted(found.values(), key=lambda item: item[0], reverse=True)
     return [record for _, record in ordered]
 
 
-def _record(link) -> Optional[LayerRecord]:
+def layer_record(link) -> Optional[LayerRecord]:
+    """The record a ``docker_image_layer`` link makes, or None when it is malformed."""
     props = link.get("properties") or {}
     try:
-        offset, size = int(props["offset"]), int(props["size"])
-    except (KeyError, TypeError, ValueError):
+        offset, size = props["offset"], props["size"]
+    except KeyError:
+        return None
+    if not isinstance(link.get("name"), str) or not isinstance(link.get("head_uuid"), str) or \
+            type(offset) is not int or type(size) is not int or offset < 0 or size <= 0:
         return None
     diff_id = props.get(DIFF_ID_PROPERTY)
     return LayerRecord(digest=link["name"], collection_uuid=link["head_uuid"], offset=offset,
-                       size=size, owner_uuid=link["owner_uuid"],
-                       checked=props.get(CHECKED_PROPERTY) is True,
-                       diff_id=diff_id if isinstance(diff_id, str) else None)
+                       size=size, owner_uuid=link.get("owner_uuid") or "",
+                       checked=props.get(CHECKED_PROPERTY) in (True, CHECKED_MARKER),
+                       diff_id=diff_id if isinstance(diff_id, str) else None,
+                       link_uuid=link.get("uuid"))
 
 
 def layer_links(layers: Sequence[Layer]) -> List[LinkSpec]:
@@ -102,7 +109,8 @@ def layer_links(layers: Sequence[Layer]) -> List[LinkSpec]:
             seen.add(layer.digest)
             properties: Dict[str, Any] = {"offset": layer.offset, "size": layer.size}
             if layer.diff_id is not None:
-                properties.update({DIFF_ID_PROPERTY: layer.diff_id, CHECKED_PROPERTY: True})
+                properties.update({DIFF_ID_PROPERTY: layer.diff_id,
+                                   CHECKED_PROPERTY: CHECKED_MARKER})
             links.append(LinkSpec(link_class=LAYER_LINK, name=layer.digest,
                                   properties=properties))
     return links

@@ -10,6 +10,7 @@ A locator is ``<md5 hex>+<size>[+hints]``; a signed one carries
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import List, Optional
 
@@ -48,3 +49,41 @@ def manifest_text(locators: List[str], size: int, filename: str) -> str:
     """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
     blocks = locators or [EMPTY_BLOCK]
     return ". {} 0:{}:{}\n".format(" ".join(blocks), size, escape_name(filename))
+
+
+_PDH_LOCATOR = re.compile(r"^([0-9a-f]{32})(\+[0-9]+)?(\+\S*)?$")
+
+
+def portable_manifest_text(manifest_text: str) -> str:
+    """A manifest with every locator cut to ``<md5>+<size>``, as the API server cuts it.
+
+    ``portable_manifest_text`` and ``munge_manifest_locators`` in
+    ``services/api/app/models/collection.rb``: each line stripped at its end and
+    split on spaces, the first word (the stream name) kept, each locator's
+    hints dropped, lines joined with a final newline.
+    """
+    if not manifest_text:
+        return ""
+    lines = manifest_text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    out = []
+    for line in lines:
+        words = line.rstrip().split()
+        kept = words[:1]
+        for word in words[1:]:
+            match = _PDH_LOCATOR.match(word)
+            kept.append(match.group(1) + (match.group(2) or "") if match else word)
+        out.append(" ".join(kept))
+    return "\n".join(out) + "\n"
+
+
+def portable_data_hash(manifest_text: str) -> str:
+    """The portable data hash the API server will compute for ``manifest_text``.
+
+    ``<md5 of the portable manifest>+<its length>`` (``compute_pdh`` in
+    ``services/api/app/models/collection.rb``), computed here, locally, so a
+    record can say which content its writer stored.
+    """
+    portable = portable_manifest_text(manifest_text).encode()
+    return "{}+{}".format(hashlib.md5(portable).hexdigest(), len(portable))

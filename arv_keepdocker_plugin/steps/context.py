@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, FrozenSet, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import arvados.util
 
 from ..errors import KeepdockerError
 from ..keep.progress import mode_from_options
+from ..keep.trust_records import WriterRule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +66,13 @@ class RunContext:
         return self.project_uuid or self.user_uuid
 
     @property
-    def trusted_owners(self) -> FrozenSet[str]:
-        """The user and the destination: whose records the trust rule accepts."""
-        return frozenset({self.user_uuid, self.owner_uuid})
+    def writer_rule(self) -> WriterRule:
+        """Whose records are trusted unread: this user's, for content still stored.
+
+        Not the destination's owners: anyone with ``can_write`` on a project
+        makes records the project owns (docs/trust.md).
+        """
+        return WriterRule(self.user_uuid)
 
     # -- command-line facts the steps act on -----------------------------------
 

@@ -2,11 +2,15 @@
 
 The ``keepdocker_stored_layers`` hook (the ``layer_index`` default or a
 third party) answers where an image's layers may already be stored. This
-module reads those collections itself and, by the :class:`TrustRule`,
-turns the answers into:
+module reads the records' links and collections itself and, by the
+:class:`TrustRule`, turns the answers into:
 
 * ``skip``: layers whose stored blocks stand in for the local bytes, which
-  are then not read at all (archives and layouts on disk);
+  are then not read at all (archives, layouts on disk, registries): records
+  this user wrote for content the collection still holds
+  (:class:`~..keep.trust_records.WriterRule`), and, for an image that would
+  otherwise be downloaded, another user's record whose blocks were read back
+  from Keep and hashed to the layer's digest in this run;
 * ``known_blocks``: blocks that are reused only when a block of the local
   bytes has the same md5 and size (Keep addresses blocks by md5, so the
   bytes stored are the bytes read), which uploads nothing but reads
@@ -16,16 +20,25 @@ turns the answers into:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
+import logging
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import arvados.util
 
-from ..hooktypes import LayerRecord
+from ..hooktypes import LAYER_LINK, LayerRecord
 from ..image import Image
 from ..keep.layer_blocks import LayerBlocks
-from ..keep.layer_links import locators_for_range
+from ..keep.layer_links import layer_record, locators_for_range
+from ..keep.layer_readback import problem_with_layer, reading_client
 from ..keep.locators import block_key, signature_expiry
+from ..keep.trust_records import WriterRule, links_by_uuid
 from .context import RunContext
+
+logger = logging.getLogger("arvados.keepdocker")
+
+#: At most this many other users' records are read back per layer (a
+#: collaborator who plants many cannot make a run read without end).
+READBACK_TRIES = 2
 
 
 @dataclasses.dataclass
@@ -47,21 +60,25 @@ class ReusableLayers:
 class TrustRule:
     """Which records may stand in for bytes unread (docs/trust.md).
 
-    :ivar owners: the uploading user and the destination project: only
-        records (index links) and collections they own can have been written
-        by nobody else.
+    :ivar writer: the writer rule: a record this user wrote, holding the
+        portable data hash the collection still has. Owners do not count: in a
+        shared project anyone with ``can_write`` makes records the project owns.
     :ivar valid_until: Unix time until which every reused block's signature
         must stay valid (the upload must be able to finish with it).
     """
 
-    owners: FrozenSet[str]
+    writer: WriterRule
     valid_until: float
 
-    def may_skip(self, record: LayerRecord, collection: Mapping[str, Any]) -> bool:
-        """A record the owner made and checked, on a collection the owner owns."""
-        return (record.checked and record.diff_id is not None
-                and record.owner_uuid in self.owners
-                and collection.get("owner_uuid") in self.owners)
+    def may_skip(self, link: Optional[Mapping[str, Any]],
+                 collection: Optional[Mapping[str, Any]]) -> bool:
+        """A layer link, as the core read it, that this user wrote for ``collection``'s
+        current content, recording a checked diff id."""
+        if link is None or link.get("link_class") != LAYER_LINK:
+            return False
+        record = layer_record(link)
+        return (record is not None and record.diff_id is not None
+                and self.writer.trusts(link, collection))
 
     def lasts(self, locator: str) -> bool:
         """Whether a locator's signature (if it has one) outlives the upload."""
@@ -74,34 +91,85 @@ def lookup_digests(image: Image) -> List[str]:
     return sorted({layer.digest for layer in image.layers if layer.digest})
 
 
+#: (record, its collection, the blocks holding exactly its bytes)
+_Candidate = Tuple[LayerRecord, Mapping[str, Any], List[str]]
+
+
 def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retries: int,
-                    rule: TrustRule) -> ReusableLayers:
-    """Turn index records into blocks, reading each record's collection.
+                    rule: TrustRule, keep=None, destination: Optional[str] = None
+                    ) -> ReusableLayers:
+    """Turn index records into blocks, reading each record's link and collection.
 
     Blocks whose signatures would expire before the upload ends (someone's
-    collection due for the trash soon) are never used. A layer's blocks may
-    stand in for its bytes unread only when ``rule`` trusts the record and
-    the record is for exactly those bytes (same digest and size); every
-    other record's blocks are only compared with what is read.
+    collection due for the trash soon) are never used. A layer's blocks
+    stand in for its bytes unread when ``rule`` trusts the link a record names
+    (read here: writer, recorded hash, offset, size, diff id) and the link is
+    for exactly those bytes (same digest and size). With ``keep`` (a Keep
+    client: the image would otherwise be downloaded), a layer no such record
+    covers may come from another user's record once its blocks, read back
+    from Keep, hash to the layer's digest; records in ``destination`` are
+    read first. Every other record's blocks are only compared with what is read.
     """
     records = list(records)
     sizes: Dict[str, Optional[int]] = {l.digest: l.size for l in image.layers if l.digest}
-    collections = _collections(api, num_retries, {r.collection_uuid for r in records})
-    result = ReusableLayers()
-    for record in records:
+    links = links_by_uuid(api, num_retries, (r.link_uuid for r in records))
+    collections = _collections(api, num_retries,
+                               {r.collection_uuid for r in records}
+                               | {l["head_uuid"] for l in links.values() if l.get("head_uuid")})
+
+    def fits(record: LayerRecord) -> bool:
+        return record.digest in sizes and sizes[record.digest] in (None, record.size)
+
+    def blocks(record: LayerRecord) -> Tuple[Optional[Mapping[str, Any]], Optional[List[str]]]:
         collection = collections.get(record.collection_uuid)
         if collection is None:
-            continue
+            return None, None
         locators = locators_for_range(collection.get("manifest_text") or "",
                                       record.offset, record.size)
         if not locators or not all(rule.lasts(locator) for locator in locators):
+            return collection, None
+        return collection, locators
+
+    result = ReusableLayers()
+    newest_first = sorted(links.values(), key=lambda l: l.get("created_at") or "", reverse=True)
+    for link in newest_first:
+        own = layer_record(link)
+        if own is None or not fits(own) or own.digest in result.skip:
             continue
-        if (record.digest in sizes and sizes[record.digest] in (None, record.size)
-                and record.digest not in result.skip and rule.may_skip(record, collection)):
-            result.skip[record.digest] = LayerBlocks(locators, record.diff_id)
+        collection, locators = blocks(own)
+        if locators and rule.may_skip(link, collection):
+            result.skip[own.digest] = LayerBlocks(locators, own.diff_id)
+    candidates: List[_Candidate] = []
+    for record in records:
+        collection, locators = blocks(record)
+        if collection is None or not locators:
+            continue
         for locator in locators:
             result.known_blocks.setdefault(block_key(locator), locator)
+        if fits(record):
+            candidates.append((record, collection, locators))
+    if keep is not None:
+        candidates.sort(key=lambda c: c[1].get("owner_uuid") != destination)  # stable
+        _read_back_others(keep, num_retries, candidates, result)
     return result
+
+
+def _read_back_others(keep, num_retries: int, candidates: Sequence[_Candidate],
+                      result: ReusableLayers) -> None:
+    """Check other users' records by reading their blocks; never for a covered layer."""
+    tried: Dict[str, int] = {}
+    for record, collection, locators in candidates:
+        if record.digest in result.skip or tried.get(record.digest, 0) >= READBACK_TRIES:
+            continue
+        tried[record.digest] = tried.get(record.digest, 0) + 1
+        logger.info("checking layer %s in collection %s, recorded by another user, by "
+                    "reading it back", record.digest, collection["uuid"])
+        problem, diff_id = problem_with_layer(keep, locators, record.digest, num_retries)
+        if problem is not None:
+            logger.warning("not using collection %s for layer %s: %s", collection["uuid"],
+                           record.digest, problem)
+            continue
+        result.skip[record.digest] = LayerBlocks(list(locators), diff_id)
 
 
 def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]:
@@ -115,10 +183,18 @@ def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]
 
 
 def find_reusable_layers(ctx: RunContext, image: Image, rule: TrustRule) -> ReusableLayers:
-    """Ask the ``keepdocker_stored_layers`` hook and decide what to use."""
+    """Ask the ``keepdocker_stored_layers`` hook and decide what to use.
+
+    Other users' records are read back from Keep only for an image that
+    would otherwise be downloaded (a registry's): reading a local archive to
+    compare its blocks costs no more than reading Keep.
+    """
     digests: Sequence[str] = lookup_digests(image)
     if not digests:
         return ReusableLayers()
     records = ctx.pm.hook.keepdocker_stored_layers(
         api=ctx.api, digests=digests, owner=ctx.owner_uuid, num_retries=ctx.retries) or []
-    return reusable_layers(records, image, ctx.api, ctx.retries, rule)
+    keep = None
+    if image.downloaded is not None and image.export_pieces is not None:
+        keep = reading_client(ctx.api, ctx.retries)
+    return reusable_layers(records, image, ctx.api, ctx.retries, rule, keep, ctx.owner_uuid)

@@ -77,7 +77,7 @@ def run(api, pm, options: argparse.Namespace,
         def lock(image_id: str) -> ContextManager[Any]:
             if dry_run:
                 return contextlib.nullcontext()
-            return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries)
+            return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries, ctx.user_uuid)
 
         reuser = Reuser(ctx, recorder, lock)
 
@@ -96,6 +96,11 @@ def run(api, pm, options: argparse.Namespace,
                                   "warnings above), and no source has it".format(image.image_id))
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
+        if not image.provisional_id:
+            # A collection named like the lock that is no lease must cost
+            # seconds, not the upload: refuse it before any block is stored.
+            ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
+                        ctx.user_uuid).check()
         rule = trust_rule(ctx, image)
         reusable = find_reusable_layers(ctx, image, rule)
         progress = Progress(ctx.progress, downloads=image.downloaded is not None,
@@ -113,7 +118,7 @@ def run(api, pm, options: argparse.Namespace,
                     tar.journal.discard()
                     return dataclasses.replace(recorder.reused(image, record, repo_tag),
                                                progress=progress)
-            sweep_pending(api, ctx.owner_uuid, image.image_id, ctx.retries)
+            sweep_pending(api, ctx.owner_uuid, image.image_id, ctx.retries, ctx.writer_rule)
             record = recorder.create(image, repo_tag, name, tar.manifest_text(image.image_id))
         tar.journal.discard()
     # What arv-put says at the end of a 3.2.1 upload.
@@ -128,9 +133,9 @@ SLOW_UPLOAD_BYTES_PER_SECOND = 1 << 20
 
 
 def trust_rule(ctx: RunContext, image: Image) -> TrustRule:
-    """Records the user or the destination project made; blocks that outlive the upload."""
+    """Records this user wrote for what is still stored; blocks that outlive the upload."""
     size = sum(layer.size or 0 for layer in image.layers)
-    return TrustRule(owners=ctx.trusted_owners,
+    return TrustRule(writer=ctx.writer_rule,
                      valid_until=time.time() + SIGNATURE_MARGIN
                      + size / SLOW_UPLOAD_BYTES_PER_SECOND)
 

@@ -10,6 +10,13 @@ Both ways a run ends well go through here, with the same hook calls:
 The essential ``links`` plugin's answers are arv-keepdocker 3.2.1's links and
 property; other plugins add to them and cannot change or drop them. Every
 write is undone together if one fails (:class:`~.rollback.Rollback`).
+
+The core stamps the records that vouch for the bytes (the hash link, and
+layer links that say their bytes were checked) with the portable data hash
+it computed for the collection (:func:`~..keep.trust_records.stamp`), and
+only for bytes checked in this run or taken from a record the writer rule
+trusts; a collection whose content changes while this run records it (a
+collaborator with ``can_write`` rewriting it) fails the run, undone.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import arvados.collection
 
-from ..hooktypes import HASH_LINK, REPO_TAG_LINK, LinkSpec
+from ..errors import KeepdockerError
+from ..hooktypes import HASH_LINK, LAYER_LINK, REPO_TAG_LINK, LinkSpec
 from ..image import Image
+from ..keep.locators import portable_data_hash
+from ..keep.trust_records import CHECKED_MARKER, CHECKED_PROPERTY, stamp, unstamped
 from .context import RunContext
 from .rollback import Rollback
 
@@ -50,6 +60,9 @@ class ExistingPlan:
     :ivar links: link specs to create on the record (owner and head filled in).
     :ivar finish: whether the record is an earlier run's pending one to finish.
     :ivar properties: the copy's properties.
+    :ivar content: the portable data hash of ``chosen`` as this run read (and
+        trusted or checked) it: the hash link's stamp, and what the record
+        must still hold.
     """
 
     chosen: Mapping[str, Any]
@@ -59,10 +72,31 @@ class ExistingPlan:
     links: List[Dict[str, Any]]
     finish: bool
     properties: Dict[str, Any]
+    content: str
 
     @property
     def writes(self) -> bool:
         return self.copy or bool(self.links) or self.finish
+
+
+def stamped(spec: Mapping[str, Any], content: str) -> Dict[str, Any]:
+    """``spec`` stamped with ``content`` when it vouches for the bytes; else as it is.
+
+    The hash link always vouches (its properties copied from another user's
+    link lose any stamp first); a layer link vouches when it says its bytes
+    were checked under the writer rule.
+    """
+    properties = dict(spec.get("properties") or {})
+    if spec.get("link_class") == HASH_LINK:
+        properties = dict(unstamped(properties), **stamp(content))
+    elif (spec.get("link_class") == LAYER_LINK
+          and properties.get(CHECKED_PROPERTY) == CHECKED_MARKER):
+        properties.update(stamp(content))
+    return dict(spec, properties=properties)
+
+
+class ContentChanged(KeepdockerError):
+    """A collection changed under this run (a collaborator rewrote it)."""
 
 
 def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
@@ -129,6 +163,7 @@ class Recorder:
         properties = dict(self.properties(image, repo_tag))
         properties[PENDING_PROPERTY] = image.image_id
         core, added = self.link_specs(image, repo_tag)
+        content = portable_data_hash(manifest_text)
         owner = self.project_uuid
         with Rollback(self.api, self.retries) as rollback:
             # Properties go in with the record, so it never exists without them;
@@ -138,22 +173,44 @@ class Recorder:
                                 trash_at=pending_until(), ensure_unique_name=True,
                                 num_retries=self.retries)
             record = rollback.created_collection(collection.api_response())
+            self.check_content(record, content, "the new collection")
             for spec in core + added:
-                body = dict(spec, head_uuid=record["uuid"])
+                body = dict(stamped(spec, content), head_uuid=record["uuid"])
                 if owner is not None:
                     body["owner_uuid"] = owner
                 rollback.link(body)
-            record = self.finish(record)
+            record = self.finish(record, content)
         self.notify(image, record, rollback.records)
         return record
 
-    def finish(self, record: Mapping[str, Any]) -> Dict[str, Any]:
-        """Clear a pending collection's ``trash_at`` and marker: it is complete."""
+    def finish(self, record: Mapping[str, Any], content: str) -> Dict[str, Any]:
+        """Clear a pending collection's ``trash_at`` and marker: it is complete.
+
+        Only if it still holds ``content``: a collaborator may have rewritten
+        it meanwhile, and this update would then make this user its last
+        writer. Checked before (to name who changed it) and after.
+        """
+        now = self.api.collections().get(
+            uuid=record["uuid"], select=["uuid", "portable_data_hash", "modified_by_user_uuid"],
+        ).execute(num_retries=self.retries)
+        self.check_content(now, content, "collection {}".format(record["uuid"]))
         properties = {k: v for k, v in (record.get("properties") or {}).items()
                       if k != PENDING_PROPERTY}
-        return self.api.collections().update(
+        done = self.api.collections().update(
             uuid=record["uuid"], body={"trash_at": None, "properties": properties},
         ).execute(num_retries=self.retries)
+        self.check_content(done, content, "collection {}".format(record["uuid"]))
+        return done
+
+    @staticmethod
+    def check_content(record: Mapping[str, Any], content: str, what: str) -> None:
+        """Raise :class:`ContentChanged` unless ``record`` holds ``content``."""
+        found = record.get("portable_data_hash")
+        if found != content:
+            raise ContentChanged(
+                "{} holds {}, not the {} this run stored or checked (last modified by {}); "
+                "nothing of this run is kept".format(
+                    what, found, content, record.get("modified_by_user_uuid") or "someone"))
 
     # -- an image already in Arvados ----------------------------------------------
 
@@ -178,16 +235,18 @@ class Recorder:
                     if l["owner_uuid"] == parent and l["head_uuid"] == record_uuid}
             if added:
                 have |= self._links_on(record_uuid, parent, added)
+        content = portable_data_hash(chosen.get("manifest_text") or "")
         links = []
         for spec in core:
             if (spec["link_class"], "") not in have:
-                links.append(dict(spec, properties=dict(hash_links[0]["properties"])))
+                copied = dict(spec, properties=unstamped(hash_links[0]["properties"]))
+                links.append(stamped(copied, content))
         for spec in added:
             if (spec["link_class"], spec["name"]) not in have:
                 links.append(dict(spec))
         pending = PENDING_PROPERTY in (chosen.get("properties") or {})
         return ExistingPlan(chosen, copy, name, parent, links, pending,
-                            self.properties(image, repo_tag) if copy else {})
+                            self.properties(image, repo_tag) if copy else {}, content)
 
     def apply(self, image: Image, plan: "ExistingPlan") -> Dict[str, Any]:
         """Make what ``plan`` says; undone together if a write fails."""
@@ -198,12 +257,13 @@ class Recorder:
                           "name": plan.name, "owner_uuid": plan.parent,
                           "properties": plan.properties},
                     ensure_unique_name=True).execute(num_retries=self.retries))
+                self.check_content(record, plan.content, "the copy")
             else:
                 record = dict(plan.chosen)
             for spec in plan.links:
                 rollback.link(dict(spec, owner_uuid=plan.parent, head_uuid=record["uuid"]))
             if plan.finish:
-                record = self.finish(record)
+                record = self.finish(record, plan.content)
         self.notify(image, record, rollback.records)
         return record
 

@@ -6,9 +6,9 @@
   parse the reference;
 * :func:`resolve_image` asks the source for the image (pulling first with
   ``--pull``) and, when an engine store lacks it, falls back to the best
-  copy already in Arvados, as arv-keepdocker 3.2.1 does (a copy that 3.2.1
-  named after a manifest digest stands for the image the user's own upload
-  records under that digest).
+  copy already in Arvados, as arv-keepdocker 3.2.1 does, the user's own first
+  (a copy that 3.2.1 named after a manifest digest stands for the image the
+  user's own upload records under that digest).
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 from .. import names as refs
 from ..errors import SourceError
-from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY
+from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
 from ..image import Image, ImageSource, Reference
+from ..keep.trust_records import WriterRule
 from ..names import checked_image_id
 from .context import RunContext
+from .image_trust import trusted_copies, vouched_for
 from .listing import docker_links, list_images_in_arv
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -108,8 +110,7 @@ def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
                                   "answers)".format(error, source.name)) from None
             raise
         logger.debug("%s; using the image already in Arvados", error)
-        owners = sorted(ctx.trusted_owners)
-        info = preferred(ctx, in_arvados, owners)
+        info = preferred(ctx, in_arvados)
         image_id = checked_image_id(info["dockerhash"])
         # arv-keepdocker 3.2.1 on Docker's containerd store named its tar and
         # hash link after the manifest digest. When the user's own upload
@@ -117,35 +118,48 @@ def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
         # names that image: look it up so, as for an engine's provisional id.
         return Image(image_id=image_id, source="arvados", repo_tag=reference.repo_tag,
                      provisional_id=names_a_stored_image(ctx.api, ctx.retries, image_id,
-                                                         owners))
+                                                         ctx.writer_rule))
 
 
-def preferred(ctx: RunContext, in_arvados: List[Tuple[str, dict]],
-              owners: List[str]) -> dict:
-    """The best image the user or the destination project owns, else the best of all.
+def preferred(ctx: RunContext, in_arvados: List[Tuple[str, dict]]) -> dict:
+    """The best image the user's own records name and vouch for, else the best of all.
 
-    Anyone can link a name to their own image and share it; what the user or
-    the destination owns was put there by them. (The image is then checked
-    like any other before it is reused: see :mod:`.reuse`.)
+    Anyone can link a name to an image, in their projects or in a project
+    shared with them. An image counts as the user's when the user's records
+    vouch for its collection's content (:mod:`.image_trust`) and the link
+    that names it (repo+tag, or hash for a lookup by id) was last written by
+    the user. (Whichever is chosen is then checked like any other copy
+    before it is reused: see :mod:`.reuse`.)
     """
-    owned = {c["uuid"] for c in ctx.api.collections().list(
-        filters=[["uuid", "in", [uuid for uuid, _ in in_arvados]],
-                 ["owner_uuid", "in", owners]],
-        select=["uuid"]).execute(num_retries=ctx.retries)["items"]}
-    for uuid, info in in_arvados:
-        if uuid in owned:
-            return info
+    rule = ctx.writer_rule
+    vouched = trusted_copies(ctx.api, ctx.retries, rule, [uuid for uuid, _ in in_arvados])
+    if vouched:
+        names = {(l["head_uuid"], l["link_class"], l["name"]) for l in docker_links(
+            ctx.api, ctx.retries, [["head_uuid", "in", sorted(vouched)],
+                                   ["link_class", "in", [HASH_LINK, REPO_TAG_LINK]],
+                                   ["modified_by_user_uuid", "=", rule.user_uuid]])}
+        for uuid, info in in_arvados:
+            if info["repo"] != "<none>":
+                name = (uuid, REPO_TAG_LINK, "{}:{}".format(info["repo"], info["tag"]))
+            else:
+                name = (uuid, HASH_LINK, info["dockerhash"])
+            if uuid in vouched and name in names:
+                return info
     return in_arvados[0][1]
 
 
-def names_a_stored_image(api, retries: int, digest: str, owners: List[str]) -> bool:
-    """Whether a hash link of ``owners`` records ``digest`` as an image's manifest or
-    index digest, on a collection that still exists."""
-    heads: Set[str] = set()
+def names_a_stored_image(api, retries: int, digest: str, rule: WriterRule) -> bool:
+    """Whether a hash link the user's records vouch for records ``digest`` as an
+    image's manifest or index digest, on a collection that still holds what it did."""
+    mine: List[Dict[str, Any]] = []
     for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
-        heads.update(link["head_uuid"] for link in docker_links(api, retries, [
+        mine.extend(docker_links(api, retries, [
             ["link_class", "=", HASH_LINK], ["properties." + prop, "=", digest],
-            ["owner_uuid", "in", owners]]))
-    return bool(heads) and bool(api.collections().list(
-        filters=[["uuid", "in", sorted(heads)]], select=["uuid"],
-    ).execute(num_retries=retries)["items"])
+            ["modified_by_user_uuid", "=", rule.user_uuid]]))
+    heads: Set[str] = {link["head_uuid"] for link in mine}
+    if not heads:
+        return False
+    contents: List[Mapping[str, Any]] = api.collections().list(
+        filters=[["uuid", "in", sorted(heads)]], select=["uuid", "portable_data_hash"],
+    ).execute(num_retries=retries)["items"]
+    return bool(vouched_for(rule, contents, mine))

@@ -2,17 +2,20 @@
 
 arv-keepdocker 3.2.1's rule (``sdk/python/arvados/commands/keepdocker.py``,
 ``main``): readable ``docker_image_hash`` links named after the image id,
-whose collections are readable. Among those copies we prefer, in order, one
-the destination owns, one the user owns, and only then someone else's, which
-is first read back and checked (:mod:`.verify`): a link or collection anyone
-can plant never becomes the user's image unchecked. Writes (a copy, missing
-links, finishing an earlier run's pending collection) happen under the
-image's :class:`~..keep.arvados_lock.ArvadosLock`.
+whose collections are readable. Among those copies we take one the user's
+own records vouch for (:mod:`.image_trust`; the destination's first), and
+only when there is none, another copy (the destination's first), which is
+first read back and checked (:mod:`.verify`): a link or collection anyone
+can plant, a collaborator in a shared project included, never becomes the
+user's image unchecked. Writes (a copy, missing links, finishing an earlier
+run's pending collection) happen under the image's
+:class:`~..keep.arvados_lock.ArvadosLock`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import (
     Any,
@@ -32,11 +35,15 @@ from ..errors import BadReference
 from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
 from ..image import Image
 from ..keep.locators import unescape_name
+from ..keep.trust_records import CONTENT_PROPERTY, WriterRule
 from ..names import checked_image_id
 from .context import RunContext
+from .image_trust import remember_checked, trusted_copies, vouched_for
 from .listing import docker_links
 from .record import PENDING_PROPERTY, Recorder
 from .verify import loadable
+
+logger = logging.getLogger("arvados.keepdocker")
 
 #: The collection name for a copy of ``image`` (3.2.1's default, or ``--name``).
 NameFor = Callable[[Image], str]
@@ -61,7 +68,8 @@ def find_image_copies(api, retries: int, image_id: str,
     # A plain list, as 3.2.1's (its default order picks among several copies).
     collections = api.collections().list(
         filters=[["uuid", "in", [link["head_uuid"] for link in hash_links]]],
-        select=["uuid", "owner_uuid", "name", "manifest_text", "properties"],
+        select=["uuid", "owner_uuid", "name", "manifest_text", "properties",
+                "portable_data_hash"],
     ).execute(num_retries=retries)["items"]
     if not collections:
         return None
@@ -76,8 +84,8 @@ def find_image_copies(api, retries: int, image_id: str,
 class Reuser:
     """Finds a copy of the image to reuse and makes it usable by ``parent``.
 
-    :param ctx: the run: its user and destination (``ctx.owner_uuid``, the
-        parent of what is reused), whose copies are trusted.
+    :param ctx: the run: its user (whose own records are trusted) and
+        destination (``ctx.owner_uuid``, the parent of what is reused).
     :param lock: ``lock(image_id)`` opens that image's Arvados lock (writes
         happen under it).
     """
@@ -88,7 +96,7 @@ class Reuser:
         self.recorder = recorder
         self.retries = ctx.retries
         self.parent = ctx.owner_uuid
-        self.owners = ctx.trusted_owners
+        self.rule = ctx.writer_rule
         self.lock = lock
         self._checked: Set[Tuple[str, Optional[str]]] = set()
 
@@ -110,17 +118,22 @@ class Reuser:
 
         A hash link recording that digest (``image_manifest_digest`` or
         ``image_index_digest``) names the image it stands for. A link the
-        user or the destination owns is believed; anyone else's claim is
-        checked in the tar itself before its image is reused.
+        writer rule trusts (this user wrote it, for the content its collection
+        still holds) is believed; anyone else's claim is checked in the tar
+        itself before its image is reused.
         """
         digest = image.image_id
         links = _links_recording(self.api, self.retries, digest)
+        mine = [l for l in links if self.rule.wrote(l)]
+        believed_heads = vouched_for(self.rule, _contents(
+            self.api, self.retries, {l["head_uuid"] for l in mine}), mine)
         for image_id in dict.fromkeys(l["name"] for l in links):
             try:
                 checked_image_id(image_id)
             except BadReference:
                 continue
-            believed = any(l["owner_uuid"] in self.owners for l in links if l["name"] == image_id)
+            believed = any(l["head_uuid"] in believed_heads for l in mine
+                           if l["name"] == image_id)
             found = dataclasses.replace(image, image_id=image_id, provisional_id=False)
             record = self._reuse(found, repo_tag, name, locked, None if believed else digest)
             if record is not None:
@@ -147,28 +160,45 @@ class Reuser:
 
     def choose(self, stored: ImageCopies, image_id: str,
                named_by: Optional[str] = None) -> Optional[Mapping[str, Any]]:
-        """The destination's copy, else the user's, else someone else's that checks out.
+        """A copy the user's records vouch for, else another copy that checks out.
 
-        Only a collection holding exactly ``<image_id>.tar`` can be the image
+        The destination's copy comes first in each group, and no copy is
+        read back while one the user's records vouch for exists. Only a
+        collection holding exactly ``<image_id>.tar`` can be the image
         (arv-keepdocker 3.2.1 on Docker's containerd store named the tar after
         the manifest digest; such a copy is never handed back). With
-        ``named_by`` (an unbelieved claim), even the user's copy is checked.
+        ``named_by`` (an unbelieved claim), even a vouched-for copy is checked.
+        A copy that checks out gets a record of this user's
+        (:func:`~.image_trust.remember_checked`), so the next run trusts it.
         """
-        def rank(collection: Mapping[str, Any]) -> int:
-            if collection["owner_uuid"] == self.parent:
-                return 0
-            return 1 if collection["owner_uuid"] in self.owners else 2
+        vouched = trusted_copies(self.api, self.retries, self.rule,
+                                 [c["uuid"] for c in stored.collections], image_id)
+
+        def rank(collection: Mapping[str, Any]) -> Tuple[bool, bool]:
+            return collection["uuid"] not in vouched, collection["owner_uuid"] != self.parent
 
         for collection in sorted(stored.collections, key=rank):  # stable: 3.2.1's order
             if tar_name(collection.get("manifest_text") or "") != image_id + ".tar":
                 continue
-            trusted = rank(collection) < 2 and named_by is None
-            if trusted or (collection["uuid"], named_by) in self._checked:
+            if named_by is None and collection["uuid"] in vouched:
+                return collection
+            if (collection["uuid"], named_by) in self._checked:
                 return collection
             if loadable(self.api, collection, image_id, self.retries, named_by):
                 self._checked.add((collection["uuid"], named_by))
+                if collection["uuid"] not in vouched:
+                    remember_checked(self.api, self.retries, self.rule, image_id, collection)
                 return collection
         return None
+
+
+def _contents(api, retries: int, uuids: Set[str]) -> List[Dict[str, Any]]:
+    """``[{uuid, portable_data_hash}]`` of the readable collections ``uuids``."""
+    if not uuids:
+        return []
+    return list(arvados.util.keyset_list_all(
+        api.collections().list, num_retries=retries, filters=[["uuid", "in", sorted(uuids)]],
+        select=["uuid", "portable_data_hash"]))
 
 
 def _links_recording(api, retries: int, digest: str) -> List[Dict[str, Any]]:
@@ -195,23 +225,54 @@ def tar_name(manifest_text: str) -> Optional[str]:
     return unescape_name(files[0].split(":", 2)[2])
 
 
-def sweep_pending(api, owner: str, image_id: str, retries: int) -> None:
-    """Remove what earlier, interrupted runs left pending for this image and owner.
+def sweep_pending(api, owner: str, image_id: str, retries: int, rule: WriterRule) -> None:
+    """Remove what this user's earlier, interrupted runs left pending for this image and owner.
 
-    Call it under the image's lock. A pending collection whose links were
-    never all made is trashed (if Arvados has not already), and the links
-    pointing at it are deleted, so no link is left to a trashed collection.
+    Call it under the image's lock. A collection carrying the pending marker
+    for ``image_id`` is removed only when it is such a run's unfinished one:
+    last modified by this user, still due for the trash, holding exactly
+    ``<image_id>.tar``, and holding the content this user's records on it
+    recorded. It is trashed (if Arvados has not already), and the links of
+    ``owner`` or the user pointing at it are deleted, so no link of theirs is
+    left to a trashed collection. Anything else carrying the marker (a
+    collaborator can put it on any collection of a shared project) is left
+    alone, with a warning.
     """
     for collection in arvados.util.keyset_list_all(
             api.collections().list, num_retries=retries, include_trash=True,
             filters=[["owner_uuid", "=", owner],
                      ["properties." + PENDING_PROPERTY, "=", image_id]],
-            select=["uuid", "is_trashed"]):
-        for link in arvados.util.keyset_list_all(
-                api.links().list, num_retries=retries,
-                filters=[["head_uuid", "=", collection["uuid"]],
-                         ["link_class", "!=", "permission"]],
-                select=["uuid"]):
-            api.links().delete(uuid=link["uuid"]).execute(num_retries=retries)
+            select=["uuid", "is_trashed", "trash_at", "modified_by_user_uuid", "manifest_text",
+                    "portable_data_hash"]):
+        links = list(arvados.util.keyset_list_all(
+            api.links().list, num_retries=retries,
+            filters=[["head_uuid", "=", collection["uuid"]],
+                     ["link_class", "!=", "permission"]],
+            select=["uuid", "owner_uuid", "modified_by_user_uuid", "properties"]))
+        problem = _not_left_by_this_user(rule, collection, image_id, links)
+        if problem is not None:
+            logger.warning("leaving collection %s alone: it is marked as a pending upload of "
+                           "%s, but %s", collection["uuid"], image_id, problem)
+            continue
+        for link in links:
+            if link["owner_uuid"] in (owner, rule.user_uuid):
+                api.links().delete(uuid=link["uuid"]).execute(num_retries=retries)
         if not collection.get("is_trashed"):
             api.collections().delete(uuid=collection["uuid"]).execute(num_retries=retries)
+
+
+def _not_left_by_this_user(rule: WriterRule, collection: Mapping[str, Any], image_id: str,
+                           links: List[Dict[str, Any]]) -> Optional[str]:
+    """Why ``collection`` is not this user's unfinished upload of ``image_id``, or None."""
+    if not rule.wrote(collection):
+        return "it was last modified by {}".format(collection.get("modified_by_user_uuid"))
+    if not collection.get("trash_at"):
+        return "it is not due for the trash"
+    if tar_name(collection.get("manifest_text") or "") != image_id + ".tar":
+        return "it does not hold exactly {}.tar".format(image_id)
+    recorded = {(l.get("properties") or {}).get(CONTENT_PROPERTY) for l in links
+                if rule.wrote(l)} - {None}
+    if recorded and recorded != {collection.get("portable_data_hash")}:
+        return "it no longer holds what its records say ({})".format(", ".join(sorted(
+            str(r) for r in recorded)))
+    return None

@@ -1,14 +1,15 @@
-"""Checking an image collection someone else made before it is reused.
+"""Checking an image collection no record of this user's vouches for, before it is reused.
 
 What crunch-run needs of an image collection (``lib/crunchrun/crunchrun.go``,
 ``LoadImage``, and ``Collection.find_all_for_docker_image`` in
 ``services/api/app/models/collection.rb``): exactly one file, named
 ``<image id>.tar``, which ``docker load`` accepts as that image. We check
 the same by reading the tar back from Keep as a stream (nothing on disk,
-bounded memory) through the :class:`~..archive.tap.TarTap` that checks every
-upload: its config must hash to the image id and every layer must match its
-diff id. Because the id is the digest of a config that lists every layer's
-diff id, a collection that passes holds exactly that image, whoever made it.
+memory bounded by a one-block cache) through the
+:class:`~..archive.tap.TarTap` that checks every upload: its config must hash
+to the image id and every layer must match its diff id. Because the id is the
+digest of a config that lists every layer's diff id, a collection that passes
+holds exactly that image, whoever made it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import arvados.collection
 
 from ..archive.tap import TarTap
 from ..errors import KeepdockerError
+from ..keep.layer_readback import reading_client
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -38,7 +40,8 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
     """
     try:
         reader = arvados.collection.CollectionReader(
-            collection["manifest_text"], api_client=api, num_retries=retries)
+            collection["manifest_text"], api_client=api, num_retries=retries,
+            keep_client=reading_client(api, retries))
         names = list(reader.keys())
         expected = "{}.tar".format(image_id)
         if names != [expected]:
@@ -65,7 +68,8 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
 def loadable(api, collection: Mapping[str, Any], image_id: str, retries: int,
              named_by: Optional[str] = None) -> bool:
     """Check ``collection``; warn, naming it, when it fails."""
-    logger.info("checking %s, made by another user, before reusing it", collection["uuid"])
+    logger.info("checking %s before reusing it (no record of this user's vouches for it)",
+                collection["uuid"])
     problem = problem_with(api, collection, image_id, retries, named_by)
     if problem is not None:
         logger.warning("not reusing collection %s as image %s: %s", collection["uuid"],

@@ -52,8 +52,24 @@ def test_image_stored_by_arv_keepdocker_is_listed_and_reused(
     theirs = uploaded_uuid(arv_keepdocker_321("--no-progress", name + ":v2"))
     assert compat.list_images_in_arv(arv_api, 0, name, "v2")[0][0] == theirs
     before = arvados_state.snapshot()
-    assert uploaded_uuid(keepdocker("--no-progress", name + ":v2")) == theirs
-    assert arvados_state.snapshot() == before
+    listing = keepdocker().stdout
+    proc = keepdocker("--no-progress", name + ":v2")
+    assert uploaded_uuid(proc) == theirs
+    # 3.2.1's copy holds no record of this tool's: it is read back and checked, once,
+    # which leaves one record of the user's own: no hash or repo+tag link, so the
+    # listing does not change (docs/trust.md).
+    assert "checking {} before reusing it".format(theirs) in proc.stderr
+    after = arvados_state.snapshot()
+    assert after[0] == before[0]
+    made = arv_api.links().list(filters=[["uuid", "in", sorted(after[1] - before[1])]]
+                                ).execute()["items"]
+    me = arv_api.users().current().execute()["uuid"]
+    assert [(l["link_class"], l["name"], l["head_uuid"], l["owner_uuid"]) for l in made] == [
+        ("docker_image_checked", ids[1], theirs, me)]
+    assert keepdocker().stdout == listing
+    proc = keepdocker("--no-progress", name + ":v2")
+    assert uploaded_uuid(proc) == theirs and "before reusing it" not in proc.stderr
+    assert arvados_state.snapshot() == after
 
 
 def test_list_images_in_arv_agrees_with_the_sdk(keepdocker, arv_keepdocker_321, two_images,

@@ -143,9 +143,17 @@ def counts(stderr: str) -> Dict[str, int]:
 
 
 def links_of(api, uuid: str) -> Dict[tuple, dict]:
-    """``{(link_class, name): properties}`` of the image links on a collection."""
-    return {(l["link_class"], l["name"]): l["properties"] for l in api.links().list(
-        filters=[["head_uuid", "=", uuid], ["link_class", "!=", "docker_image_layer"]],
+    """``{(link_class, name): properties}`` of the image links on a collection.
+
+    The properties leave out the writer rule's stamp on the hash link
+    (``digests_checked``, ``collection_pdh``: tests/core/test_trust.py and the
+    reliability suite test it) and the user's ``docker_image_checked`` records.
+    """
+    from arv_keepdocker_plugin.keep.trust_records import CHECKED_LINK, unstamped
+
+    return {(l["link_class"], l["name"]): unstamped(l["properties"]) for l in api.links().list(
+        filters=[["head_uuid", "=", uuid],
+                 ["link_class", "not in", ["docker_image_layer", CHECKED_LINK]]],
         limit=100).execute()["items"]}
 
 

@@ -9,6 +9,7 @@ hand), or her upload is refused; never when her upload succeeds with bob's bytes
 
 import io
 import os
+import tracemalloc
 
 import pytest
 from arv_keepdocker_testkit import imagebuild as ib
@@ -73,8 +74,7 @@ def test_planted_layer_records_never_reach_an_archive_upload(
     plant_for_every_layer(arv_api_bob, bob_project, image, "diff_id")
     if layout == "docker25":
         plant_for_every_layer(arv_api_bob, bob_project, image, "digest")
-    assert_potent(arv_api, [(l.diff_id, l.size) for l in image.layers], bob_project,
-                  {alice_project})
+    assert_potent(arv_api, [(l.diff_id, l.size) for l in image.layers], bob_project)
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
                         "docker-archive:{}".format(path)))
     check_end_state(arv_api_admin, arv_api, alice_project, image.image_id, unique + ":1")
@@ -89,8 +89,7 @@ def test_planted_layer_records_never_reach_an_oci_upload(
     ib.write_oci_layout(str(path), [(unique + ":1", image)], as_tar=transport == "oci-archive")
     plant_for_every_layer(arv_api_bob, bob_project, image, "digest")
     plant_for_every_layer(arv_api_bob, bob_project, image, "diff_id")
-    assert_potent(arv_api, [(l.digest, l.size) for l in image.layers], bob_project,
-                  {alice_project})
+    assert_potent(arv_api, [(l.digest, l.size) for l in image.layers], bob_project)
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
                         "{}:{}:{}:1".format(transport, path, unique)))
     check_end_state(arv_api_admin, arv_api, alice_project, image.image_id, unique + ":1")
@@ -200,7 +199,7 @@ def test_a_planted_name_without_the_image_locally_is_checked_too(
 
 def test_a_planted_claim_to_alices_manifest_digest_is_checked(
         arv_api, arv_api_bob, arv_api_admin, arv_cluster, bob_project, alice_project,
-        unique):
+        unique, record_property):
     """Docker's containerd store names images by manifest digest: bob claims alice's."""
     image = victim_image(unique)
     manifest_digest = "sha256:" + ib.sha256_hex(image.manifest_bytes)
@@ -225,27 +224,52 @@ def test_a_planted_claim_to_alices_manifest_digest_is_checked(
     from arv_keepdocker_plugin.steps.record import Recorder
     options = argparse.Namespace(retries=0, project_uuid=alice_project)
     ctx = RunContext.build(arv_api, get_plugin_manager(False), options)
-    assert ctx.trusted_owners == {arv_cluster.user_uuid("alice"), alice_project}
+    assert ctx.writer_rule.user_uuid == arv_cluster.user_uuid("alice")
     reuser = Reuser(ctx, Recorder(ctx), lock)
-    assert reuser.reuse(engine_image, unique + ":1", lambda image: "x") is None
+    tracemalloc.start()
+    try:
+        assert reuser.reuse(engine_image, unique + ":1", lambda image: "x") is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert locks == []
+    record_property("peak_traced_mib", round(peak / MiB, 1))  # in-process
 
 
-def test_a_corrupt_layer_tar_is_refused_and_indexes_nothing(
-        keepdocker, arv_api_admin, alice_project, unique, tmp_path):
-    image = victim_image(unique)
+def corrupt_archive(image, path):
+    """``image`` as a docker-archive at ``path``, one bit of its first layer flipped."""
     data = io.BytesIO()
     ib.write_docker_archive(data, [image])
     raw = bytearray(data.getvalue())
     with __import__("tarfile").open(fileobj=io.BytesIO(bytes(raw))) as tar:
         member = next(m for m in tar if m.name.endswith("layer.tar"))
     raw[member.offset_data + 1000] ^= 0x40
-    path = tmp_path / "corrupt.tar"
     path.write_bytes(bytes(raw))
+    return "docker-archive:{}".format(path)
+
+
+def test_a_corrupt_layer_tar_is_refused_and_indexes_nothing(
+        keepdocker, arv_api, arv_api_admin, alice_project, unique, tmp_path):
+    """A layer no record of alice's covers is read, and its corruption refused. A layer
+    her own records cover is not read at all: a corrupt local copy of it cannot reach
+    Keep, and the image stored is exactly hers."""
+    fresh = ib.build_image([{"usr/lib/base.bin": unique.encode() * (MiB // len(unique))},
+                            {"app": b"fresh"}], repo_tags=[unique + ":0"])
     proc = keepdocker("--no-progress", "--project-uuid", alice_project,
-                      "docker-archive:{}".format(path))
+                      corrupt_archive(fresh, tmp_path / "corrupt.tar"))
     assert proc.returncode == 1 and proc.stdout == ""
     assert "does not match its diff id" in proc.stderr
     assert len([l for l in proc.stderr.splitlines() if l.strip()]) == 1
     assert arv_api_admin.links().list(filters=[["owner_uuid", "=", alice_project]]
                                       ).execute()["items"] == []
+    image = victim_image(unique)
+    path = tmp_path / "clean.tar"
+    ib.write_docker_archive(str(path), [image])
+    uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
+                        "docker-archive:{}".format(path)))
+    v2 = ib.build_image([{"usr/lib/base.bin": bytes(range(256)) * (8 << 10)},
+                         {"app": b"v2 " + unique.encode()}], repo_tags=[unique + ":2"])
+    uuid = uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
+                               corrupt_archive(v2, tmp_path / "v2.tar")))
+    assert check_end_state(arv_api_admin, arv_api, alice_project, v2.image_id,
+                           unique + ":2") == uuid

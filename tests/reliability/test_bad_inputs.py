@@ -95,7 +95,7 @@ def test_every_generated_bad_input_fails_cleanly(cases, arv_api, arvados_state, 
     assert failures == [], "\n".join(failures)
     assert arvados_state.snapshot() == before, "a bad input left something in Arvados"
     record_property("cases", len(cases))
-    record_property("peak_mib", max(peaks) >> 20)
+    record_property("peak_traced_mib", max(peaks) >> 20)
     print("\nbad inputs: {} tried, {} held; peak traced memory {} MiB".format(
         len(cases), len(cases) - len(failures), max(peaks) >> 20))
 

@@ -17,11 +17,12 @@ import io
 import json
 import tarfile
 import uuid as uuidlib
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import arvados.collection
 import arvados.util
 
+from arv_keepdocker_plugin.keep.trust_records import WriterRule, stamp
 from arv_keepdocker_plugin.steps.record import PENDING_PROPERTY
 from arv_keepdocker_plugin.steps.reuse import tar_name
 from arv_keepdocker_plugin.steps.verify import problem_with
@@ -50,15 +51,19 @@ def junk_collection(api, owner: str, name: str, sizes: List[int], filename: str)
     return collection.api_response()
 
 
-def plant_layer_record(api, owner: str, digest: str, diff_id: str, size: int) -> Dict:
-    """bob's attack: a checked-looking index record for ``digest`` over junk blocks."""
+def plant_layer_record(api, owner: str, digest: str, diff_id: str, size: int,
+                       stamped: bool = True) -> Dict:
+    """bob's attack: a checked-looking index record for ``digest`` over junk blocks,
+    stamped as this tool stamps its own (marker and the junk's real content hash), or
+    (``stamped=False``) marked as records were before the writer rule."""
     junk = junk_collection(api, owner, "not a layer " + uuidlib.uuid4().hex[:8],
                            [size], "junk.tar")
+    marker = stamp(junk["portable_data_hash"]) if stamped else {"digests_checked": True}
     return api.links().create(body={
         "link_class": "docker_image_layer", "name": digest, "head_uuid": junk["uuid"],
         "owner_uuid": owner,
-        "properties": {"offset": 0, "size": size, "diff_id": diff_id,
-                       "digests_checked": True}}).execute()
+        "properties": dict({"offset": 0, "size": size, "diff_id": diff_id}, **marker)}
+    ).execute()
 
 
 def tar_with(members: Dict[str, bytes]) -> bytes:
@@ -73,7 +78,8 @@ def tar_with(members: Dict[str, bytes]) -> bytes:
 
 def plant_image(api, owner: str, image_id: str, tar_bytes: bytes,
                 properties: Optional[Dict] = None, name: Optional[str] = None) -> Dict:
-    """bob's attack: a collection ``<image_id>.tar`` of his bytes and a hash link to it."""
+    """bob's attack: a collection ``<image_id>.tar`` of his bytes and a hash link to it,
+    stamped as this tool stamps its own (marker and the collection's content hash)."""
     collection = arvados.collection.Collection(api_client=api)
     with collection.open(image_id + ".tar", "wb") as f:
         f.write(tar_bytes)
@@ -84,7 +90,8 @@ def plant_image(api, owner: str, image_id: str, tar_bytes: bytes,
         "link_class": "docker_image_hash", "name": name or image_id,
         "head_uuid": record["uuid"], "owner_uuid": owner,
         "properties": dict({"image_timestamp": "2099-01-01T00:00:00Z"},
-                           **(properties or {}))}).execute()
+                           **stamp(record["portable_data_hash"]), **(properties or {}))}
+    ).execute()
     return record
 
 
@@ -98,9 +105,13 @@ def image_collections(admin, owner: str, image_id: str, include_trash=False) -> 
 
 
 def check_end_state(admin, api, owner: str, image_id: str, repo_tag: Optional[str] = None,
-                    retries: int = 0) -> str:
-    """Assert the end state (module docstring); return the image collection's UUID."""
-    live = image_collections(admin, owner, image_id)
+                    retries: int = 0, planted: Iterable[str] = ()) -> str:
+    """Assert the end state (module docstring); return the image collection's UUID.
+
+    ``planted``: collections a collaborator put into ``owner`` (left out).
+    """
+    planted = set(planted)
+    live = [c for c in image_collections(admin, owner, image_id) if c["uuid"] not in planted]
     assert len(live) == 1, "{} untrashed collections of {}: {}".format(
         len(live), image_id, [c["uuid"] for c in live])
     record = live[0]
@@ -157,25 +168,35 @@ def config_json(image) -> Dict:
     return json.loads(image.config_bytes)
 
 
-def assert_potent(api, digests_and_sizes, bob_owner: str, alice_owners) -> None:
-    """The planted records are readable by alice and would stand in for her layers
-    if the core trusted their owner: the attack is real, and only the trust rule stops it."""
+def assert_potent(api, digests_and_sizes, bob_owner: str) -> None:
+    """The records planted in ``bob_owner`` are readable by alice (``api``) and carry a
+    stamp their writer's rule accepts: they would stand in for her layers if the core
+    trusted their owner or their stamp, so the attack is real and only the writer rule
+    (written by this user) stops it."""
     import time as _time
 
     from arv_keepdocker_plugin.image import Layer
     from arv_keepdocker_plugin.keep.layer_links import find_layer_records
+    from arv_keepdocker_plugin.keep.trust_records import links_by_uuid
     from arv_keepdocker_plugin.steps.layer_trust import TrustRule, reusable_layers
-    image = _ImageLike([Layer(d, s) for d, s in digests_and_sizes])
-    records = find_layer_records(api, 0, [d for d, _ in digests_and_sizes])
-    assert any(r.owner_uuid == bob_owner for r in records), "nothing was planted"
-    fooled = TrustRule(frozenset({bob_owner}), _time.time())
-    assert reusable_layers([r for r in records if r.owner_uuid == bob_owner], image, api, 0,
-                           fooled).skip, "the planted records would not even be used"
-    honest = TrustRule(frozenset(alice_owners), _time.time())
-    assert not reusable_layers([r for r in records if r.owner_uuid == bob_owner], image, api,
-                               0, honest).skip
+    image = ImageLike([Layer(d, s) for d, s in digests_and_sizes])
+    records = [r for r in find_layer_records(api, 0, [d for d, _ in digests_and_sizes])
+               if r.owner_uuid == bob_owner]
+    assert records, "nothing was planted"
+    writers = {l["modified_by_user_uuid"] for l in links_by_uuid(
+        api, 0, [r.link_uuid for r in records]).values()}
+    alice = api.users().current().execute()["uuid"]
+    assert alice not in writers
+    for writer in writers:
+        fooled = TrustRule(WriterRule(writer), _time.time())
+        assert reusable_layers(records, image, api, 0, fooled).skip, \
+            "the planted records would not even be used"
+    honest = TrustRule(WriterRule(alice), _time.time())
+    assert not reusable_layers(records, image, api, 0, honest).skip
 
 
-class _ImageLike:
+class ImageLike:
+    """What the layer rule reads of an image: its layers."""
+
     def __init__(self, layers):
         self.layers = tuple(layers)

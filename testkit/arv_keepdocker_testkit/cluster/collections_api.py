@@ -5,6 +5,18 @@ checked against the caller's token (403; skipped for admins), the hints are
 stripped and the portable data hash computed. Responses carry the manifest
 re-signed for the caller's token until ``now + TTL`` (capped at
 ``trash_at``). ``delete`` moves a collection to the trash.
+
+Versions, as Arvados keeps them (``manage_versioning`` in
+``services/api/app/models/collection.rb``, ``CollectionVersioning: true`` and
+``PreserveVersionIfIdle: 10s`` in ``lib/config/config.default.yml``): an
+update that changes the manifest, name, description or properties of a
+collection last modified more than 10 s before (or with ``preserve_version``
+set) first saves the previous state as a past version: a record of its own
+UUID, ``current_version_uuid`` naming the collection, its writer and time
+left as they were. The collection keeps its UUID and counts ``version`` up.
+Past versions are listed only with ``include_old_versions``, can be read by
+UUID (and by portable data hash), never updated, and follow the collection's
+owner and trash times.
 """
 
 import re
@@ -17,6 +29,17 @@ from .resources import Resource, Trashable, is_past, name_conflict
 PDH_RE = re.compile(r"^([0-9a-f]{32})\+([0-9]+)$")
 #: what ``collections.list`` returns when the caller selects nothing
 LIST_DEFAULT_EXCLUDES = ("manifest_text", "unsigned_manifest_text")
+#: changes that make a new version (``versionable_updates?``)
+VERSIONED_ATTRS = ("manifest_text", "description", "properties", "name")
+#: attributes past versions take from the collection (``syncable_attrs``)
+SYNCED_ATTRS = ("owner_uuid", "delete_at", "trash_at", "replication_desired",
+                "storage_classes_desired")
+#: ``Collections.PreserveVersionIfIdle``, seconds
+PRESERVE_VERSION_IF_IDLE = 10
+
+
+def is_past_version(record):
+    return record.get("current_version_uuid") not in (None, record["uuid"])
 
 
 class Collections(Trashable, Resource):
@@ -32,8 +55,10 @@ class Collections(Trashable, Resource):
     #: attributes computed by the server; values sent by clients are ignored
     computed = ("portable_data_hash", "current_version_uuid", "version", "unsigned_manifest_text",
                 "replication_confirmed", "replication_confirmed_at", "storage_classes_confirmed",
-                "storage_classes_confirmed_at", "file_count", "file_size_total", "preserve_version")
+                "storage_classes_confirmed_at", "file_count", "file_size_total")
     trashable = True
+    #: Rails' Collection#maybe_update_modified_by_fields ignores these changes
+    unstamped_changes = ("preserve_version",)
 
     def __init__(self, schema):
         schema = dict(schema)
@@ -64,7 +89,12 @@ class Collections(Trashable, Resource):
 
     def name_taken(self, ctx, record):
         return name_conflict(ctx, "collections", record,
-                             lambda other: not is_past(other.get("trash_at")))
+                             lambda other: not is_past(other.get("trash_at"))
+                             and not is_past_version(other))
+
+    def listed(self, ctx, record, params):
+        return not is_past_version(record) or filters.bool_param(
+            "include_old_versions", params.get("include_old_versions"))
 
     # -- reading ---------------------------------------------------------------
 
@@ -81,24 +111,27 @@ class Collections(Trashable, Resource):
         return [name for name in self.schema if name != "unsigned_manifest_text"]
 
     def get_by_pdh(self, ctx, pdh, params):
-        """A readable, untrashed collection with this content: ``{uuid: pdh, ...}``."""
-        for record in ctx.store.records(self.table):
-            if record["portable_data_hash"] != pdh or not self.readable(ctx, record):
-                continue
-            if self.is_trashed(ctx, record):
-                continue
-            synthetic = {"uuid": pdh, "portable_data_hash": pdh,
-                         "manifest_text": record["manifest_text"],
-                         "trash_at": None, "name": None, "properties": {}, "owner_uuid": None,
-                         "created_at": None, "modified_at": None, "modified_by_user_uuid": None,
-                         "replication_desired": None, "storage_classes_desired": ["default"],
-                         "delete_at": None}
-            view = {"kind": self.kind, "etag": ""}
-            view.update(synthetic)
-            view["manifest_text"] = self.signed(ctx, synthetic, False)
-            return self.select_output(ctx, view, params,
-                                      ["uuid", "portable_data_hash", "manifest_text", "trash_at"])
-        raise not_found(pdh)
+        """A readable, untrashed collection with this content, as Arvados shows it.
+
+        ``find_object_by_uuid`` in ``services/api/app/controllers/arvados/v1/
+        collections_controller.rb``: past versions count, the one with the
+        longest life wins (``trash_at desc``, none first), and the answer is
+        ``{uuid: <pdh>, portable_data_hash, trash_at}`` plus ``manifest_text``
+        unless a ``select`` leaves it out: never an owner or a writer.
+        """
+        select = filters.json_param("select", params.get("select"), list)
+        found = [record for record in ctx.store.records(self.table)
+                 if record["portable_data_hash"] == pdh and self.readable(ctx, record)
+                 and not self.is_trashed(ctx, record)]
+        if not found:
+            raise not_found(pdh)
+        untrashed = [r for r in found if r.get("trash_at") is None]
+        record = untrashed[0] if untrashed else max(found, key=lambda r: r["trash_at"])
+        view = {"kind": self.kind, "etag": "", "uuid": pdh, "portable_data_hash": pdh,
+                "trash_at": record.get("trash_at")}
+        if select is None or "manifest_text" in select:
+            view["manifest_text"] = self.signed(ctx, record, False)
+        return view
 
     def list(self, ctx, params, default_select=None):
         default = [name for name in self.schema if name not in LIST_DEFAULT_EXCLUDES]
@@ -170,6 +203,7 @@ class Collections(Trashable, Resource):
             "trash_at": None, "delete_at": None, "version": 1, "preserve_version": False,
         })
         text = attrs.pop("manifest_text", "")
+        record["preserve_version"] = bool(attrs.pop("preserve_version", False))
         record.update(attrs)
         record["current_version_uuid"] = record["uuid"]
         if record.get("storage_classes_desired") is None:
@@ -193,8 +227,13 @@ class Collections(Trashable, Resource):
         for name in self.computed:
             attrs.pop(name, None)
         self._reject_replace(params)
+        if is_past_version(old):
+            raise invalid("past versions cannot be updated")
         record = dict(old)
         text = attrs.pop("manifest_text", None)
+        # Once true, true until the next version (Collection#manage_versioning).
+        record["preserve_version"] = bool(attrs.pop("preserve_version", False)
+                                          or old.get("preserve_version"))
         record.update(attrs)
         if record.get("storage_classes_desired") is None:
             record["storage_classes_desired"] = ["default"]
@@ -208,9 +247,44 @@ class Collections(Trashable, Resource):
         if (record.get("name"), record["owner_uuid"]) != (old.get("name"), old["owner_uuid"]) or (
                 is_past(old.get("trash_at")) and not is_past(record.get("trash_at"))):
             self.settle_name(ctx, record, False)
-        ctx.store.put(self.table, self.touch(ctx, record))
+        record = self.save_update(ctx, old, record)
         view = self.present(ctx, record)
         return self.select_output(ctx, view, params, self._single_default())
+
+    def save_update(self, ctx, old, record):
+        """Store an update: a past version first when it calls for one; sync past versions."""
+        if is_past_version(old):
+            raise invalid("past versions cannot be updated")
+        changed = self.changed(old, record)
+        snapshot = None
+        if self._preserves_version(ctx, old, record, changed):
+            snapshot = dict(old, uuid=ctx.store.new_uuid(self.table),
+                            current_version_uuid=old["uuid"], preserve_version=False)
+            record["version"] = old["version"] + 1
+            record["preserve_version"] = False
+        record = super().save_update(ctx, old, record)
+        synced = {name: record.get(name) for name in SYNCED_ATTRS
+                  if old.get(name) != record.get(name)}
+        if snapshot is not None:
+            snapshot.update(synced)
+            ctx.store.put(self.table, snapshot)
+        if synced:
+            for past in ctx.store.records(self.table):
+                if is_past_version(past) and past["current_version_uuid"] == record["uuid"]:
+                    ctx.store.put(self.table, dict(past, **synced))
+        return record
+
+    def _preserves_version(self, ctx, old, record, changed):
+        """``should_preserve_version?``: a versioned change, not in the trash, and asked
+        for or after the collection was idle long enough."""
+        if not any(name in changed for name in VERSIONED_ATTRS):
+            return False
+        if self.is_trashed(ctx, record):
+            return False
+        if old.get("preserve_version") or record.get("preserve_version"):
+            return True
+        idle = timestamps.now_ns() - timestamps.parse_ns(old["modified_at"])
+        return idle > PRESERVE_VERSION_IF_IDLE * 1_000_000_000
 
     @staticmethod
     def _reject_replace(params):

@@ -42,7 +42,7 @@ class Groups(Trashable, Resource):
         if record["owner_uuid"] == record["uuid"]:
             raise invalid("a group cannot own itself")
         self.settle_name(ctx, record, False)
-        ctx.store.put(self.table, self.touch(ctx, record))
+        record = self.save_update(ctx, old, record)
         return self.select_output(ctx, self.present(ctx, record), params)
 
     def readable(self, ctx, record):

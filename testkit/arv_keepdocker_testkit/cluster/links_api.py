@@ -72,5 +72,5 @@ class Links(Resource):
         if any(record.get(a) != old.get(a)
                for a in ("head_uuid", "tail_uuid", "link_class", "name")):
             self._check_ends(ctx, record)
-        ctx.store.put(self.table, self.touch(ctx, record))
+        record = self.save_update(ctx, old, record)
         return self.select_output(ctx, self.present(ctx, record), params)

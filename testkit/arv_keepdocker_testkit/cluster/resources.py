@@ -18,6 +18,8 @@ IGNORED_ATTRS = {"created_at", "modified_at", "modified_by_user_uuid", "modified
                  "kind", "etag", "href", "is_trashed", "head_kind", "tail_kind"}
 #: the name collision suffix keeps the name within Arvados' 255 characters
 UNIQUE_NAME_PREFIX = 237
+#: attributes an update stamps; a change of these alone is no change
+STAMPED_ATTRS = ("modified_at", "modified_by_user_uuid", "modified_by_client_uuid")
 
 
 class Context:
@@ -144,11 +146,15 @@ class Resource:
         record = self.find_readable(ctx, params["uuid"], include_trash)
         return self.select_output(ctx, self.present(ctx, record), params)
 
+    def listed(self, ctx, record, params):
+        """Whether an index lists ``record`` at all (before filters and permissions)."""
+        return True
+
     def list(self, ctx, params, default_select=None):
         include_trash = filters.bool_param("include_trash", params.get("include_trash"))
         views = []
         for record in ctx.store.records(self.table):
-            if not self.readable(ctx, record):
+            if not self.listed(ctx, record, params) or not self.readable(ctx, record):
                 continue
             view = self.base_view(ctx, record)
             if self.trashable and view["is_trashed"] and not include_trash:
@@ -230,6 +236,31 @@ class Resource:
         record["modified_by_user_uuid"] = ctx.user["uuid"]
         return record
 
+    #: attributes whose change alone leaves the writer and time alone (besides
+    #: :data:`STAMPED_ATTRS`)
+    unstamped_changes = ()
+
+    def changed(self, old, record):
+        """The attributes an update changes, stamps aside."""
+        ignored = STAMPED_ATTRS + self.unstamped_changes
+        return {name for name in set(old) | set(record)
+                if name not in ignored and old.get(name) != record.get(name)}
+
+    def save_update(self, ctx, old, record):
+        """Store an update; return the record as stored.
+
+        As Arvados, only an update that changes something is stamped with the
+        caller and the time (``maybe_update_modified_by_fields`` in
+        ``services/api/app/models/arvados_model.rb``): an update that changes
+        nothing leaves ``modified_by_user_uuid`` and ``modified_at`` as they were.
+        """
+        if record == old:
+            return old
+        if self.changed(old, record):
+            record = self.touch(ctx, record)
+        ctx.store.put(self.table, record)
+        return record
+
     def merged_update(self, ctx, params, body):
         """``(stored record, what it becomes with body's attributes)``; owner change checked."""
         old = self.find_writable(ctx, params["uuid"])
@@ -288,25 +319,25 @@ class Trashable:
         return self.present(ctx, record)
 
     def trash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
+        old = self.find_writable(ctx, params["uuid"])
+        record = dict(old)
         if not is_past(record.get("trash_at")):
             record["trash_at"] = timestamps.now()
             record["delete_at"] = timestamps.after_seconds(self.TRASH_LIFETIME)
-        ctx.store.put(self.table, self.touch(ctx, record))
-        return self.trash_output(ctx, record)
+        return self.trash_output(ctx, self.save_update(ctx, old, record))
 
     def delete(self, ctx, params):
         return self.trash(ctx, params)
 
     def untrash(self, ctx, params):
-        record = dict(self.find_writable(ctx, params["uuid"]))
+        old = self.find_writable(ctx, params["uuid"])
+        record = dict(old)
         if not is_past(record.get("trash_at")):
             raise invalid("%s is not in the trash" % record["uuid"])
         record["trash_at"] = None
         record["delete_at"] = None
         self.settle_name(ctx, record, False)
-        ctx.store.put(self.table, self.touch(ctx, record))
-        return self.trash_output(ctx, record)
+        return self.trash_output(ctx, self.save_update(ctx, old, record))
 
 
 def name_conflict(ctx, table, record, scope):
