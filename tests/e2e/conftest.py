@@ -92,6 +92,15 @@ def arvados_state(arv_api_admin):
 
 
 @pytest.fixture
+def unchanged(arvados_state):
+    """Assert, at the end of the test, that Arvados holds no new collection or link and
+    lost none."""
+    before = arvados_state.snapshot()
+    yield
+    assert arvados_state.snapshot() == before
+
+
+@pytest.fixture
 def nothing_written(arvados_state):
     """Assert, at the end of the test, that no collection or link was added."""
     before = arvados_state.snapshot()

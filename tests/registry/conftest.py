@@ -17,7 +17,7 @@ storage directory, so every image is served by every registry):
     a ``client.cert``/``client.key`` pair.
 ``registry_token``
     HTTPS with token auth and its :class:`~.tokenserver.TokenServer`
-    (``start_token_registry`` starts another, for tests that restart it).
+    (``token_registry`` starts another, for tests that restart it).
 
 The ``docker://`` source's end-to-end tests (``test_source*.py``) add
 ``source_run`` and ``push`` (see :mod:`.source_fixtures`).
@@ -30,6 +30,7 @@ front of the plain registry).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -57,6 +58,7 @@ from .source_fixtures import (  # noqa: F401
     base_env,
     push,
     source_run,
+    unchanged,
     unique,  # the docker:// source's end-to-end tests
 )
 from .tokenserver import TokenServer
@@ -246,21 +248,24 @@ class TokenRegistry(SecureRegistry):
     identity_token: str = ""
 
 
-def start_token_registry(workdir: str, storage: str, registry_ca, server_cert):
-    """A token server and an HTTPS registry trusting it (the caller stops both)."""
+@contextlib.contextmanager
+def token_registry(workdir: str, storage: str, registry_ca, server_cert):
+    """A token server and an HTTPS registry trusting it, both stopped on exit."""
     os.makedirs(workdir, exist_ok=True)
     password, identity = "T0ken-user-s3cret", "identity-refresh-s3cret"
     tokens = TokenServer(workdir, server_cert, {"bob": password},
                          identity_tokens={identity: "bob"}, anonymous_pull=("demo/oci",))
-    server = harness.RegistryServer(workdir, storage, tls=server_cert,
-                                    token=tokens.registry_config())
     try:
-        _started(server, "docker-registry (token auth)")
-    except BaseException:
+        server = _started(harness.RegistryServer(workdir, storage, tls=server_cert,
+                                                 token=tokens.registry_config()),
+                          "docker-registry (token auth)")
+        try:
+            certs_d = _certs_d(os.path.join(workdir, "certs.d"), server.address, registry_ca)
+            yield TokenRegistry(server, certs_d, "bob", password, tokens, identity)
+        finally:
+            server.stop()
+    finally:
         tokens.close()
-        raise
-    certs_d = _certs_d(os.path.join(workdir, "certs.d"), server.address, registry_ca)
-    return TokenRegistry(server, certs_d, "bob", password, tokens, identity)
 
 
 @pytest.fixture(scope="session")
@@ -269,13 +274,9 @@ def registry_token(registry_images, registry_basic, registry_ca, registry_server
 
     It serves ``private/app:1`` too, which ``registry_basic`` pushed.
     """
-    registry = start_token_registry(os.path.join(registry_images.workdir, "token"),
-                                    registry_images.storage, registry_ca, registry_server_cert)
-    try:
+    with token_registry(os.path.join(registry_images.workdir, "token"),
+                        registry_images.storage, registry_ca, registry_server_cert) as registry:
         yield registry
-    finally:
-        registry.server.stop()
-        registry.tokens.close()
 
 
 @pytest.fixture

@@ -29,7 +29,14 @@ import textwrap
 from typing import Dict, List, Optional
 
 import pytest
-from e2e.conftest import ArvadosState, arvados_state, base_env, error_lines, unique  # noqa: F401
+from e2e.conftest import (  # noqa: F401
+    ArvadosState,
+    arvados_state,
+    base_env,
+    error_lines,
+    unchanged,
+    unique,
+)
 
 from . import harness
 

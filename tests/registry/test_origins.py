@@ -27,7 +27,7 @@ from arv_keepdocker_plugin.distribution import (
     parse_creds,
 )
 
-from .conftest import insecure_conf, one_line_without, ssl_context_for, start_token_registry
+from .conftest import insecure_conf, one_line_without, ssl_context_for, token_registry
 from .faultproxy import BlobStore, FaultProxy
 from .helpers import write_json
 from .tokenserver import TokenServer
@@ -39,13 +39,9 @@ pytestmark = pytest.mark.engines
 def origin(registry_images, registry_basic, registry_ca, registry_server_cert,
            tmp_path_factory):
     """A token registry of this module's own (its token server is made to redirect)."""
-    registry = start_token_registry(str(tmp_path_factory.mktemp("origin")),
-                                    registry_images.storage, registry_ca, registry_server_cert)
-    try:
+    with token_registry(str(tmp_path_factory.mktemp("origin")),
+                        registry_images.storage, registry_ca, registry_server_cert) as registry:
         yield registry
-    finally:
-        registry.server.stop()
-        registry.tokens.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from arv_keepdocker_plugin.distribution import (
     parse_creds,
 )
 
-from .conftest import one_line_without, start_token_registry
+from .conftest import one_line_without, token_registry
 from .helpers import basic, write_credential_helper, write_json
 
 pytestmark = pytest.mark.engines
@@ -98,9 +98,8 @@ def test_rekeyed_registry_refuses_the_cached_token_and_a_new_one_is_fetched(
         registry_images, registry_basic, registry_ca, registry_server_cert, registry_options,
         tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    registry = start_token_registry(str(tmp_path / "rekey"), registry_images.storage,
-                                    registry_ca, registry_server_cert)
-    try:
+    with token_registry(str(tmp_path / "rekey"), registry_images.storage,
+                        registry_ca, registry_server_cert) as registry:
         options = registry_options(certs_d=[registry.certs_d], credentials=bob(registry))
         with RegistrySession(options) as session:
             image = session.resolve(registry.address + "/private/app:1")
@@ -114,8 +113,5 @@ def test_rekeyed_registry_refuses_the_cached_token_and_a_new_one_is_fetched(
             assert requests_for(registry) == [("GET", "bob", SCOPE)] * 2
             tokens = [m for m in caplog.messages if "authenticating again" in m]
             assert len(tokens) == 1
-    finally:
-        registry.server.stop()
-        registry.tokens.close()
     for record in caplog.records:
         one_line_without(record.getMessage(), [registry.password])

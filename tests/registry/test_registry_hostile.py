@@ -28,7 +28,7 @@ from reliability import measured
 from reliability.world import check_end_state, new_project
 
 from . import harness
-from .conftest import ssl_context_for, start_token_registry
+from .conftest import ssl_context_for, token_registry
 from .faultproxy import BlobStore, FaultProxy
 from .helpers import basic, write_json
 from .tokenserver import TokenServer
@@ -39,13 +39,6 @@ GiB = 1 << 30
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
 pytest.importorskip("backports.zstd")
-
-
-@pytest.fixture
-def unchanged(arvados_state):
-    before = arvados_state.snapshot()
-    yield
-    assert arvados_state.snapshot() == before
 
 
 @pytest.fixture
@@ -66,13 +59,9 @@ def run(source_run, tmp_path, record_property):
 @pytest.fixture
 def own_token_registry(registry_images, registry_ca, registry_server_cert, tmp_path):
     """A token registry whose token server this test may make misbehave."""
-    registry = start_token_registry(str(tmp_path / "token"), registry_images.storage,
-                                    registry_ca, registry_server_cert)
-    try:
+    with token_registry(str(tmp_path / "token"), registry_images.storage,
+                        registry_ca, registry_server_cert) as registry:
         yield registry
-    finally:
-        registry.server.stop()
-        registry.tokens.close()
 
 
 @pytest.mark.usefixtures("unchanged")

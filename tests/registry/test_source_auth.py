@@ -17,7 +17,7 @@ import arvados.util
 import pytest
 from arv_keepdocker_testkit import imagebuild as ib
 
-from .conftest import ssl_context_for, start_token_registry
+from .conftest import ssl_context_for, token_registry
 from .faultproxy import FaultProxy
 from .helpers import basic, helper_calls, write_json
 from .source_fixtures import links_of, one_error, uploaded
@@ -59,9 +59,8 @@ def test_https_with_a_private_ca_and_basic_auth_from_each_credential_kind(
 def test_bearer_tokens_also_after_the_registry_was_rekeyed(
         source_run, registry_images, registry_basic, registry_ca, registry_server_cert, arv_api,
         tmp_path):
-    registry = start_token_registry(str(tmp_path / "token"), registry_images.storage,
-                                    registry_ca, registry_server_cert)
-    try:
+    with token_registry(str(tmp_path / "token"), registry_images.storage,
+                        registry_ca, registry_server_cert) as registry:
         source_run.certs_d(registry.address, registry_ca)
         authfile = write_json(tmp_path / "bob.json", {"auths": {
             registry.address: {"auth": basic("bob", registry.password)}}})
@@ -82,9 +81,6 @@ def test_bearer_tokens_also_after_the_registry_was_rekeyed(
         assert one_error(source_run("--no-progress", "--src-no-creds", ref)) == (
             "%s requires authentication to pull private/app and no credentials were found "
             "for it (use --src-creds or log in)" % registry.address)
-    finally:
-        registry.server.stop()
-        registry.tokens.close()
 
 
 def test_the_password_never_appears_in_anything_the_runs_wrote(

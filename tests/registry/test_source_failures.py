@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.engines, pytest.mark.cluster]
 
 
 @pytest.fixture
-def unchanged(arvados_state):
-    """Assert, at the end of the test, that Arvados holds no new collection or link."""
-    before = arvados_state.snapshot()
-    yield
-    assert arvados_state.snapshot() == before
-
-
-@pytest.fixture
 def pushed(push, registry_images, unique):
     """A fresh two-layer image ``demo/<unique>:1`` on the plain registry."""
     image = ib.build_image([{"a": noise(unique + "a", 3 * MiB)},
