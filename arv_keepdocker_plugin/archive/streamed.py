@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ..image import ByteStream
@@ -223,6 +224,44 @@ class StreamMembers(MemberIndex):
             raise bad(self.archive, "{!r} is not a small document; it is read while the "
                       "archive streams".format(member.name))
         yield data
+
+
+class PassedMembers(StreamMembers):
+    """:class:`StreamMembers` learnt while the stream is stored (one pass, no first pass).
+
+    :meth:`note` is shown every member as :func:`walk` meets it: small JSON
+    documents are kept (bounded as for :class:`StreamMembers`) and the data
+    of any other member is handed back, for the caller to pass on.
+    """
+
+    def __init__(self, path: str, kind: str, allow_symlinks: bool = False) -> None:  # noqa: D107
+        self.path = path
+        self.archive = path
+        self.compression = kind
+        self.checker = safety.MemberChecker(path, allow_symlinks)
+        self.members = {}
+        self.kept = {}
+        self.heads = {}
+        self._kept_total = 0
+
+    def note(self, walked: Walked, data: Iterator[bytes]) -> Optional[Iterator[bytes]]:
+        """Remember ``walked``; its data unless it was kept (a small document)."""
+        if walked.name is None:
+            return None
+        size = walked.size if walked.kind == safety.FILE else 0
+        self.members[walked.name] = Member(walked.name, walked.kind, size, walked.offset,
+                                           walked.linkname)
+        if walked.kind != safety.FILE:
+            return None
+        first = next(data, b"")
+        self.heads[walked.name] = first[:HEAD_BYTES]
+        if first[:1] in (b"{", b"[") and walked.size <= KEEP_LIMIT \
+                and self._kept_total + walked.size <= KEEP_TOTAL:
+            body = first + b"".join(data)
+            self.kept[walked.name] = body
+            self._kept_total += len(body)
+            return None
+        return itertools.chain([first] if first else [], data)
 
 
 #: The members of an archive file, however it is read.

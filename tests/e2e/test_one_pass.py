@@ -263,3 +263,37 @@ def test_the_archive_is_decompressed_once_and_stored_layers_after_the_config_are
         assert added < MiB + 256 * 1024, added
     # Else the base passed before its config named it: its blocks may be
     # uploaded again (Keep already has them: no bytes are added to its store).
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+@pytest.mark.parametrize("index_last", [False, True])
+def test_a_compressed_oci_archive_in_one_pass(run, arv_api, keep_dir, tmp_path, unique, kind,
+                                               index_last):
+    image = ib.build_image([{"base.bin": noise(9, 300 * 1024)}, {"app": unique.encode()}],
+                           compression="gzip")
+    out = io.BytesIO()
+    ib.write_oci_layout(out, [(unique + ":1", image)])
+    data = out.getvalue()
+    if index_last:  # as a directory tarred in name order: blobs/, index.json, oci-layout
+        data = reordered(data, lambda m: not m.name.startswith("blobs"))
+    path = write(tmp_path, "image-oci.tar" + SUFFIX[kind], compress(data, kind))
+    uuid = uuid_of(run("--no-progress", "oci-archive:" + path))
+    assert list(collection_files(arv_api, uuid)) == [image.image_id + ".tar"]
+    assert len(layer_links(arv_api, uuid)) == 1  # the small layer shares a block
+    links = arv_api.links().list(filters=[["head_uuid", "=", uuid],
+                                          ["link_class", "=", "docker_image_repo+tag"]]
+                                 ).execute()["items"]
+    assert [l["name"] for l in links] == [unique + ":1"]
+    before = keep_dir.snapshot()
+    assert uuid_of(run("--no-progress", "oci-archive:" + path)) == uuid
+    assert keep_dir.puts(before, keep_dir.snapshot()) == {}
+
+
+def test_one_platform_of_a_compressed_oci_index_is_read_twice(run, arv_api, tmp_path):
+    amd = ib.build_image([{"p": b"amd" * 1000}], compression="gzip")
+    arm = ib.build_image([{"p": b"arm"}], architecture="arm64", variant="v8")
+    out = io.BytesIO()
+    ib.write_oci_layout(out, [("m", ib.build_index([amd, arm]))])
+    path = write(tmp_path, "multi.tar.gz", compress(out.getvalue(), "gzip"))
+    uuid = uuid_of(run("--no-progress", "--platform", "linux/arm64/v8", "oci-archive:" + path))
+    assert list(collection_files(arv_api, uuid)) == [arm.image_id + ".tar"]
