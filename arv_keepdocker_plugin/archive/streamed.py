@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
+import queue
+import threading
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ..image import ByteStream
@@ -50,6 +53,24 @@ def compression_of(path: str) -> Optional[str]:
         return sniff(f.read(SNIFF_BYTES))
 
 
+def estimated_length(path: str, kind: str) -> int:
+    """A guess at the decompressed length of ``path``, for the progress (never trusted).
+
+    gzip's trailer says it (modulo 4 GiB, for the last member); any other
+    stream, or a trailer that cannot be right, counts the compressed length.
+    """
+    with open_regular_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if kind == "gzip" and size >= 18:
+            f.seek(size - 4)
+            isize = int.from_bytes(f.read(4), "little")
+            while isize < size and size > (1 << 32):
+                isize += 1 << 32
+            if isize >= size // 2:
+                return isize
+    return size
+
+
 def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
     """The members of an archive file: listed by seeking, or learnt by a first pass."""
     kind = compression_of(path)
@@ -58,28 +79,66 @@ def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
     return StreamMembers(path, kind, allow_symlinks)
 
 
+#: Decompressed pieces (at most 1 MiB each) waiting for the reader.
+AHEAD = 8
+
+
 @contextlib.contextmanager
 def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
-    """The decompressed bytes of ``path`` as a stream; a corrupt or truncated file fails."""
-    f = open_regular_file(path)
+    """The decompressed bytes of ``path`` as a stream; a corrupt or truncated file fails.
 
-    def chunks() -> Iterator[bytes]:
+    A thread decompresses (zlib, bz2, lzma and zstd release the GIL while they
+    work) up to :data:`AHEAD` pieces ahead of the reader, so decompressing and
+    what the reader does with the bytes (hashing, storing) share two cores.
+    """
+    f = open_regular_file(path)
+    pieces: "queue.Queue[Union[bytes, BaseException, None]]" = queue.Queue(AHEAD)
+    stop = threading.Event()
+
+    def put(item: Union[bytes, BaseException, None]) -> bool:
+        while not stop.is_set():
+            try:
+                pieces.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
         try:
             decompressor = Decompressor(kind)
-            while True:
+            while not stop.is_set():
                 data = f.read(READ_CHUNK)
                 if not data:
                     decompressor.end()
+                    put(None)
                     return
-                yield from decompressor.feed(data)
+                for piece in decompressor.feed(data):
+                    if not put(piece):
+                        return
         except CompressionError as error:
-            raise bad(path, str(error)) from None
+            put(bad(path, str(error)))
+        except BaseException as error:  # noqa: BLE001 - handed to the reader
+            put(error)
 
+    def chunks() -> Iterator[bytes]:
+        while True:
+            item = pieces.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    thread = threading.Thread(target=produce, name="decompress", daemon=True)
+    thread.start()
     reader = ChunkReader(chunks())
     try:
         yield reader
     finally:
+        stop.set()
         reader.close()
+        thread.join()
         f.close()
 
 

@@ -35,7 +35,7 @@ from typing import Any, Dict, Optional
 from .. import hookimpl
 from ..archive import safety
 from ..archive.docker_archive_reader import DockerArchive
-from ..archive.streamed import compression_of, decompressed
+from ..archive.streamed import compression_of, decompressed, estimated_length
 from ..errors import BadReference, ImageNotFound
 from ..image import Image, ImageSource, ReadOnce, Reference
 from ..names import familiar, matching, split_name_tag, split_path
@@ -103,7 +103,8 @@ class DockerArchiveSource(ImageSource):
             return self._resolve(reference, options)
 
         return Image(image_id=placeholder, source=self.name, provisional_id=True,
-                     export=export, export_size=st.st_size, export_size_estimated=True,
+                     export=export, export_size=estimated_length(path, kind),
+                     export_size_estimated=True,
                      read_once=ReadOnce(identify, resolve, path))
 
     def _resolve(self, reference: Reference, options: argparse.Namespace) -> Image:

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterator, Optional
 from .. import hookimpl
 from ..archive.docker_archive_writer import IMAGE_NAME, export_length
 from ..archive.oci_layout_reader import OciImage, OciLayout, read_once_docker_archive
-from ..archive.streamed import compression_of, decompressed
+from ..archive.streamed import compression_of, decompressed, estimated_length
 from ..archive.streams import ChunkReader
 from ..errors import BadReference
 from ..image import ByteStream, Image, ImageSource, ReadOnce, Reference
@@ -90,7 +90,8 @@ class _LayoutSource(ImageSource):
                          repo_tag=chosen.get("repo_tag"), export=export)
 
         return Image(image_id=placeholder, source=self.name, provisional_id=True,
-                     export=export, export_size=st.st_size, export_size_estimated=True,
+                     export=export, export_size=estimated_length(path, kind),
+                     export_size_estimated=True,
                      read_once=ReadOnce(identify, lambda: self._resolve(reference, options),
                                         path))
 

@@ -131,7 +131,8 @@ def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
     known = recent_blocks(ctx, rule)
     if ctx.resume:
         known.update(journal.read(keep, rule.valid_until).blocks)
-    progress = Progress(ctx.progress, downloads=False)
+    progress = Progress(ctx.progress, total=image.export_size,
+                        estimated=image.export_size_estimated)
     writer = BlockWriter(keep, ctx.replication, ctx.retries, progress, known, journal.record,
                          hold=True)
     looked_up: Set[str] = set()
