@@ -1,22 +1,20 @@
-"""Compressed archives (``docker save | gzip``, bzip2, xz, zstd), read as streams in two passes.
+"""Compressed archives (``docker save | gzip``, bzip2, xz, zstd), read as streams.
 
 A compressed tar cannot seek, and ``docker save`` writes ``manifest.json``
 last, so nothing says which image it holds or which members are its layers
-until the whole stream has passed. We read it twice, decompressing each
-time, never writing it out:
+until the whole stream has passed. It is never written out:
 
-1. :class:`StreamMembers` walks the decompressed stream once and remembers
-   every member (name, kind, size) and the small JSON documents
-   (``manifest.json``, ``index.json``, configs, OCI manifests), so the image
-   id is known before anything is uploaded: an image already in Arvados
-   costs one pass and no upload;
-2. the export decompresses the file again and streams the tar (or, for one
-   image out of several, or an OCI layout, only the members the image needs,
-   via :func:`walk`) into Keep. Layers already stored are decompressed but
-   not uploaded (their blocks have the same md5).
-
-The cost is a second decompression of the whole archive for a new image
-(figures in bench/RESULTS.md).
+* a single image (``docker-archive:PATH``, ``PATH:NAME:TAG``, an OCI layout
+  tar of one image) is decompressed **once**: :func:`decompressed` gives the
+  stream (decompressed in a thread, a few MiB ahead of the reader) and the
+  core stores it while learning the image (``steps/one_pass.py``); an OCI
+  layout is converted as it passes with :class:`PassedMembers`;
+* one image out of several (``PATH:@INDEX``, an archive that turns out to
+  hold several, a multi-platform layout) and a dry run take two passes:
+  :class:`StreamMembers` walks the decompressed stream once and remembers
+  every member (name, kind, size) and the small JSON documents, so the image
+  is known before anything is stored; the export decompresses the file again
+  and streams only the members the image needs (via :func:`walk`).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 import arvados.keep
 
 from ..archive.layer_digests import Digests
+from ..archive.streamed import READ_CHUNK
 from ..archive.streams import chunks_of
 from ..archive.tap import BLOB, HEX_JSON, SeveralImages, TarTap
 from ..hooktypes import LAYER_LINK
@@ -172,7 +173,7 @@ def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
     pending = PendingTar(writer, tap, journal, progress)
     try:
         with image.export() as stream:
-            write_pieces(chunks_of(stream), tap, writer, {})
+            write_pieces(chunks_of(stream, READ_CHUNK), tap, writer, {})
         assert tap.manifest is not None and tap.config is not None
         named = read_once.identify(tap.manifest)
     except SeveralImages:
