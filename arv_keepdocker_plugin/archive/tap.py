@@ -404,6 +404,9 @@ class TarTap(ReadOnlyStream):
         if not self.members:
             raise bad(self.archive, "empty stream, not a tar archive")
         if self.manifest is None:
+            if "index.json" in self._oci_docs and "/" in self.archive:  # a file: say so
+                raise bad(self.archive, "no manifest.json: this is an OCI layout, use "
+                          "oci-archive:{}".format(self.archive))
             raise bad(self.archive, "no manifest.json: not a docker-archive (an OCI "
                       "layout must be converted first)")
         for layer in self.manifest["Layers"]:

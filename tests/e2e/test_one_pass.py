@@ -297,3 +297,16 @@ def test_one_platform_of_a_compressed_oci_index_is_read_twice(run, arv_api, tmp_
     path = write(tmp_path, "multi.tar.gz", compress(out.getvalue(), "gzip"))
     uuid = uuid_of(run("--no-progress", "--platform", "linux/arm64/v8", "oci-archive:" + path))
     assert list(collection_files(arv_api, uuid)) == [arm.image_id + ".tar"]
+
+
+def test_an_oci_layout_given_as_a_compressed_docker_archive_is_named(run, nothing_written,
+                                                                       tmp_path):
+    image = ib.build_image([{"a": b"a"}])
+    out = io.BytesIO()
+    ib.write_oci_layout(out, [("x:1", image)])
+    path = write(tmp_path, "layout.tar.gz", compress(out.getvalue(), "gzip"))
+    proc = run("--no-progress", "docker-archive:" + path)
+    assert proc.returncode == 1
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].endswith(
+        "{0}: no manifest.json: this is an OCI layout, use oci-archive:{0}".format(path)), lines
