@@ -310,3 +310,13 @@ def test_an_oci_layout_given_as_a_compressed_docker_archive_is_named(run, nothin
     lines = error_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].endswith(
         "{0}: no manifest.json: this is an OCI layout, use oci-archive:{0}".format(path)), lines
+
+
+def test_a_dry_run_of_a_compressed_archive_reads_it_and_writes_nothing(
+        run, nothing_written, keep_dir, tmp_path, unique):
+    data = plain_archive(tmp_path, "image", [{"a.bin": noise(10, 200 * 1024)}], unique + ":d")
+    path = write(tmp_path, "image.tar.xz", compress(data, "xz"))
+    before = keep_dir.snapshot()
+    proc = run("--no-progress", "--dry-run", "docker-archive:" + path)
+    assert proc.returncode == 2, proc.stderr  # something would be written
+    assert keep_dir.puts(before, keep_dir.snapshot()) == {}
