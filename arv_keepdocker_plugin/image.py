@@ -175,6 +175,31 @@ Piece = Union[bytes, StoredData]
 
 
 @dataclasses.dataclass(frozen=True)
+class ReadOnce:
+    """An image a source learns only by reading its export: a compressed archive.
+
+    A compressed stream cannot seek, and ``docker save`` writes ``manifest.json``
+    last, so nothing says which image it holds before the whole stream has
+    passed. Rather than decompress it twice (once to learn the image, once to
+    store it), the core stores the export as it reads it, learning the image on
+    the way (:mod:`..steps.one_pass`), and then asks the source what it read:
+
+    * ``identify(entry)``: the image of the archive's ``manifest.json`` entry
+      (a dict: ``Config``, ``RepoTags``, ``Layers``), as ``resolve`` would have
+      returned it, naming rules applied; the core then sets the config, id and
+      layers it checked in the stream. A one-line error when the archive has no
+      image so named;
+    * ``resolve()``: the image by a first pass, as before (a dry run, several
+      images), stored by a second.
+    """
+
+    identify: Callable[[Dict[str, Any]], "Image"]
+    resolve: Callable[[], "Image"]
+    #: The archive, for messages.
+    archive: str = "<image stream>"
+
+
+@dataclasses.dataclass(frozen=True)
 class Image:
     """An image a source can export.
 
@@ -232,6 +257,9 @@ class Image:
     downloaded: Optional[Callable[[], int]] = None
     export_size: Optional[int] = None
     export_size_estimated: bool = False
+    #: Set when the image is learnt only as its export streams (see :class:`ReadOnce`):
+    #: ``image_id`` is then a placeholder and ``provisional_id`` is true.
+    read_once: Optional[ReadOnce] = None
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.

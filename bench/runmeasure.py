@@ -40,6 +40,8 @@ class RunResult:
     stderr: str
     samples: int = 0
     extra: Dict[str, object] = field(default_factory=dict)
+    #: CPU seconds (user + system) of the process and the children it waited for.
+    cpu: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -193,4 +195,5 @@ def run_measured(argv: Sequence[str], env: Dict[str, str], log_prefix: str,
     return RunResult(argv=list(argv), returncode=process.returncode, wall=wall,
                      tree_rss=sampler.peak_rss, max_rss=usage.ru_maxrss * 1024,
                      extra_disk=sampler.peak_disk, engine_disk=sampler.peak_engine,
-                     stdout=stdout, stderr=stderr, samples=sampler.samples)
+                     stdout=stdout, stderr=stderr, samples=sampler.samples,
+                     cpu=usage.ru_utime + usage.ru_stime)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from typing import (
+    Callable,
     Generator,
     Iterable,
     Iterator,
@@ -55,8 +56,9 @@ from .docker_archive_writer import (
 from .members import DirectoryMembers, OwnsMembers, verified
 from .platforms import Platform, host_platform
 from .safety import bad
-from .streamed import ArchiveMembers, decompressed, open_archive, walk
+from .streamed import ArchiveMembers, PassedMembers, decompressed, open_archive, walk
 from .streams import ChunkReader
+from .tap import SeveralImages
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
@@ -167,10 +169,11 @@ class OciLayout(OwnsMembers):
 
     members: ArchiveMembers
 
-    def __init__(self, path: str, directory: bool = False) -> None:
+    def __init__(self, path: str, directory: bool = False,
+                 members: Optional[ArchiveMembers] = None) -> None:
         self.path = path
         self.directory = directory
-        self.members = open_members(path, directory)
+        self.members = members if members is not None else open_members(path, directory)
         try:
             if self.members.find("index.json") is None:
                 hint = ""
@@ -358,3 +361,43 @@ def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
         raise bad(archive, "layer blob {} is missing".format(sorted(missing)[0]))
     yield from documents_and_end(image, image.manifest_bytes, layer_names, written,
                                          repo_tag)
+
+
+def read_once_docker_archive(stream: ByteStream, path: str, kind: str,
+                             select: Callable[["OciLayout"], OciImage],
+                             name_of: Callable[[OciImage], Optional[str]]) -> Iterator[bytes]:
+    """A compressed layout tar as a docker-archive in one pass, learning the layout as it goes.
+
+    Every blob that is not a small JSON document (layers, as far as the
+    stream can tell before ``index.json`` names them) is written as it
+    passes; documents are kept. At the end the image is chosen
+    (``select(layout)``, named by ``name_of(image)``) and its config,
+    manifest and metadata end the stream, as :func:`_stream_to_docker_archive`
+    writes them after a first pass. A blob written that is not one of the
+    image's layers (a layout of several images or platforms) raises
+    :class:`~.tap.SeveralImages`: such a layout is read twice.
+    """
+    yield tarwrite.header("blobs", directory=True)
+    yield tarwrite.header("blobs/sha256", directory=True)
+    members = PassedMembers(path, kind)
+    written: Set[str] = set()
+    for walked, data in walk(stream, path, members.checker):
+        passed = members.note(walked, data)
+        if passed is None or walked.name is None:
+            continue
+        if walked.name.startswith("blobs/sha256/") and walked.name not in written:
+            written.add(walked.name)
+            yield from tarwrite.streamed_member(walked.name, walked.size, passed)
+    if not members.members:
+        raise bad(path, "empty {} stream, not a tar archive".format(kind))
+    image = select(OciLayout(path, members=members))
+    layer_names = [blob_name(path, desc, "layer") for desc in image.layer_descriptors]
+    extra = written - set(layer_names)
+    if extra:
+        raise SeveralImages(path, "blob {} is not a layer of the image chosen".format(
+            sorted(extra)[0]))
+    missing = set(layer_names) - written
+    if missing:
+        raise bad(path, "layer blob {} is missing".format(sorted(missing)[0]))
+    yield from documents_and_end(image, image.manifest_bytes, layer_names, written,
+                                 name_of(image))

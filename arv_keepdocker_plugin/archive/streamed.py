@@ -1,28 +1,30 @@
-"""Compressed archives (``docker save | gzip``, bzip2, xz, zstd), read as streams in two passes.
+"""Compressed archives (``docker save | gzip``, bzip2, xz, zstd), read as streams.
 
 A compressed tar cannot seek, and ``docker save`` writes ``manifest.json``
 last, so nothing says which image it holds or which members are its layers
-until the whole stream has passed. We read it twice, decompressing each
-time, never writing it out:
+until the whole stream has passed. It is never written out:
 
-1. :class:`StreamMembers` walks the decompressed stream once and remembers
-   every member (name, kind, size) and the small JSON documents
-   (``manifest.json``, ``index.json``, configs, OCI manifests), so the image
-   id is known before anything is uploaded: an image already in Arvados
-   costs one pass and no upload;
-2. the export decompresses the file again and streams the tar (or, for one
-   image out of several, or an OCI layout, only the members the image needs,
-   via :func:`walk`) into Keep. Layers already stored are decompressed but
-   not uploaded (their blocks have the same md5).
-
-The cost is a second decompression of the whole archive for a new image
-(figures in bench/RESULTS.md).
+* a single image (``docker-archive:PATH``, ``PATH:NAME:TAG``, an OCI layout
+  tar of one image) is decompressed **once**: :func:`decompressed` gives the
+  stream (decompressed in a thread, a few MiB ahead of the reader) and the
+  core stores it while learning the image (``steps/one_pass.py``); an OCI
+  layout is converted as it passes with :class:`PassedMembers`;
+* one image out of several (``PATH:@INDEX``, an archive that turns out to
+  hold several, a multi-platform layout) and a dry run take two passes:
+  :class:`StreamMembers` walks the decompressed stream once and remembers
+  every member (name, kind, size) and the small JSON documents, so the image
+  is known before anything is stored; the export decompresses the file again
+  and streams only the members the image needs (via :func:`walk`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import os
+import queue
+import threading
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ..image import ByteStream
@@ -49,6 +51,24 @@ def compression_of(path: str) -> Optional[str]:
         return sniff(f.read(SNIFF_BYTES))
 
 
+def estimated_length(path: str, kind: str) -> int:
+    """A guess at the decompressed length of ``path``, for the progress (never trusted).
+
+    gzip's trailer says it (modulo 4 GiB, for the last member); any other
+    stream, or a trailer that cannot be right, counts the compressed length.
+    """
+    with open_regular_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if kind == "gzip" and size >= 18:
+            f.seek(size - 4)
+            isize = int.from_bytes(f.read(4), "little")
+            while isize < size and size > (1 << 32):
+                isize += 1 << 32
+            if isize >= size // 2:
+                return isize
+    return size
+
+
 def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
     """The members of an archive file: listed by seeking, or learnt by a first pass."""
     kind = compression_of(path)
@@ -57,28 +77,66 @@ def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
     return StreamMembers(path, kind, allow_symlinks)
 
 
+#: Decompressed pieces (at most 1 MiB each) waiting for the reader.
+AHEAD = 8
+
+
 @contextlib.contextmanager
 def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
-    """The decompressed bytes of ``path`` as a stream; a corrupt or truncated file fails."""
-    f = open_regular_file(path)
+    """The decompressed bytes of ``path`` as a stream; a corrupt or truncated file fails.
 
-    def chunks() -> Iterator[bytes]:
+    A thread decompresses (zlib, bz2, lzma and zstd release the GIL while they
+    work) up to :data:`AHEAD` pieces ahead of the reader, so decompressing and
+    what the reader does with the bytes (hashing, storing) share two cores.
+    """
+    f = open_regular_file(path)
+    pieces: "queue.Queue[Union[bytes, BaseException, None]]" = queue.Queue(AHEAD)
+    stop = threading.Event()
+
+    def put(item: Union[bytes, BaseException, None]) -> bool:
+        while not stop.is_set():
+            try:
+                pieces.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
         try:
             decompressor = Decompressor(kind)
-            while True:
+            while not stop.is_set():
                 data = f.read(READ_CHUNK)
                 if not data:
                     decompressor.end()
+                    put(None)
                     return
-                yield from decompressor.feed(data)
+                for piece in decompressor.feed(data):
+                    if not put(piece):
+                        return
         except CompressionError as error:
-            raise bad(path, str(error)) from None
+            put(bad(path, str(error)))
+        except BaseException as error:  # noqa: BLE001 - handed to the reader
+            put(error)
 
+    def chunks() -> Iterator[bytes]:
+        while True:
+            item = pieces.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    thread = threading.Thread(target=produce, name="decompress", daemon=True)
+    thread.start()
     reader = ChunkReader(chunks())
     try:
         yield reader
     finally:
+        stop.set()
         reader.close()
+        thread.join()
         f.close()
 
 
@@ -223,6 +281,44 @@ class StreamMembers(MemberIndex):
             raise bad(self.archive, "{!r} is not a small document; it is read while the "
                       "archive streams".format(member.name))
         yield data
+
+
+class PassedMembers(StreamMembers):
+    """:class:`StreamMembers` learnt while the stream is stored (one pass, no first pass).
+
+    :meth:`note` is shown every member as :func:`walk` meets it: small JSON
+    documents are kept (bounded as for :class:`StreamMembers`) and the data
+    of any other member is handed back, for the caller to pass on.
+    """
+
+    def __init__(self, path: str, kind: str, allow_symlinks: bool = False) -> None:  # noqa: D107
+        self.path = path
+        self.archive = path
+        self.compression = kind
+        self.checker = safety.MemberChecker(path, allow_symlinks)
+        self.members = {}
+        self.kept = {}
+        self.heads = {}
+        self._kept_total = 0
+
+    def note(self, walked: Walked, data: Iterator[bytes]) -> Optional[Iterator[bytes]]:
+        """Remember ``walked``; its data unless it was kept (a small document)."""
+        if walked.name is None:
+            return None
+        size = walked.size if walked.kind == safety.FILE else 0
+        self.members[walked.name] = Member(walked.name, walked.kind, size, walked.offset,
+                                           walked.linkname)
+        if walked.kind != safety.FILE:
+            return None
+        first = next(data, b"")
+        self.heads[walked.name] = first[:HEAD_BYTES]
+        if first[:1] in (b"{", b"[") and walked.size <= KEEP_LIMIT \
+                and self._kept_total + walked.size <= KEEP_TOTAL:
+            body = first + b"".join(data)
+            self.kept[walked.name] = body
+            self._kept_total += len(body)
+            return None
+        return itertools.chain([first] if first else [], data)
 
 
 #: The members of an archive file, however it is read.

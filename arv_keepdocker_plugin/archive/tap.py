@@ -21,6 +21,7 @@ import re
 import tarfile
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..errors import BadArchive
 from ..image import ByteStream
 from . import safety
 from .layer_digests import Digests, MemberDigest
@@ -59,6 +60,13 @@ def layer_digest(member_name: str, index: int, diff_ids: list, layer_count: int)
 _HEADER, _EXTENSION, _DATA, _PADDING, _END = range(5)
 
 
+class SeveralImages(BadArchive):
+    """``manifest.json`` lists several images (one was expected)."""
+
+    def __init__(self, archive: str, problem: str) -> None:
+        super().__init__(" ".join("{}: {}".format(archive, problem).split("\n")))
+
+
 class TarTap(ReadOnlyStream):
     """A read-only file object passing a docker-archive tar stream through unchanged.
 
@@ -74,6 +82,9 @@ class TarTap(ReadOnlyStream):
         (and, for a ``blobs/sha256/<hex>`` member, found to have that
         digest); not for data accounted with :meth:`skip`. The resume
         journal records checked layers with it.
+    :param on_document: called as ``on_document(name, data)`` with each small
+        JSON document as soon as it has passed (a config may be recognised
+        before ``manifest.json`` says which it is; nothing is trusted from it).
 
     Read it to the end (``read`` returning ``b""``); then these are set:
 
@@ -99,11 +110,13 @@ class TarTap(ReadOnlyStream):
 
     def __init__(self, stream: Optional[ByteStream] = None, archive: str = "<image stream>",
                  on_data: Optional[Callable[[str, int, int], None]] = None,
-                 on_member: Optional[Callable[[str, int, int, Digests], None]] = None) -> None:
+                 on_member: Optional[Callable[[str, int, int, Digests], None]] = None,
+                 on_document: Optional[Callable[[str, bytes], None]] = None) -> None:
         self._stream = stream
         self.archive = archive
         self._on_data = on_data
         self._on_member = on_member
+        self._on_document = on_document
         self._data_start = 0
         self._checker = safety.MemberChecker(archive, allow_symlinks=True)
         self._pos = 0
@@ -330,6 +343,8 @@ class TarTap(ReadOnlyStream):
                       "says".format(name, digests.raw))
 
     def _remember(self, name: str, data: bytes) -> None:
+        if self._on_document is not None:
+            self._on_document(name, data)
         if name == "manifest.json":
             self._set_manifest(data)
             return
@@ -349,6 +364,9 @@ class TarTap(ReadOnlyStream):
         if self.manifest is not None:
             raise bad(self.archive, "duplicate manifest.json")
         entries = safety.parse_json(self.archive, "manifest.json", data)
+        if isinstance(entries, list) and len(entries) > 1:
+            raise SeveralImages(self.archive, "manifest.json must list exactly one image, "
+                                "it lists {}".format(len(entries)))
         if not isinstance(entries, list) or len(entries) != 1:
             raise bad(self.archive, "manifest.json must list exactly one image, "
                       "it lists {}".format(len(entries) if isinstance(entries, list)
@@ -386,6 +404,9 @@ class TarTap(ReadOnlyStream):
         if not self.members:
             raise bad(self.archive, "empty stream, not a tar archive")
         if self.manifest is None:
+            if "index.json" in self._oci_docs and "/" in self.archive:  # a file: say so
+                raise bad(self.archive, "no manifest.json: this is an OCI layout, use "
+                          "oci-archive:{}".format(self.archive))
             raise bad(self.archive, "no manifest.json: not a docker-archive (an OCI "
                       "layout must be converted first)")
         for layer in self.manifest["Layers"]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import threading
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union, cast
 
 from ..archive.layer_digests import Digests
 from ..errors import BadArchive
@@ -35,6 +35,15 @@ BLOCK_SIZE = 1 << 26
 ALIGN_MIN = 64 * 1024
 #: Blocks being uploaded at once (each holds up to 64 MiB of memory).
 IN_FLIGHT = 2
+#: With ``hold``, at most this many bytes outside layers wait for :meth:`BlockWriter.release`.
+HOLD_LIMIT = 8 << 20
+
+
+class _Held:
+    """A block outside any layer, kept back until the run knows it must store it."""
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
 
 
 def is_layer_member(name: str, size: int) -> bool:
@@ -56,11 +65,18 @@ class BlockWriter:
     :meth:`when_stored` asks to be told the locators of a range of the
     stream (a layer's data, cut at both ends) once every block of it is in
     Keep, so that the journal records a layer only when it is whole.
+
+    With ``hold``, blocks that hold no layer's bytes (tar headers, small
+    documents: see :meth:`layer_at`), up to :data:`HOLD_LIMIT` bytes, are kept
+    back until :meth:`release` (the image turned out to be new) and dropped by
+    :meth:`abort` (it was stored already): an image read before it is known
+    uploads nothing when it is stored already. :meth:`learn` adds known blocks
+    while the stream goes on (a config read mid-stream names its layers).
     """
 
     def __init__(self, keep, copies: int, num_retries: int, progress: Progress,
                  known: Optional[Dict[str, str]] = None,
-                 on_stored: Optional[Callable[[str], None]] = None):
+                 on_stored: Optional[Callable[[str], None]] = None, hold: bool = False):
         self.keep = keep
         self.copies = copies
         self.num_retries = num_retries
@@ -71,12 +87,44 @@ class BlockWriter:
         self._buffer = bytearray(BLOCK_SIZE)
         self._fill = 0
         self._cuts: List[int] = []
-        self._locators: List[Union[str, concurrent.futures.Future]] = []
+        self._locators: List[Union[str, concurrent.futures.Future, _Held]] = []
         #: Where each entry of ``_locators`` starts in the stream, and its size.
         self._spans: List[Tuple[int, int]] = []
         self._waiting: List[Tuple[int, int, Callable[[List[str]], None]]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT, "keep-put")
         self._slots = threading.Semaphore(IN_FLIGHT)
+        self._hold = hold
+        self._held_bytes = 0
+        #: ``[(start, end)]`` of layer data (never held).
+        self._layers: List[Tuple[int, int]] = []
+
+    def layer_at(self, start: int, end: int) -> None:
+        """Stream bytes ``[start, end)`` are a layer's data (cut at both ends)."""
+        self._layers.append((start, end))
+
+    def learn(self, known: Mapping[str, str]) -> None:
+        """More blocks already in Keep, ``{"<md5>+<size>": locator}``, from now on."""
+        for key, locator in known.items():
+            self.known.setdefault(key, locator)
+
+    @property
+    def held(self) -> int:
+        """Bytes kept back (see ``hold``)."""
+        return self._held_bytes
+
+    def release(self) -> None:
+        """Store the blocks kept back, and hold no more."""
+        self._hold = False
+        for i, item in enumerate(self._locators):
+            if isinstance(item, _Held):
+                self._slots.acquire()
+                try:
+                    self._locators[i] = self._pool.submit(self._store, item.block)
+                except BaseException:
+                    self._slots.release()
+                    raise
+        self._held_bytes = 0
+        self._check_waiting()
 
     # -- input ---------------------------------------------------------------
 
@@ -131,14 +179,20 @@ class BlockWriter:
     def close(self) -> List[str]:
         """Store the last block, wait for every upload; return the locators in order."""
         self._flush()
+        self.release()
         try:
-            return [loc if isinstance(loc, str) else loc.result() for loc in self._locators]
+            return [loc if isinstance(loc, str) else cast(concurrent.futures.Future,
+                                                          loc).result()
+                    for loc in self._locators]
         finally:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
+        """Stop: cancel what has not started, drop what is held back."""
+        self._locators = [loc for loc in self._locators if not isinstance(loc, _Held)]
+        self._held_bytes = 0
         for loc in self._locators:
-            if not isinstance(loc, str):
+            if isinstance(loc, concurrent.futures.Future):
                 loc.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -146,6 +200,15 @@ class BlockWriter:
 
     def _flush(self) -> None:
         if not self._fill:
+            return
+        start = self.position - self._fill
+        if self._hold and self._held_bytes + self._fill <= HOLD_LIMIT and not any(
+                begin <= start < end for begin, end in self._layers):
+            self._locators.append(_Held(bytes(memoryview(self._buffer)[:self._fill])))
+            self._spans.append((start, self._fill))
+            self._held_bytes += self._fill
+            self._fill = 0
+            self._check_waiting()
             return
         # Wait for a free writer before copying the block out, so that at most
         # IN_FLIGHT blocks plus the buffer being filled are ever in memory.
@@ -162,7 +225,7 @@ class BlockWriter:
         self._check_waiting()
         # Fail fast: an earlier upload's error surfaces at the next block.
         for done in [f for f in self._locators[-IN_FLIGHT - 1:-1]
-                     if not isinstance(f, str) and f.done()]:
+                     if isinstance(f, concurrent.futures.Future) and f.done()]:
             done.result()
 
     def _check_waiting(self) -> None:
@@ -197,10 +260,12 @@ class BlockWriter:
             self._slots.release()
 
 
-def _when_done(items: List[Union[str, concurrent.futures.Future]],
+def _when_done(items: List[Union[str, concurrent.futures.Future, _Held]],
                callback: Callable[[List[str]], None]) -> None:
     """``callback(locators)`` once every future of ``items`` has succeeded."""
-    futures = [item for item in items if not isinstance(item, str)]
+    if any(isinstance(item, _Held) for item in items):
+        return  # never for a layer's range, whose blocks are not held
+    futures = [item for item in items if isinstance(item, concurrent.futures.Future)]
     lock = threading.Lock()
     left = [len(futures)]
 
@@ -211,7 +276,9 @@ def _when_done(items: List[Union[str, concurrent.futures.Future]],
                 if left[0]:
                     return
         if all(not f.cancelled() and f.exception() is None for f in futures):
-            callback([item if isinstance(item, str) else item.result() for item in items])
+            callback([item if isinstance(item, str) else cast(concurrent.futures.Future,
+                                                              item).result()
+                      for item in items])
 
     if not futures:
         finished()

@@ -16,6 +16,12 @@ contain one. Which image and which name:
 The image id is the config digest. A single-image archive is stored byte for
 byte; one image of several becomes a new docker-archive streamed on the fly.
 Either way, layers already stored in Keep are not read (``export_pieces``).
+
+A compressed archive (``PATH`` or ``PATH:NAME[:TAG]``) is decompressed once:
+the core stores it while learning the image (:class:`~..image.ReadOnce`), and
+this source names what was read. ``PATH:@INDEX``, a dry run, and an archive
+that turns out to hold several images are read twice as before (a first
+pass learns the members, a second stores the image's).
 """
 
 from __future__ import annotations
@@ -23,14 +29,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from typing import Optional
+import os
+from typing import Any, Dict, Optional
 
 from .. import hookimpl
 from ..archive import safety
 from ..archive.docker_archive_reader import DockerArchive
-from ..errors import BadReference
-from ..image import Image, ImageSource, Reference
-from ..names import familiar, split_name_tag, split_path
+from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..errors import BadReference, ImageNotFound
+from ..image import Image, ImageSource, ReadOnce, Reference
+from ..names import familiar, matching, split_name_tag, split_path
 
 
 class DockerArchiveSource(ImageSource):
@@ -58,6 +66,48 @@ class DockerArchiveSource(ImageSource):
         return ref
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        path = reference.file_path
+        kind = compression_of(path)
+        if kind is not None and reference.index is None:
+            return self._read_once(reference, options, path, kind)
+        return self._resolve(reference, options)
+
+    def _read_once(self, reference: Reference, options: argparse.Namespace, path: str,
+                   kind: str) -> Image:
+        """A compressed archive, to be decompressed once: learnt as it is stored."""
+        st = os.stat(path)
+        # A placeholder id (the file's identity) until the stream has said it;
+        # the resume journal of an interrupted upload is kept under it.
+        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
+            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
+
+        def export():
+            return decompressed(path, kind)
+
+        def identify(entry: Dict[str, Any]) -> Image:
+            tags = entry.get("RepoTags") or []
+            wanted = reference.repo_tag
+            if wanted is not None:
+                if not matching(wanted, [tags], lambda t: t):
+                    raise ImageNotFound("{}: no image tagged {}; it holds @0 ({})".format(
+                        path, wanted, ", ".join(tags) or "untagged"))
+                repo_tag: Optional[str] = wanted
+            elif len(tags) == 1:
+                repo_tag = familiar(tags[0])
+            else:
+                repo_tag = None
+            return Image(image_id=placeholder, source=self.name, repo_tag=repo_tag,
+                         export=export)
+
+        def resolve() -> Image:
+            return self._resolve(reference, options)
+
+        return Image(image_id=placeholder, source=self.name, provisional_id=True,
+                     export=export, export_size=estimated_length(path, kind),
+                     export_size_estimated=True,
+                     read_once=ReadOnce(identify, resolve, path))
+
+    def _resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         with DockerArchive(reference.file_path) as archive:
             entry = archive.select(index=reference.index, repo_tag=reference.repo_tag,
                                    transport=self.name)

@@ -8,7 +8,9 @@ chooses one; by default this machine's platform is used.
 The image is stored as a docker-archive (what ``docker load`` and crunch-run
 need) converted on the fly, keeping the config blob byte for byte, so the
 image id is the config digest. Layer blobs already stored in Keep are not
-read (``export_pieces``).
+read (``export_pieces``). A compressed layout tar is decompressed once: the
+core stores it while learning the image (:class:`~..image.ReadOnce`); a
+layout of several images or platforms is read twice.
 
 Name linked (``repo_tag``):
 
@@ -23,13 +25,18 @@ Name linked (``repo_tag``):
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+import contextlib
+import hashlib
+import os
+from typing import Any, Dict, Iterator, Optional
 
 from .. import hookimpl
 from ..archive.docker_archive_writer import IMAGE_NAME, export_length
-from ..archive.oci_layout_reader import OciLayout
+from ..archive.oci_layout_reader import OciImage, OciLayout, read_once_docker_archive
+from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..archive.streams import ChunkReader
 from ..errors import BadReference
-from ..image import Image, ImageSource, Reference
+from ..image import ByteStream, Image, ImageSource, ReadOnce, Reference
 from ..names import as_repo_tag, familiar, split_path
 
 
@@ -50,15 +57,49 @@ class _LayoutSource(ImageSource):
         return ref
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        if not self.directory:
+            kind = compression_of(reference.file_path)
+            if kind is not None:
+                return self._read_once(reference, options, reference.file_path, kind)
+        return self._resolve(reference, options)
+
+    def _read_once(self, reference: Reference, options: argparse.Namespace, path: str,
+                   kind: str) -> Image:
+        """A compressed layout tar, decompressed once: learnt as it is stored."""
+        platform = getattr(options, "platform", None)
+        st = os.stat(path)
+        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
+            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
+        chosen: Dict[str, Optional[str]] = {}
+
+        def name_of(image: OciImage) -> Optional[str]:
+            chosen["repo_tag"] = _repo_tag(reference, image)
+            return chosen["repo_tag"]
+
+        @contextlib.contextmanager
+        def export() -> Iterator[ByteStream]:
+            with decompressed(path, kind) as stream:
+                with ChunkReader(read_once_docker_archive(
+                        stream, path, kind, lambda layout: layout.select(
+                            ref=reference.ref, platform=platform, transport=self.name),
+                        name_of)) as reader:
+                    yield reader
+
+        def identify(entry: Dict[str, Any]) -> Image:
+            return Image(image_id=placeholder, source=self.name,
+                         repo_tag=chosen.get("repo_tag"), export=export)
+
+        return Image(image_id=placeholder, source=self.name, provisional_id=True,
+                     export=export, export_size=estimated_length(path, kind),
+                     export_size_estimated=True,
+                     read_once=ReadOnce(identify, lambda: self._resolve(reference, options),
+                                        path))
+
+    def _resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
         platform = getattr(options, "platform", None)
         with OciLayout(reference.file_path, directory=self.directory) as layout:
             image = layout.select(ref=reference.ref, platform=platform, transport=self.name)
-        repo_tag = reference.repo_tag
-        if repo_tag is None:
-            full = image.annotations.get(IMAGE_NAME)
-            repo_tag = as_repo_tag(familiar(full)) if full else None
-        if repo_tag is None:
-            repo_tag = as_repo_tag(image.ref)
+        repo_tag = _repo_tag(reference, image)
         return Image(image_id=image.image_id, source=self.name, repo_tag=repo_tag,
                      config=image.config, manifest_digest=image.manifest_digest,
                      layers=image.layers, export=lambda: image.export(repo_tag),
@@ -66,6 +107,17 @@ class _LayoutSource(ImageSource):
                      # A compressed layout tar is read in order, whole: nothing is skipped.
                      export_pieces=None if image.compression else (
                          lambda skip: image.export_pieces(skip, repo_tag)))
+
+
+def _repo_tag(reference: Reference, image: OciImage) -> Optional[str]:
+    """The name to link (see the module docstring)."""
+    repo_tag = reference.repo_tag
+    if repo_tag is None:
+        full = image.annotations.get(IMAGE_NAME)
+        repo_tag = as_repo_tag(familiar(full)) if full else None
+    if repo_tag is None:
+        repo_tag = as_repo_tag(image.ref)
+    return repo_tag
 
 
 class OciArchiveSource(_LayoutSource):

@@ -30,6 +30,7 @@ from ..keep.progress import Progress
 from .context import RunContext
 from .hints import with_hint
 from .layer_trust import TrustRule, find_reusable_layers
+from .one_pass import PendingTar, store_read_once
 from .outcome import STORED, NotingRecorder, Outcome
 from .record import default_collection_name
 from .registry_fallback import FromRegistry, fallback_for_pull
@@ -68,11 +69,25 @@ def run(api, pm, options: argparse.Namespace,
         ctx = RunContext.build(api, pm, options)
         image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
                           pm.sources, reference.raw, by_default)
+    # A compressed archive is decompressed once: stored as it is read, learning
+    # the image (steps/one_pass.py); its blocks become a collection only below.
+    pending: Optional[PendingTar] = None
+    if image.read_once is not None:
+        if dry_run:
+            image = image.read_once.resolve()
+        else:
+            image, pending = store_read_once(ctx, image, trust_rule(ctx, image))
     # 2. check format
-    check_format(ctx, image)
+    try:
+        check_format(ctx, image)
+    except BaseException:
+        if pending is not None:
+            pending.drop()
+        raise
     repo_tag = linked_repo_tag(image, reference)
     recorder = NotingRecorder(ctx, dry_run)
-    with (contextlib.nullcontext() if dry_run else image_lock(image.image_id)):
+    with (contextlib.nullcontext() if dry_run else image_lock(image.image_id)), \
+            (pending or contextlib.nullcontext()):
         # 3. reuse, or store
         def lock(image_id: str) -> ContextManager[Any]:
             if dry_run:
@@ -101,11 +116,15 @@ def run(api, pm, options: argparse.Namespace,
             # seconds, not the upload: refuse it before any block is stored.
             ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
                         ctx.user_uuid).check()
-        rule = trust_rule(ctx, image)
-        reusable = find_reusable_layers(ctx, image, rule)
-        progress = Progress(ctx.progress, downloads=image.downloaded is not None,
-                            total=image.export_size, estimated=image.export_size_estimated)
-        tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
+        if pending is not None:
+            progress = pending.progress
+            tar = pending.commit()
+        else:
+            rule = trust_rule(ctx, image)
+            reusable = find_reusable_layers(ctx, image, rule)
+            progress = Progress(ctx.progress, downloads=image.downloaded is not None,
+                                total=image.export_size, estimated=image.export_size_estimated)
+            tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
         image = tar.stored_image(image)
         name = collection_name(ctx, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine
@@ -130,11 +149,15 @@ def run(api, pm, options: argparse.Namespace,
 SIGNATURE_MARGIN = 3600
 #: ... plus one second per this many bytes of the image (1 MiB/s, a slow link).
 SLOW_UPLOAD_BYTES_PER_SECOND = 1 << 20
+#: ... taking a compressed archive's export to be this many times its size.
+READ_ONCE_RATIO = 8
 
 
 def trust_rule(ctx: RunContext, image: Image) -> TrustRule:
     """Records this user wrote for what is still stored; blocks that outlive the upload."""
     size = sum(layer.size or 0 for layer in image.layers)
+    if image.read_once is not None:  # a compressed archive: its export is larger
+        size = READ_ONCE_RATIO * (image.export_size or 0)
     return TrustRule(writer=ctx.writer_rule,
                      valid_until=time.time() + SIGNATURE_MARGIN
                      + size / SLOW_UPLOAD_BYTES_PER_SECOND)

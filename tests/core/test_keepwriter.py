@@ -204,3 +204,54 @@ def test_write_pieces_reports_what_a_downloading_image_received():
     write_pieces([b"ab", b"cdef"], Tap(), w, {}, lambda: next(received))
     w.close()
     assert w.progress.downloaded == 15  # 20 - 5: what arrived while the export ran
+
+
+def held_writer(keep, known=None):
+    return BlockWriter(keep, copies=2, num_retries=0, progress=Progress(None), known=known,
+                       hold=True)
+
+
+def test_held_blocks_outside_layers_wait_for_release_and_layers_do_not():
+    keep = FakeKeep()
+    w = held_writer(keep)
+    w.cut_at(100)
+    w.cut_at(300)
+    w.layer_at(100, 300)
+    w.write(b"h" * 100 + b"L" * 200 + b"t" * 50)
+    w._flush()
+    for item in w._locators:  # let the layer's block reach Keep
+        if hasattr(item, "result"):
+            item.result()
+    assert [block for block, _ in keep.puts] == [b"L" * 200]
+    assert w.held == 150
+    locators = w.close()  # releases what was held
+    assert sizes(locators) == [100, 200, 50]
+    assert sorted(block for block, _ in keep.puts) == sorted([b"h" * 100, b"L" * 200,
+                                                              b"t" * 50])
+
+
+def test_abort_drops_held_blocks_and_learn_spares_known_layer_blocks():
+    keep = FakeKeep()
+    layer = b"L" * 200
+    w = held_writer(keep)
+    w.learn({block_key(signed(layer)): signed(layer)})
+    w.cut_at(100)
+    w.cut_at(300)
+    w.layer_at(100, 300)
+    w.write(b"h" * 100 + layer + b"t" * 50)
+    w._flush()
+    w.abort()
+    assert keep.puts == []  # the layer was known, the rest held back and dropped
+
+
+def test_held_bytes_are_bounded():
+    from arv_keepdocker_plugin.keep.block_writer import HOLD_LIMIT
+    keep = FakeKeep()
+    w = held_writer(keep)
+    piece = HOLD_LIMIT // 4 + 1
+    for n in range(1, 6):
+        w.cut_at(n * piece)
+    w.write(b"x" * (5 * piece))
+    w.close()
+    assert len(keep.puts) == 5
+    assert w.held == 0

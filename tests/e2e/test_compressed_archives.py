@@ -66,3 +66,24 @@ def test_a_new_version_in_a_gzip_archive_uploads_only_its_new_layer(
             # The 24 MiB base layer is decompressed and read again, but not uploaded.
             assert int(counts["uploaded"]) < 2 * MiB, counts
             assert int(counts["reused"]) >= 24 * MiB, counts
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz"])
+def test_a_compressed_oci_archive_read_once_loads_with_its_id(
+        keepdocker, keepdocker_docker_engine, arv_api, tmp_path, unique, kind):
+    """The docker-archive a compressed layout tar becomes in one pass is what docker load
+    takes: the same image id (blobs written as they pass, documents at the end)."""
+    import io
+
+    from arv_keepdocker_testkit import imagebuild as ib
+    image = ib.build_image([{"base.bin": bytes(range(256)) * 2048},
+                            {"app.txt": unique.encode()}], compression="gzip")
+    out = io.BytesIO()
+    ib.write_oci_layout(out, [(unique + ":1", image)])
+    plain = tmp_path / "image-oci.tar"
+    plain.write_bytes(out.getvalue())
+    with open(str(plain) + "." + kind, "wb") as f:
+        subprocess.run(COMPRESS[kind] + [str(plain)], stdout=f, check=True)
+    uuid = uploaded_uuid(keepdocker("--no-progress", "oci-archive:{}.{}".format(plain, kind)))
+    assert list(collection_files(arv_api, uuid)) == [image.image_id + ".tar"]
+    assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == image.image_id

@@ -132,3 +132,48 @@ def test_sigkill_at_each_step_boundary(step, target, skip, processed, big_image,
     if processed:
         time.sleep(stall + 0.5)  # the server finishes the request of the dead client
     rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
+
+
+@pytest.fixture(scope="module")
+def compressed_image(tmp_path_factory):
+    """A gzip docker-archive (read once: steps/one_pass.py): three 24 MiB layers."""
+    import gzip
+    rng = random.Random(SEED + 1)
+    layers = [{"layer{}.bin".format(n): rng.randbytes(24 * MiB)} for n in range(3)]
+    image = ib.build_image(layers, repo_tags=["reliability/big:1"])
+    plain = tmp_path_factory.mktemp("gz") / "big.tar"
+    ib.write_docker_archive(str(plain), [image])
+    path = str(plain) + ".gz"
+    with open(str(plain), "rb") as src, gzip.open(path, "wb", compresslevel=1) as dst:
+        while True:
+            data = src.read(8 * MiB)
+            if not data:
+                break
+            dst.write(data)
+    return image, path
+
+
+def test_sigkill_while_a_compressed_archive_is_read_once(
+        compressed_image, project, base_env, arv_cluster, arv_api, arv_api_admin, tmp_path,
+        record_property):
+    """Blocks stored while the image is being learnt belong to no collection when the
+    run is killed; the run again (same HOME: its journal) ends complete."""
+    image, path = compressed_image
+    args = ["--no-progress", "--project-uuid", project, "docker-archive:" + path]
+    clean_up(arv_api_admin, project, image.image_id)
+    started = time.monotonic()
+    rerun_and_check(fresh_env(base_env, arv_cluster, tmp_path, "gz"), args, arv_api_admin,
+                    arv_api, project, image.image_id)
+    full = time.monotonic() - started
+    rng = random.Random(SEED + 2)
+    points = sorted(rng.uniform(0.05, full) for _ in range(6))
+    for n, point in enumerate(points):
+        clean_up(arv_api_admin, project, image.image_id)
+        env = fresh_env(base_env, arv_cluster, tmp_path, "gz{}".format(n))
+        proc = start(env, *args)
+        time.sleep(point)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
+    record_property("compressed_kills", "{} tried, {} held; full upload {:.1f}s".format(
+        len(points), len(points), full))
