@@ -17,7 +17,7 @@ import socket
 import subprocess
 from typing import List, Optional, Sequence
 
-from .. import hookimpl
+from .. import hookimpl, stagetimes
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
 from ..names import checked_image_id, familiar, parse_engine_reference
@@ -143,6 +143,10 @@ class DockerDaemonSource(ImageSource):
         return parse_engine_reference(details, details, tag, transport=self.name)
 
     def available(self, options: argparse.Namespace) -> bool:
+        with stagetimes.stage("engine probe"):
+            return self._available()
+
+    def _available(self) -> bool:
         if docker_binary() is None:
             return False
         socket_path = engine_socket()
@@ -159,15 +163,16 @@ class DockerDaemonSource(ImageSource):
         target = reference.engine_target
         # Which image store the engine uses is asked at the same time as the
         # image (it costs a CLI start-up, hidden behind the inspect's).
-        store_probe = self._probe_store()
-        try:
-            result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
-        except BaseException:
-            if store_probe is not None:
-                store_probe.kill()
-                store_probe.wait()
-            raise
-        containerd = self._store_answer(store_probe)
+        with stagetimes.stage("engine inspect"):
+            store_probe = self._probe_store()
+            try:
+                result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
+            except BaseException:
+                if store_probe is not None:
+                    store_probe.kill()
+                    store_probe.wait()
+                raise
+            containerd = self._store_answer(store_probe)
         if result.returncode != 0:
             raise self._error("image inspect", result.stderr, target)
         info = inspected(result.stdout, target, "docker image inspect")

@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 import httplib2
 
+from .. import stagetimes
 from ..errors import KeepdockerError
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -123,6 +124,29 @@ class Watch:
 
     def request(self, send, *args: Any, **kwargs: Any):
         """``send(*args, **kwargs)``: httplib2's ``(response, content)``, watched."""
+        if stagetimes.ENABLED:
+            return self._timed(send, *args, **kwargs)
+        return self._request(send, *args, **kwargs)
+
+    def _timed(self, send, *args: Any, **kwargs: Any):
+        """:meth:`_request`, its time recorded as stage ``api`` and by method and path."""
+        import time
+        import urllib.parse
+
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            response, content = self._request(send, *args, **kwargs)
+        finally:
+            wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
+            stagetimes.add("api", wall, cpu)
+            method = kwargs.get("method") or (args[1] if len(args) > 1 else "GET")
+            path = urllib.parse.urlsplit(str(kwargs.get("uri") or args[0])).path
+            stagetimes.add("api {} {}".format(method, path), wall, cpu)
+        if getattr(response, "fromcache", False):
+            stagetimes.add("api from cache", 0.0)
+        return response, content
+
+    def _request(self, send, *args: Any, **kwargs: Any):
         try:
             response, content = send(*args, **kwargs)
         except Exception as error:

@@ -21,6 +21,7 @@ import logging
 import time
 from typing import Any, ContextManager, Optional
 
+from .. import stagetimes
 from ..errors import FormatRefused, KeepdockerError
 from ..hooktypes import FormatVerdict
 from ..image import Image, Reference
@@ -62,12 +63,15 @@ def run(api, pm, options: argparse.Namespace,
         resolved = fallback_for_pull(pm, options, source, reference, by_default)
     if resolved is not None:
         options = resolved.options_for(options)
-        ctx = RunContext.build(api, pm, options)
+        with stagetimes.stage("run context"):
+            ctx = RunContext.build(api, pm, options)
         reference, image = resolved.reference, resolved.image
     else:
-        ctx = RunContext.build(api, pm, options)
-        image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
-                          pm.sources, reference.raw, by_default)
+        with stagetimes.stage("run context"):
+            ctx = RunContext.build(api, pm, options)
+        with stagetimes.stage("resolve"):
+            image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
+                              pm.sources, reference.raw, by_default)
     # 2. check format
     check_format(ctx, image)
     repo_tag = linked_repo_tag(image, reference)
@@ -85,7 +89,8 @@ def run(api, pm, options: argparse.Namespace,
             return collection_name(ctx, found, repo_tag)
 
         if not ctx.force:
-            record = reuser.reuse(image, repo_tag, name_for)
+            with stagetimes.stage("reuse"):
+                record = reuser.reuse(image, repo_tag, name_for)
             if record is not None:
                 return recorder.reused(image, record, repo_tag)
         if image.export is None and ctx.force:
@@ -102,15 +107,17 @@ def run(api, pm, options: argparse.Namespace,
             ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
                         ctx.user_uuid).check()
         rule = trust_rule(ctx, image)
-        reusable = find_reusable_layers(ctx, image, rule)
+        with stagetimes.stage("layer trust"):
+            reusable = find_reusable_layers(ctx, image, rule)
         progress = Progress(ctx.progress, downloads=image.downloaded is not None,
                             total=image.export_size, estimated=image.export_size_estimated)
-        tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
+        with stagetimes.stage("store"):
+            tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
         image = tar.stored_image(image)
         name = collection_name(ctx, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine
         # that stored the same image meanwhile wins, and this one adopts its copy.
-        with lock(image.image_id):
+        with lock(image.image_id), stagetimes.stage("record"):
             if not ctx.force:
                 recorder.applied = None
                 record = reuser.reuse(image, repo_tag, name_for, locked=True)

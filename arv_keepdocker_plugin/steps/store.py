@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import arvados.keep
 
+from .. import stagetimes
 from ..archive.layer_digests import Digests
 from ..archive.streams import chunks_of
 from ..archive.tap import TarTap
@@ -105,8 +106,9 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
                       token=getattr(api, "api_token", None))
     if not ctx.resume:
         journal.discard()
-    keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
-        api_client=api, num_retries=ctx.retries)
+    with stagetimes.stage("keep client"):
+        keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
+            api_client=api, num_retries=ctx.retries)
     known = dict(reusable.known_blocks)
     skip = dict(reusable.skip)
     if ctx.resume:
@@ -140,7 +142,8 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
             assert image.export is not None
             with image.export() as stream:
                 write_pieces(chunks_of(stream), tap, writer, {}, meter)
-        locators = writer.close()
+        with stagetimes.stage("last blocks"):
+            locators = writer.close()
     except BaseException:
         writer.abort()
         raise
