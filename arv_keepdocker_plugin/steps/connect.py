@@ -196,6 +196,27 @@ def connect(retries: int):
     import arvados.util
 
     class WatchedAPIClient(arvados.api.ThreadSafeAPIClient):
+        def __init__(self) -> None:
+            # ThreadSafeAPIClient.__init__ without its KeepClient, which asks
+            # the API server for the cluster's config at once (GET
+            # /arvados/v1/config): an image already stored needs no Keep.
+            self._api_kwargs = kwargs
+            self.api_token = kwargs["token"]
+            self.request_id = kwargs.get("request_id")
+            self.local = threading.local()
+            self._keep_client = None
+            self._keep_lock = threading.Lock()
+
+        @property
+        def keep(self):
+            """The SDK's KeepClient for this client, built on first use."""
+            with self._keep_lock:
+                if self._keep_client is None:
+                    import arvados.keep
+                    self._keep_client = arvados.keep.KeepClient(api_client=self,
+                                                                num_retries=retries)
+                return self._keep_client
+
         def localapi(self):
             try:
                 return self.local.api
@@ -211,9 +232,9 @@ def connect(retries: int):
     except ValueError as error:  # no host or token configured
         raise KeepdockerError(str(error).splitlines()[0]) from None
     watch = Watch(api_setting(), retries)
-    # As arvados.api("v1", num_retries=retries) builds it (the Keep client
-    # it makes at once asks this thread's client, hence the first request).
-    return WatchedAPIClient(None, {}, {"num_retries": retries}, "v1")
+    # As arvados.api("v1", num_retries=retries) builds it, but for the Keep
+    # client, built when first used (see WatchedAPIClient.keep).
+    return WatchedAPIClient()
 
 
 def watched_client(kwargs: dict, watch: Watch):
