@@ -101,19 +101,22 @@ def run(api, pm, options: argparse.Namespace,
                                   "warnings above), and no source has it".format(image.image_id))
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
-        if not image.provisional_id:
-            # A collection named like the lock that is no lease must cost
-            # seconds, not the upload: refuse it before any block is stored.
-            ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
-                        ctx.user_uuid).check()
-        rule = trust_rule(ctx, image)
-        with stagetimes.stage("layer trust"):
-            reusable = find_reusable_layers(ctx, image, rule)
-        progress = Progress(ctx.progress, downloads=image.downloaded is not None,
-                            total=image.export_size, estimated=image.export_size_estimated)
-        with stagetimes.stage("store"):
-            tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
-        image = tar.stored_image(image)
+        with contextlib.ExitStack() as exporting:
+            source_image = image
+            image = start_export(exporting, image)
+            if not image.provisional_id:
+                # A collection named like the lock that is no lease must cost
+                # seconds, not the upload: refuse it before any block is stored.
+                ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
+                            ctx.user_uuid).check()
+            rule = trust_rule(ctx, image)
+            with stagetimes.stage("layer trust"):
+                reusable = find_reusable_layers(ctx, image, rule)
+            progress = Progress(ctx.progress, downloads=image.downloaded is not None,
+                                total=image.export_size, estimated=image.export_size_estimated)
+            with stagetimes.stage("store"):
+                tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
+        image = tar.stored_image(source_image)
         name = collection_name(ctx, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine
         # that stored the same image meanwhile wins, and this one adopts its copy.
@@ -131,6 +134,23 @@ def run(api, pm, options: argparse.Namespace,
     # What arv-put says at the end of a 3.2.1 upload.
     put_logger.info("Collection saved as '%s'", record["name"])
     return Outcome(STORED, image, record, repo_tag, progress=progress)
+
+
+def start_export(stack: contextlib.ExitStack, image: Image) -> Image:
+    """Start the export now, while Arvados is asked about the layers and the lock.
+
+    Only once no usable copy is in Arvados (the caller's reuse step said so),
+    and only for an image that streams whole (``export``, no
+    ``export_pieces``: which layers a piecewise export skips is known only
+    after the lookups). An engine takes its time before the first byte
+    (Docker 20.10 writes the whole export to its disk first); that time now
+    runs beside the lookups. ``stack`` ends the export (and reaps it) when
+    the store step is done or has failed.
+    """
+    if image.export is None or image.export_pieces is not None:
+        return image
+    stream = stack.enter_context(image.export())
+    return dataclasses.replace(image, export=lambda: contextlib.nullcontext(stream))
 
 
 #: Reused blocks must stay valid this long after the upload starts...
