@@ -705,11 +705,17 @@ def main(argv=None) -> int:
                         help="total image size in MiB (1024; 256 for a quick run)")
     parser.add_argument("--mid-mib", type=int, default=330,
                         help="size of scenario 1m's second image in MiB (330; 0 skips 1m)")
+    parser.add_argument("--only", metavar="LIST", default=None,
+                        help="run only these scenarios, e.g. 1,3 (for development; 2 and 3"
+                        " need 1; not with --write-results)")
     parser.add_argument("--write-results", action="store_true",
                         help="record the table in bench/RESULTS.md")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.size_mib < 16 or (args.mid_mib and args.mid_mib < 16):
         parser.error("--repeat must be >= 1, --size-mib >= 16 and --mid-mib 0 or >= 16")
+    only = set(args.only.split(",")) if args.only else None
+    if only is not None and args.write_results:
+        parser.error("--only is for development: no --write-results with it")
     command = "python bench/keepdocker_vs_321.py --repeat %d --size-mib %d --mid-mib %d%s" % (
         args.repeat, args.size_mib, args.mid_mib,
         " --write-results" if args.write_results else "")
@@ -723,12 +729,18 @@ def main(argv=None) -> int:
         bench.setup()
         engine_version = bench.engine.docker("version", "--format", "{{.Server.Version}}",
                                              text=True).stdout.strip()
-        bench.scenario1()
-        if args.mid_mib:
+        def wanted(scenario: str) -> bool:
+            return only is None or scenario in only
+        if wanted("1") or wanted("2") or wanted("3"):
+            bench.scenario1()
+        if args.mid_mib and wanted("1m"):
             bench.scenario1("1m", MID_NAME, bench.mid_archive)
-        bench.scenario2()
-        bench.scenario3()
-        bench.scenario3c()
+        if wanted("2"):
+            bench.scenario2()
+        if wanted("3"):
+            bench.scenario3()
+        if wanted("3c"):
+            bench.scenario3c()
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)

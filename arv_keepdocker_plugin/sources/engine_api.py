@@ -123,27 +123,73 @@ class EngineApi:
     def export(self, image_id: str) -> Iterator[ByteStream]:
         """``docker save IMAGE_ID``'s tar as a stream (``GET /images/get``).
 
-        A failure the engine reports before the first byte is a
-        :class:`SourceError` with its message; one after it ends the stream
-        early (the archive reader then refuses the truncated tar).
+        The request is sent at once and the answer awaited at the first read:
+        Docker 20.10 writes the whole export to its disk before it answers,
+        and the caller has other work meanwhile. A failure the engine reports
+        then is a :class:`SourceError` with its message; one after the first
+        byte ends the stream early (the archive reader then refuses the
+        truncated tar).
         """
         target = "/images/get?" + urllib.parse.urlencode({"names": image_id})
-        # No timeout while streaming: Docker 20.10 writes the whole export to
-        # its disk before the first byte, which may take minutes.
-        connection, response = self._open("GET", target, timeout=None)
+        # No timeout: the engine may take minutes before its first byte.
+        connection = UnixConnection(self.path, None)
         try:
-            if response.status != 200:
-                body = response.read(1 << 16)
-                try:
-                    decoded = json.loads(body)
-                except (ValueError, RecursionError):
-                    decoded = None
-                raise SourceError("docker save {} failed: {}".format(
-                    image_id, message(decoded, response.status)))
-            yield response
-        finally:
-            response.close()
+            connection.request("GET", target)
+        except OSError as error:
             connection.close()
+            raise EngineUnavailable("cannot reach the Docker engine at unix://{}: {}".format(
+                self.path, error.strerror or error)) from None
+        stream = ExportStream(connection, image_id)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+
+class ExportStream:
+    """The export's body, read as a file; the engine's answer is awaited at the first read."""
+
+    def __init__(self, connection: UnixConnection, image_id: str):
+        self._connection = connection
+        self._image_id = image_id
+        self._response: Optional[http.client.HTTPResponse] = None
+        self.closed = False
+
+    def _answer(self) -> http.client.HTTPResponse:
+        if self._response is not None:
+            return self._response
+        try:
+            response = self._connection.getresponse()
+        except (OSError, http.client.HTTPException) as error:
+            raise SourceError("docker save {} failed: the engine closed the connection ({})"
+                              .format(self._image_id, error)) from None
+        if response.status != 200:
+            body = response.read(1 << 16)
+            try:
+                decoded = json.loads(body)
+            except (ValueError, RecursionError):
+                decoded = None
+            raise SourceError("docker save {} failed: {}".format(
+                self._image_id, message(decoded, response.status)))
+        self._response = response
+        return response
+
+    def read(self, size: int = -1) -> bytes:
+        return self._answer().read(size)
+
+    def readinto(self, buffer) -> int:
+        return self._answer().readinto(buffer)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._response is not None:
+            self._response.close()
+        self._connection.close()
 
 
 def message(body: Any, status: int) -> str:
