@@ -175,6 +175,9 @@ class DockerDaemonSource(ImageSource):
         return probe.returncode == 0 and bool(probe.stdout.strip())
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        # The source stands for the docker command's engine: with no docker
+        # command, there is none (as before the socket was asked directly).
+        self._binary()
         socket_path = engine_socket()
         if socket_path is not None:
             try:
