@@ -107,7 +107,7 @@ def _no_answer(command: str, timeout: Optional[float]) -> EngineUnavailable:
 
 
 class DockerDaemonSource(ImageSource):
-    """Images in the local Docker engine, through the ``docker`` CLI."""
+    """Images in the local Docker engine: on its unix socket, else through the ``docker`` CLI."""
 
     name = "docker-daemon"
     description = ("images in the local Docker engine: its socket or the docker CLI, "
