@@ -19,8 +19,11 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-import arvados  # noqa: F401  (installs the SDK's stderr log handler)
-import arvados.config
+from . import stagetimes
+
+with stagetimes.stage("import SDK"):
+    import arvados  # noqa: F401  (installs the SDK's stderr log handler)
+    import arvados.config
 
 from . import __version__
 from .errors import KeepdockerError, printable
@@ -239,9 +242,12 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
     check), stored in place of resolving IMAGE again.
     """
     stdout = stdout or sys.stdout
-    pm = pm or get_plugin_manager()
-    parser = build_parser(pm, prog)
-    options = parser.parse_args(arguments)
+    stagetimes.mark("cli")
+    with stagetimes.stage("plugins"):
+        pm = pm or get_plugin_manager()
+    with stagetimes.stage("parser"):
+        parser = build_parser(pm, prog)
+        options = parser.parse_args(arguments)
     check_workflow_options(parser, options)
     if options.source not in pm.sources:  # a source of that very name wins
         options.source = SOURCE_ALIASES.get(options.source, options.source)
@@ -264,8 +270,9 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
                 return connect(options.retries)
             return store_workflow_images(options, pm, connected, stdout), "workflow"
         if api is None:
-            from .steps.connect import connect
-            api = connect(options.retries)
+            with stagetimes.stage("connect"):
+                from .steps.connect import connect
+                api = connect(options.retries)
         if options.image is None or options.image == "images":
             from .steps.listing import list_images_in_arv, write_table
             images = list_images_in_arv(api, options.retries)
@@ -275,9 +282,12 @@ def execute(arguments: Optional[List[str]] = None, stdout=None,
             else:
                 write_table(images, stdout)
             return 0, "listed"
-        from .steps import pipeline
-        outcome = pipeline.run(api, pm, options, resolved)
+        with stagetimes.stage("import steps"):
+            from .steps import pipeline
+        with stagetimes.stage("pipeline"):
+            outcome = pipeline.run(api, pm, options, resolved)
         report(outcome, options, stdout, api)
+        stagetimes.mark("reported")
         if outcome.dry_run and outcome.writes:
             return 2, outcome.status
         return 0, outcome.status

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Benchmark `arv keepdocker` (this checkout) against arv-keepdocker 3.2.1.
 
-    python bench/keepdocker_vs_321.py [--repeat N] [--size-mib 1024] [--write-results]
+    python bench/keepdocker_vs_321.py [--repeat N] [--size-mib 1024] [--mid-mib 330]
+                                      [--write-results]
 
 Installs arvados-python-client 3.2.1 into ``bench/.venv-321`` (reused when
 present), starts a private Docker engine and private local clusters under
 ``/tmp/akd-bench-*``, builds a 3-layer image v1 and a v2 that shares all but
 its top layer (COPY-only, random data), then runs both tools alternately:
 
-1. first upload of v1 (a fresh cluster per run);
+1. first upload of v1 (a fresh cluster per run), with two floors: ``docker
+   save > /dev/null`` and 3.2.1's ``arv-put`` of the saved tar;
+   1m. the same for a second image of ``--mid-mib`` (330 MiB: three random
+   layers, about the size issue 19 measured);
 2. upload of v2 from the engine with v1 already stored (by the same tool);
    2b. ours only: v2 from ``docker-archive:`` (its ``docker save`` tar on disk);
-3. v1 again, already stored (no upload expected);
+3. v1 again, already stored (no upload expected), each run with an empty
+   discovery cache; 3w: the same with the cache a first, unmeasured run left;
    3c. v1 already stored in alice's project by a colleague (bob, who may write
    there, uploaded it with this checkout): alice's first run, then her second;
 4. peak memory and peak extra disk, from scenario 1.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -55,6 +61,9 @@ VENV = HERE / ".venv-321"
 SEED_VERSION = "3.2.1"
 REPO_NAME = "akd-bench/img"
 OURS, SEED, FLOOR = "ours", "3.2.1", "docker save"
+#: Scenario 1's second floor: 3.2.1's arv-put of the image's saved tar.
+PUT_FLOOR = "arv-put"
+MID_NAME = "akd-bench/mid"
 #: Scenario 3's floor: the Arvados SDK's import, which both tools pay before any work.
 IMPORT_FLOOR = "import arvados"
 MIB = 1 << 20
@@ -133,10 +142,19 @@ class Measurement:
     """One run of one tool in one scenario."""
 
     def __init__(self, scenario: str, tool: str, result: RunResult, keep_added: int,
-                 docker_calls: List[str]):
+                 docker_calls: List[str], stages: Optional[dict] = None):
         self.scenario, self.tool, self.result = scenario, tool, result
         self.keep_added = keep_added
         self.docker_calls = docker_calls
+        #: ours: the run's ARV_KEEPDOCKER_STAGE_TIMES record.
+        self.stages = stages
+
+    @property
+    def api_requests(self) -> Optional[int]:
+        """ours: API requests the run made (from its stage record)."""
+        if self.stages is None:
+            return None
+        return int(self.stages["stages"].get("api", {}).get("count", 0))
 
     @property
     def ok(self) -> bool:
@@ -144,7 +162,11 @@ class Measurement:
 
     @property
     def saved(self) -> bool:
-        """Whether ``docker save`` (or ``docker image save``) ran during the run."""
+        """Whether the image was exported: ``docker save`` (or ``docker image save``)
+        through the CLI, or (ours) an export started on the engine's socket,
+        which the run's stage record marks as ``export start``."""
+        if self.stages is not None and "export start" in self.stages.get("marks", {}):
+            return True
         for call in self.docker_calls:
             words = call.split()
             if words[:1] == ["save"] or words[:2] == ["image", "save"]:
@@ -181,6 +203,15 @@ class Bench:
         log("built in %.0f s; saving v2 to %s for scenario 2b"
             % (time.monotonic() - started, self.v2_archive))
         self.engine.docker("save", "-o", str(self.v2_archive), REPO_NAME + ":v2")
+        self.v1_archive = self.work / "v1.tar"
+        self.engine.docker("save", "-o", str(self.v1_archive), REPO_NAME + ":v1")
+        if self.args.mid_mib:
+            plan = LayerPlan.for_total(self.args.mid_mib)
+            log("building %s:v1 (layers %d + %d + %d MiB)"
+                % (MID_NAME, plan.base0, plan.base1, plan.top))
+            build_images(self.engine, str(self.work), plan, MID_NAME, versions=("v1",))
+            self.mid_archive = self.work / "mid.tar"
+            self.engine.docker("save", "-o", str(self.mid_archive), MID_NAME + ":v1")
         template = self.work / "c-empty"
         cluster = Cluster(template).start()
         cluster.stop()
@@ -217,14 +248,14 @@ class Bench:
     # running -------------------------------------------------------------------
 
     def env(self, tool: str, cluster: Optional[Cluster], rundir: Path, docker_log: Path,
-            user: str = "alice"):
+            user: str = "alice", home: Optional[Path] = None):
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("ARVADOS_", "DOCKER_", "XDG_"))
                and key not in ("HOME", "TMPDIR", "PYTHONPATH")}
         if cluster is not None:
             env.update(cluster.env(user))
-        home = rundir / "home"
-        (home / ".cache").mkdir(parents=True)
+        home = home or rundir / "home"
+        (home / ".cache").mkdir(parents=True, exist_ok=True)
         (rundir / "tmp").mkdir()
         env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
                    TMPDIR=str(rundir / "tmp"), DOCKER_HOST=self.engine.host,
@@ -232,6 +263,9 @@ class Bench:
                    AKD_BENCH_DOCKER_LOG=str(docker_log))
         if tool == OURS:
             env["PYTHONPATH"] = str(REPO)
+            # Its export goes through the engine's socket, not the docker
+            # wrapper: the stage record says whether one started.
+            env["ARV_KEEPDOCKER_STAGE_TIMES"] = str(docker_log) + ".stages"
         return env
 
     def argv(self, tool: str, image_args: List[str]) -> List[str]:
@@ -241,10 +275,14 @@ class Bench:
             return [str(self.seed_tool), *image_args]
         if tool == IMPORT_FLOOR:
             return [sys.executable, "-c", "import arvados"]
+        if tool == PUT_FLOOR:
+            return [str(self.seed_tool.with_name("arv-put")), "--no-resume", "--no-cache",
+                    "--silent", *image_args]
         return ["sh", "-c", 'exec docker save "$1" > /dev/null', "sh", *image_args]
 
     def run(self, scenario: str, tool: str, cluster: Optional[Cluster],
-            image_args: List[str], user: str = "alice") -> Measurement:
+            image_args: List[str], user: str = "alice",
+            home: Optional[Path] = None) -> Measurement:
         self.counter += 1
         rundir = self.work / ("run%03d" % self.counter)
         rundir.mkdir()
@@ -252,23 +290,30 @@ class Bench:
         docker_log.touch()
         before = keep_files(cluster.dir) if cluster is not None else {}
         result = run_measured(self.argv(tool, image_args),
-                              self.env(tool, cluster, rundir, docker_log, user),
+                              self.env(tool, cluster, rundir, docker_log, user, home),
                               str(self.logs / ("run%03d" % self.counter)),
                               watch=[str(rundir)],
                               engine_dirs=[os.path.join(self.engine.dir, "root", "tmp")])
         after = keep_files(cluster.dir) if cluster is not None else {}
         added = sum(size for path, size in after.items() if path not in before)
         calls = docker_log.read_text().splitlines()
+        stages_file = Path(str(docker_log) + ".stages")
+        stages = None
+        if stages_file.exists():
+            lines = stages_file.read_text().splitlines()
+            stages = json.loads(lines[-1]) if lines else None
         shutil.rmtree(rundir, ignore_errors=True)
-        measurement = Measurement(scenario, tool, result, added, calls)
+        measurement = Measurement(scenario, tool, result, added, calls, stages)
         self.runs.append(measurement)
         status = "ok" if result.ok else "FAILED (exit %d): %s" % (
             result.returncode, (result.stderr.strip().splitlines() or ["no stderr"])[-1][:200])
         log("%-3s %-11s %6.2f s  keep +%7.1f MiB  rss %6.1f MiB (max proc %6.1f)  "
-            "disk +%7.1f MiB  save:%s  %s"
+            "disk +%7.1f MiB  save:%s%s  %s"
             % (scenario, tool, result.wall, added / MIB, result.tree_rss / MIB,
                result.max_rss / MIB, result.extra_disk / MIB,
-               "yes" if measurement.saved else "no", status))
+               "yes" if measurement.saved else "no",
+               "" if measurement.api_requests is None
+               else "  api:%d" % measurement.api_requests, status))
         return measurement
 
     # scenarios -------------------------------------------------------------------
@@ -278,18 +323,27 @@ class Bench:
         for number in range(self.args.repeat):
             yield number, (tools if number % 2 == 0 else tuple(reversed(tools)))
 
-    def scenario1(self) -> None:
-        log("scenario 1: first upload of v1 (fresh cluster per run), plus the docker save floor")
-        v1 = [REPO_NAME, "v1"]
-        for number, tools in self.orders(OURS, SEED, FLOOR):
+    def scenario1(self, scenario: str = "1", name: str = REPO_NAME,
+                  archive: Optional[Path] = None) -> None:
+        log("scenario %s: first upload of %s:v1 (fresh cluster per run), plus the docker save"
+            " and arv-put floors" % (scenario, name))
+        v1 = [name, "v1"]
+        archive = archive or self.v1_archive
+        for number, tools in self.orders(OURS, SEED, FLOOR, PUT_FLOOR):
             for tool in tools:
                 if tool == FLOOR:
-                    self.run("1", FLOOR, None, [REPO_NAME + ":v1"])
+                    self.run(scenario, FLOOR, None, [name + ":v1"])
                     continue
-                cluster = self.cluster_from(self.template, "c-s1-%s-%d" % (tool, number))
-                measurement = self.run("1", tool, cluster, v1)
-                self.drop_cluster(cluster, keep_dir=measurement.ok)
-                if measurement.ok:
+                cluster = self.cluster_from(self.template, "c-s%s-%s-%d" % (
+                    scenario, tool.replace("/", "-").replace(" ", "-"), number))
+                if tool == PUT_FLOOR:
+                    self.run(scenario, PUT_FLOOR, cluster, [str(archive)])
+                    self.drop_cluster(cluster)
+                    continue
+                measurement = self.run(scenario, tool, cluster, v1)
+                keep = measurement.ok and scenario == "1"
+                self.drop_cluster(cluster, keep_dir=keep)
+                if keep:
                     previous = self.snapshots.get(tool)
                     if previous is not None:
                         shutil.rmtree(previous, ignore_errors=True)
@@ -326,6 +380,15 @@ class Bench:
                     self.run("3", IMPORT_FLOOR, None, [])
                 elif tool in clusters:
                     self.run("3", tool, clusters[tool], [REPO_NAME, "v1"])
+        log("scenario 3w: the same with a warm discovery cache (a first run, not counted,"
+            " fills it)")
+        for number, tools in self.orders(OURS, SEED):
+            for tool in tools:
+                if tool not in clusters:
+                    continue
+                home = self.work / ("home-3w-%s-%d" % (tool, number))
+                self.run("3w0", tool, clusters[tool], [REPO_NAME, "v1"], home=home)
+                self.run("3w", tool, clusters[tool], [REPO_NAME, "v1"], home=home)
         if SEED in clusters:
             for _number in range(self.args.repeat):
                 self.run("3x", OURS, clusters[SEED], [REPO_NAME, "v1"])
@@ -411,10 +474,26 @@ def build_rows(bench: Bench) -> List[List[str]]:
         rows.append([label, name, mib(ours), mib(seed), "-" if r is None else "%.2f" % r,
                      target, verdict(ours, limit, strict) if limit is not None else ""])
 
+    def ours_to_floor_row(label, scenario, tool, name):
+        ours = median_of(runs, scenario, OURS, "wall")
+        floor = median_of(runs, scenario, tool, "wall")
+        r = ratio(ours, floor)
+        rows.append([label, name, secs(ours), secs(floor), "-" if r is None else "%.2f" % r,
+                     "", ""])
+
+    def first_upload_rows(label, scenario, limit):
+        time_row(label, scenario, scenario, limit, "ratio <= %.1f" % limit)
+        floor_row(label, scenario, FLOOR, "docker save > /dev/null (s, the floor)")
+        floor_row(label, scenario, PUT_FLOOR, "3.2.1's arv-put of the saved tar (s)")
+        ours_to_floor_row(label, scenario, FLOOR, "ours / docker save (s; 3.2.1 column: floor)")
+        ours_to_floor_row(label, scenario, PUT_FLOOR, "ours / arv-put (s; 3.2.1 column: floor)")
+        value_row(label, scenario, scenario, "keep_added", "Keep bytes added (MiB)")
+
     s1 = "1 first upload (%d MiB)" % plan.total
-    time_row(s1, "1", "1", 0.5, "ratio <= 0.5")
-    floor_row(s1, "1", FLOOR, "docker save > /dev/null (s, the floor)")
-    value_row(s1, "1", "1", "keep_added", "Keep bytes added (MiB)")
+    first_upload_rows(s1, "1", 0.7)
+    if bench.args.mid_mib:
+        mid = LayerPlan.for_total(bench.args.mid_mib)
+        first_upload_rows("1m first upload (%d MiB, second image)" % mid.total, "1m", 0.8)
     s2 = "2 new version from engine (top %d MiB new)" % plan.top
     time_row(s2, "2", "2", 0.35, "ratio <= 0.35")
     floor_row(s2, "2", FLOOR, "docker save v2 > /dev/null (s, the floor)")
@@ -426,9 +505,25 @@ def build_rows(bench: Bench) -> List[List[str]]:
     time_row(s2b, "2b", "2", 0.1, "ratio <= 0.1")
     value_row(s2b, "2b", "2", "keep_added", "Keep bytes added (MiB)", 1.1 * layer,
               "ours <= %.1f" % (1.1 * plan.top))
-    s3 = "3 already stored"
-    time_row(s3, "3", "3", 0.5, "ratio <= 0.5")
+    s3 = "3 already stored, cold discovery cache"
+    time_row(s3, "3", "3", 0.6, "ratio <= 0.6")
     floor_row(s3, "3", IMPORT_FLOOR, "python -c 'import arvados' (s, the floor)")
+    import_floor = median_of(runs, "3", IMPORT_FLOOR, "wall")
+
+    def import_row(label, scenario):
+        ours = median_of(runs, scenario, OURS, "wall")
+        over = None if ours is None or import_floor is None else ours - import_floor
+        rows.append([label, "ours - SDK import (s)", secs(over), "", "", "<= 0.30",
+                     verdict(over, 0.3)])
+
+    def requests_row(label, scenario):
+        counts = [run.api_requests for run in runs if run.scenario == scenario
+                  and run.tool == OURS and run.ok and run.api_requests is not None]
+        rows.append([label, "API requests, ours", "%g" % statistics.median(counts)
+                     if counts else "-", "", "", "", ""])
+
+    import_row(s3, "3")
+    requests_row(s3, "3")
     saved = {tool: [run.saved for run in runs
                     if run.scenario == "3" and run.tool == tool and run.ok]
              for tool in (OURS, SEED)}
@@ -436,6 +531,10 @@ def build_rows(bench: Bench) -> List[List[str]]:
     rows.append([s3, "docker save ran", _yes_no(saved[OURS]), _yes_no(saved[SEED]), "",
                  "ours: no",
                  "n/a" if ours_saved is None else ("met" if not ours_saved else "MISSED")])
+    s3w = "3w already stored, warm discovery cache"
+    time_row(s3w, "3w", "3w", 0.6, "ratio <= 0.6")
+    import_row(s3w, "3w")
+    requests_row(s3w, "3w")
     s3c = "3c already stored, copy written by a colleague in the destination project"
     time_row(s3c + ": first run", "3c1", "3c1", 0, "")
     value_row(s3c + ": first run", "3c1", "3c1", "tree_rss", "peak RSS, tree (MiB)")
@@ -515,10 +614,11 @@ def code_version() -> str:
 def notes(bench: Bench, engine_version: str) -> str:
     plan, runs = bench.plan, bench.runs
     per_run = []
-    for scenario, label in (("1", "1"), ("2", "2"), ("2b", "2b"), ("3", "3"), ("3x", "3x"),
+    for scenario, label in (("1", "1"), ("1m", "1m"), ("2", "2"), ("2b", "2b"), ("3", "3"),
+                            ("3w", "3w"), ("3x", "3x"),
                             ("3c0", "3c bob's upload"), ("3c1", "3c first"),
                             ("3c2", "3c second")):
-        for tool in (OURS, SEED, FLOOR, IMPORT_FLOOR):
+        for tool in (OURS, SEED, FLOOR, PUT_FLOOR, IMPORT_FLOOR):
             text = walls(runs, scenario, tool)
             if text != "-":
                 per_run.append("%s %s: %s" % (label, tool, text))
@@ -526,9 +626,10 @@ def notes(bench: Bench, engine_version: str) -> str:
     floor_notes = []
     save = ("`docker save`", "reads `docker save` from this engine")
     sdk = ("importing the Arvados SDK", "uses the Arvados Python SDK")
-    for scenario, target, tool, (what, who) in (("1", 0.5, FLOOR, save),
+    for scenario, target, tool, (what, who) in (("1", 0.7, FLOOR, save),
+                                               ("1m", 0.8, FLOOR, save),
                                                ("2", 0.35, FLOOR, save),
-                                               ("3", 0.5, IMPORT_FLOOR, sdk)):
+                                               ("3", 0.6, IMPORT_FLOOR, sdk)):
         floor = median_of(runs, scenario, tool, "wall")
         seed = median_of(runs, scenario, SEED, "wall")
         if floor is not None and seed:
@@ -572,8 +673,16 @@ def notes(bench: Bench, engine_version: str) -> str:
         "Bytecode: this checkout is byte-compiled before the runs, as pip compiles 3.2.1's"
         " venv at install time (PYTHONDONTWRITEBYTECODE is set on these machines, so an"
         " editable install would otherwise recompile our modules on every run).",
-        "`docker save ran`: from a logging `docker` wrapper first on PATH (it logs the"
-        " arguments and execs the real CLI).",
+        "`docker save ran`: 3.2.1, from a logging `docker` wrapper first on PATH (it logs the"
+        " arguments and execs the real CLI); ours exports through the engine's socket"
+        " (`GET /images/get`), so for ours also from the run's stage record"
+        " (`ARV_KEEPDOCKER_STAGE_TIMES`, which marks `export start` when an export begins"
+        " through the socket or the CLI). API requests, ours: from the same record.",
+        "1/1m floors: `docker save IMAGE > /dev/null`, and 3.2.1's `arv-put --no-resume"
+        " --no-cache` of the image's `docker save` tar (on disk before the runs) into a fresh"
+        " cluster. 3 runs with an empty discovery cache (a private HOME per run); 3w runs"
+        " twice with one HOME and counts the second, for both tools (the local cluster sends"
+        " Arvados' `Cache-Control: max-age=86400, public` with the discovery document).",
         "Per-run wall times (s): " + "; ".join(per_run) + ".",
     ]
     if failures:
@@ -594,13 +703,22 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and scenario (3)")
     parser.add_argument("--size-mib", type=int, default=1024,
                         help="total image size in MiB (1024; 256 for a quick run)")
+    parser.add_argument("--mid-mib", type=int, default=330,
+                        help="size of scenario 1m's second image in MiB (330; 0 skips 1m)")
+    parser.add_argument("--only", metavar="LIST", default=None,
+                        help="run only these scenarios, e.g. 1,3 (for development; 2 and 3"
+                        " need 1; not with --write-results)")
     parser.add_argument("--write-results", action="store_true",
                         help="record the table in bench/RESULTS.md")
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.size_mib < 16:
-        parser.error("--repeat must be >= 1 and --size-mib >= 16")
-    command = "python bench/keepdocker_vs_321.py --repeat %d --size-mib %d%s" % (
-        args.repeat, args.size_mib, " --write-results" if args.write_results else "")
+    if args.repeat < 1 or args.size_mib < 16 or (args.mid_mib and args.mid_mib < 16):
+        parser.error("--repeat must be >= 1, --size-mib >= 16 and --mid-mib 0 or >= 16")
+    only = set(args.only.split(",")) if args.only else None
+    if only is not None and args.write_results:
+        parser.error("--only is for development: no --write-results with it")
+    command = "python bench/keepdocker_vs_321.py --repeat %d --size-mib %d --mid-mib %d%s" % (
+        args.repeat, args.size_mib, args.mid_mib,
+        " --write-results" if args.write_results else "")
     signal.signal(signal.SIGTERM, _interrupt)
     seed_tool = ensure_seed_venv()
     compile_ours()
@@ -611,10 +729,18 @@ def main(argv=None) -> int:
         bench.setup()
         engine_version = bench.engine.docker("version", "--format", "{{.Server.Version}}",
                                              text=True).stdout.strip()
-        bench.scenario1()
-        bench.scenario2()
-        bench.scenario3()
-        bench.scenario3c()
+        def wanted(scenario: str) -> bool:
+            return only is None or scenario in only
+        if wanted("1") or wanted("2") or wanted("3"):
+            bench.scenario1()
+        if args.mid_mib and wanted("1m"):
+            bench.scenario1("1m", MID_NAME, bench.mid_archive)
+        if wanted("2"):
+            bench.scenario2()
+        if wanted("3"):
+            bench.scenario3()
+        if wanted("3c"):
+            bench.scenario3c()
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -61,8 +61,11 @@ def _build(engine, context: str, dockerfile_lines: List[str], tag: str) -> str:
     return engine.build(context, tag)
 
 
-def build_images(engine, workdir: str, plan: LayerPlan, repo: str = "akd-bench/img") -> dict:
+def build_images(engine, workdir: str, plan: LayerPlan, repo: str = "akd-bench/img",
+                 versions=("v1", "v2")) -> dict:
     """Build base, v1 and v2 in ``engine``; return ``{"v1": id, "v2": id, "base": id}``.
+
+    ``versions``: which of v1 and v2 to build (both by default).
 
     Build contexts live under ``workdir`` and are removed once built.
     """
@@ -73,7 +76,7 @@ def build_images(engine, workdir: str, plan: LayerPlan, repo: str = "akd-bench/i
     ids["base"] = _build(engine, context, ["FROM scratch", "COPY base0/ /base0/",
                                            "COPY base1/ /base1/"], repo + ":base")
     shutil.rmtree(context)
-    for version in ("v1", "v2"):
+    for version in versions:
         context = os.path.join(workdir, "ctx-" + version)
         write_random_files(os.path.join(context, "top"), plan.top)
         ids[version] = _build(engine, context, ["FROM %s:base" % repo, "COPY top/ /top/"],

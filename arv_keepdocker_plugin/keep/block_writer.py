@@ -22,6 +22,7 @@ import hashlib
 import threading
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union, cast
 
+from .. import stagetimes
 from ..archive.layer_digests import Digests
 from ..errors import BadArchive
 from ..image import StoredData
@@ -212,7 +213,8 @@ class BlockWriter:
             return
         # Wait for a free writer before copying the block out, so that at most
         # IN_FLIGHT blocks plus the buffer being filled are ever in memory.
-        self._slots.acquire()
+        with stagetimes.stage("wait for a writer"):
+            self._slots.acquire()
         try:
             block = bytes(memoryview(self._buffer)[:self._fill])
             self._fill = 0
@@ -246,12 +248,15 @@ class BlockWriter:
         """In a writer thread: reuse the block if Keep has it, else upload it."""
         try:
             if self.known:
-                key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
+                with stagetimes.stage("md5 (known blocks)"):
+                    key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
                 locator = self.known.get(key)
                 if locator is not None:
                     self.progress.add(reused=len(block), written=len(block))
                     return locator
-            locator = self.keep.put(block, copies=self.copies, num_retries=self.num_retries)
+            with stagetimes.stage("keep put"):
+                locator = self.keep.put(block, copies=self.copies,
+                                        num_retries=self.num_retries)
             self.progress.add(uploaded=len(block), written=len(block))
             if self.on_stored is not None:
                 self.on_stored(locator)
@@ -300,6 +305,10 @@ def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
     """
     progress = writer.progress
     seen = downloaded() if downloaded is not None else 0
+    if stagetimes.ENABLED:
+        pieces = _timed_pieces(pieces)
+        tap = _Timed(tap, "feed", "tar walk + digests")
+        writer = _Timed(writer, "write", "block copy")  # type: ignore[assignment]
     for piece in pieces:
         if downloaded is not None:
             now = downloaded()
@@ -322,3 +331,40 @@ def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
     if downloaded is not None:
         progress.add(downloaded=downloaded() - seen)
     tap.finish()
+
+
+# -- stage times (ARV_KEEPDOCKER_STAGE_TIMES only) ----------------------------------
+
+def _timed_pieces(pieces: Iterable) -> Iterable:
+    """``pieces``, the time spent waiting for each recorded as stage "export read"."""
+    import time
+
+    iterator = iter(pieces)
+    while True:
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            piece = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            stagetimes.add("export read", time.monotonic() - wall, time.thread_time() - cpu)
+        if piece:
+            stagetimes.mark("export first byte")
+        yield piece
+
+
+class _Timed:
+    """``target`` with one method's calls recorded as a stage (the rest passed through)."""
+
+    def __init__(self, target, method: str, stage: str):
+        self._target, self._method, self._stage = target, method, stage
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._target, name)
+        if name != self._method:
+            return attribute
+
+        def timed(*args, **kwargs):
+            with stagetimes.stage(self._stage):
+                return attribute(*args, **kwargs)
+        return timed

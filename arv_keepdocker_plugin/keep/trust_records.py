@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-import arvados.util
+from .api_lists import list_all
 
 #: The property that says a record's bytes were checked, and by which rule.
 CHECKED_PROPERTY = "digests_checked"
@@ -91,6 +91,6 @@ def links_by_uuid(api, num_retries: int, uuids: Iterable[Optional[str]]) -> Dict
     wanted = sorted({uuid for uuid in uuids if uuid})
     if not wanted:
         return {}
-    return {link["uuid"]: link for link in arvados.util.keyset_list_all(
+    return {link["uuid"]: link for link in list_all(
         api.links().list, num_retries=num_retries, filters=[["uuid", "in", wanted]],
         select=LINK_FIELDS)}

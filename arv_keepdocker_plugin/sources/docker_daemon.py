@@ -1,26 +1,34 @@
 """``docker-daemon:NAME[:TAG]`` - images in the local Docker engine.
 
-Talks to the engine through the ``docker`` CLI (``docker.io`` when ``docker``
-is missing, as arv-keepdocker 3.2.1 does), so ``DOCKER_HOST``, contexts and
-the user's docker configuration apply unchanged. The image is exported with
-``docker save <id>`` streamed from the CLI's stdout, never through a temp file.
+Where the ``docker`` CLI would talk to a unix socket (a ``unix://``
+``DOCKER_HOST``, else the default socket when no other context is chosen),
+the engine is asked on that socket directly (:mod:`.engine_api`: inspect,
+info and the export, with no CLI start-up and no copy through a pipe). Any
+other host (tcp, ssh, a context), or a socket that does not answer, goes
+through the ``docker`` CLI (``docker.io`` when ``docker`` is missing, as
+arv-keepdocker 3.2.1 does), so ``DOCKER_HOST``, contexts and the user's docker
+configuration apply unchanged; the image is then exported with ``docker save
+<id>`` streamed from the CLI's stdout. Never through a temp file.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 from typing import List, Optional, Sequence
 
-from .. import hookimpl
+from .. import hookimpl, stagetimes
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
 from ..names import checked_image_id, familiar, parse_engine_reference
+from .engine_api import EngineApi
 from .engine_cli import exporting, first_line, image_from_inspect, inspected
 
 #: How long ``available()`` waits for the engine to answer.
@@ -99,15 +107,19 @@ def _no_answer(command: str, timeout: Optional[float]) -> EngineUnavailable:
 
 
 class DockerDaemonSource(ImageSource):
-    """Images in the local Docker engine, through the ``docker`` CLI."""
+    """Images in the local Docker engine: on its unix socket, else through the ``docker`` CLI."""
 
     name = "docker-daemon"
-    description = "images in the local Docker engine: docker CLI, honours DOCKER_HOST"
+    description = ("images in the local Docker engine: its socket or the docker CLI, "
+                   "honours DOCKER_HOST")
     syntax = "NAME[:TAG]"
     serves_bare_names = True
 
     def __init__(self) -> None:
         self._containerd: Optional[bool] = None
+        #: ``GET /info`` on the socket, asked in the background once the
+        #: engine answers (it takes the engine several milliseconds).
+        self._store_query: Optional[concurrent.futures.Future] = None
 
     # -- the CLI ----------------------------------------------------------
 
@@ -143,12 +155,19 @@ class DockerDaemonSource(ImageSource):
         return parse_engine_reference(details, details, tag, transport=self.name)
 
     def available(self, options: argparse.Namespace) -> bool:
+        with stagetimes.stage("engine probe"):
+            return self._available()
+
+    def _available(self) -> bool:
         if docker_binary() is None:
             return False
         socket_path = engine_socket()
         if socket_path is not None:
             # A unix socket answers a connect at once: no need to run the CLI.
-            return socket_answers(socket_path)
+            answers = socket_answers(socket_path)
+            if answers:
+                self._ask_store(EngineApi(socket_path))
+            return answers
         try:
             probe = self._run(["version", "--format", "{{.Server.Version}}"], PROBE_TIMEOUT)
         except EngineUnavailable:
@@ -156,32 +175,84 @@ class DockerDaemonSource(ImageSource):
         return probe.returncode == 0 and bool(probe.stdout.strip())
 
     def resolve(self, reference: Reference, options: argparse.Namespace) -> Image:
+        # The source stands for the docker command's engine: with no docker
+        # command, there is none (as before the socket was asked directly).
+        self._binary()
+        socket_path = engine_socket()
+        if socket_path is not None:
+            try:
+                with stagetimes.stage("engine inspect"):
+                    return self._resolve_on_socket(EngineApi(socket_path), reference)
+            except EngineUnavailable:
+                pass  # the CLI says why, in its own words
+        return self._resolve_with_cli(reference)
+
+    def _resolve_on_socket(self, engine: EngineApi, reference: Reference) -> Image:
+        """:meth:`resolve` through the engine's own API (no CLI)."""
         target = reference.engine_target
-        # Which image store the engine uses is asked at the same time as the
-        # image (it costs a CLI start-up, hidden behind the inspect's).
-        store_probe = self._probe_store()
-        try:
-            result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
-        except BaseException:
-            if store_probe is not None:
-                store_probe.kill()
-                store_probe.wait()
-            raise
-        containerd = self._store_answer(store_probe)
-        if result.returncode != 0:
-            raise self._error("image inspect", result.stderr, target)
-        info = inspected(result.stdout, target, "docker image inspect")
+        self._ask_store(engine)
+        info = engine.inspect(target)
+        if self._containerd is None:
+            assert self._store_query is not None
+            self._containerd = self._store_query.result()
         image_id = checked_image_id(info.get("Id"))
-        binary = self._binary()
+
+        def export():
+            stagetimes.mark("export start")
+            return engine.export(image_id)
+
+        return self._image(info, reference, image_id, export, self._containerd)
+
+    def _ask_store(self, engine: EngineApi) -> None:
+        """Start asking the engine which image store it uses, unless asked already."""
+        if self._containerd is not None or self._store_query is not None:
+            return
+        query: concurrent.futures.Future = concurrent.futures.Future()
+
+        def ask() -> None:
+            try:
+                query.set_result(engine.containerd_store())
+            except BaseException as error:
+                query.set_exception(error)
+
+        threading.Thread(target=ask, name="engine-info", daemon=True).start()
+        self._store_query = query
+
+    def _image(self, info, reference: Reference, image_id: str, export,
+               containerd: bool) -> Image:
         image = image_from_inspect(
-            info, self.name, reference, image_id,
-            lambda: exporting([binary, "save", image_id], "docker save " + image_id),
+            info, self.name, reference, image_id, export,
             manifest_digest=pick_repo_digest(info.get("RepoDigests"), reference.name))
         if containerd:
             # Its Id is the manifest (or index) digest: the config digest, the id
             # the image is stored under, is known once the export has passed.
             image = dataclasses.replace(image, provisional_id=True, manifest_digest=None)
         return image
+
+    def _resolve_with_cli(self, reference: Reference) -> Image:
+        """:meth:`resolve` through the ``docker`` CLI."""
+        target = reference.engine_target
+        # Which image store the engine uses is asked at the same time as the
+        # image (it costs a CLI start-up, hidden behind the inspect's).
+        with stagetimes.stage("engine inspect"):
+            store_probe = self._probe_store()
+            try:
+                result = self._run(["image", "inspect", target], INSPECT_TIMEOUT)
+            except BaseException:
+                if store_probe is not None:
+                    store_probe.kill()
+                    store_probe.wait()
+                raise
+            containerd = self._store_answer(store_probe)
+        if result.returncode != 0:
+            raise self._error("image inspect", result.stderr, target)
+        info = inspected(result.stdout, target, "docker image inspect")
+        image_id = checked_image_id(info.get("Id"))
+        binary = self._binary()
+        return self._image(
+            info, reference, image_id,
+            lambda: exporting([binary, "save", image_id], "docker save " + image_id),
+            containerd)
 
     def _probe_store(self) -> Optional[subprocess.Popen]:
         """Start ``docker info``, which says whether the engine keeps images in

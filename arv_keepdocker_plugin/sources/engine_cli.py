@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
 
+from .. import stagetimes
 from ..errors import ImageNotFound, SourceError
 from ..image import ByteStream, Image, Layer, Reference
 
@@ -62,6 +63,7 @@ def exporting(argv: Sequence[str], what: str) -> Iterator[ByteStream]:
     consumer raises and the command had already failed by itself, the
     command's error is raised instead (it is the cause).
     """
+    stagetimes.mark("export start")
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=errors,

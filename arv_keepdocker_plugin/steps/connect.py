@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 import httplib2
 
+from .. import stagetimes
 from ..errors import KeepdockerError
 
 logger = logging.getLogger("arvados.keepdocker")
@@ -123,6 +124,29 @@ class Watch:
 
     def request(self, send, *args: Any, **kwargs: Any):
         """``send(*args, **kwargs)``: httplib2's ``(response, content)``, watched."""
+        if stagetimes.ENABLED:
+            return self._timed(send, *args, **kwargs)
+        return self._request(send, *args, **kwargs)
+
+    def _timed(self, send, *args: Any, **kwargs: Any):
+        """:meth:`_request`, its time recorded as stage ``api`` and by method and path."""
+        import time
+        import urllib.parse
+
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            response, content = self._request(send, *args, **kwargs)
+        finally:
+            wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
+            stagetimes.add("api", wall, cpu)
+            method = kwargs.get("method") or (args[1] if len(args) > 1 else "GET")
+            path = urllib.parse.urlsplit(str(kwargs.get("uri") or args[0])).path
+            stagetimes.add("api {} {}".format(method, path), wall, cpu)
+        if getattr(response, "fromcache", False):
+            stagetimes.add("api from cache", 0.0)
+        return response, content
+
+    def _request(self, send, *args: Any, **kwargs: Any):
         try:
             response, content = send(*args, **kwargs)
         except Exception as error:
@@ -172,6 +196,27 @@ def connect(retries: int):
     import arvados.util
 
     class WatchedAPIClient(arvados.api.ThreadSafeAPIClient):
+        def __init__(self) -> None:
+            # ThreadSafeAPIClient.__init__ without its KeepClient, which asks
+            # the API server for the cluster's config at once (GET
+            # /arvados/v1/config): an image already stored needs no Keep.
+            self._api_kwargs = kwargs
+            self.api_token = kwargs["token"]
+            self.request_id = kwargs.get("request_id")
+            self.local = threading.local()
+            self._keep_client = None
+            self._keep_lock = threading.Lock()
+
+        @property
+        def keep(self):
+            """The SDK's KeepClient for this client, built on first use."""
+            with self._keep_lock:
+                if self._keep_client is None:
+                    import arvados.keep
+                    self._keep_client = arvados.keep.KeepClient(api_client=self,
+                                                                num_retries=retries)
+                return self._keep_client
+
         def localapi(self):
             try:
                 return self.local.api
@@ -187,9 +232,9 @@ def connect(retries: int):
     except ValueError as error:  # no host or token configured
         raise KeepdockerError(str(error).splitlines()[0]) from None
     watch = Watch(api_setting(), retries)
-    # As arvados.api("v1", num_retries=retries) builds it (the Keep client
-    # it makes at once asks this thread's client, hence the first request).
-    return WatchedAPIClient(None, {}, {"num_retries": retries}, "v1")
+    # As arvados.api("v1", num_retries=retries) builds it, but for the Keep
+    # client, built when first used (see WatchedAPIClient.keep).
+    return WatchedAPIClient()
 
 
 def watched_client(kwargs: dict, watch: Watch):

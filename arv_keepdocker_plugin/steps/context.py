@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import weakref
 from typing import Any, Optional, Tuple
 
 import arvados.util
@@ -49,7 +50,7 @@ class RunContext:
     def build(cls, api: Any, pm: Any, options: argparse.Namespace) -> "RunContext":
         """Ask Arvados who the user is, check ``--project-uuid``, read the cluster's settings."""
         retries = options.retries
-        user = api.users().current().execute(num_retries=retries)["uuid"]
+        user = current_user(api, retries)
         if options.project_uuid:
             check_project(api, options.project_uuid, retries)
         root = getattr(api, "_rootDesc", None) or {}
@@ -100,6 +101,25 @@ class RunContext:
     def collection_name(self) -> Optional[str]:
         """``--name``, when given."""
         return self.options.name
+
+
+#: The user each API client's token belongs to, asked once per client (``--cwl``
+#: stores several images with one client, each run building its context).
+_USERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def current_user(api: Any, retries: int) -> str:
+    """The UUID of the user ``api``'s token belongs to (one request per client)."""
+    try:
+        return _USERS[api]
+    except (KeyError, TypeError):
+        pass
+    user = api.users().current().execute(num_retries=retries)["uuid"]
+    try:
+        _USERS[api] = user
+    except TypeError:  # a client that takes no weak reference: ask each time
+        pass
+    return user
 
 
 def check_project(api: Any, uuid: str, retries: int) -> None:

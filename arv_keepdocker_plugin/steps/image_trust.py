@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
-import arvados.util
-
 from ..hooktypes import HASH_LINK
+from ..keep.api_lists import list_all
 from ..keep.locators import portable_data_hash
 from ..keep.trust_records import CHECKED_LINK, LINK_FIELDS, WriterRule, stamp
 
@@ -35,7 +34,7 @@ def own_records(api, retries: int, rule: WriterRule, heads: Iterable[str],
                ["modified_by_user_uuid", "=", rule.user_uuid]]
     if image_id is not None:
         filters.append(["name", "=", image_id])
-    return list(arvados.util.keyset_list_all(api.links().list, num_retries=retries,
+    return list(list_all(api.links().list, num_retries=retries,
                                              filters=filters, select=LINK_FIELDS))
 
 
@@ -53,7 +52,7 @@ def trusted_copies(api, retries: int, rule: WriterRule, uuids: Iterable[str],
     records = own_records(api, retries, rule, wanted, image_id)
     if not records:
         return set()
-    collections = arvados.util.keyset_list_all(
+    collections = list_all(
         api.collections().list, num_retries=retries,
         filters=[["uuid", "in", sorted({r["head_uuid"] for r in records})]],
         select=["uuid", "portable_data_hash"])

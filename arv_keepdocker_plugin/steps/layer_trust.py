@@ -23,10 +23,9 @@ import dataclasses
 import logging
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import arvados.util
-
 from ..hooktypes import LAYER_LINK, LayerRecord
 from ..image import Image
+from ..keep.api_lists import list_all
 from ..keep.layer_blocks import LayerBlocks
 from ..keep.layer_links import layer_record, locators_for_range
 from ..keep.layer_readback import problem_with_layer, reading_client
@@ -176,7 +175,7 @@ def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]
     wanted = sorted(uuids)
     if not wanted:
         return {}
-    return {c["uuid"]: c for c in arvados.util.keyset_list_all(
+    return {c["uuid"]: c for c in list_all(
         api.collections().list, num_retries=num_retries,
         filters=[["uuid", "in", wanted]],
         select=["uuid", "owner_uuid", "manifest_text", "portable_data_hash"])}

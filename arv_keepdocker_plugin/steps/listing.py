@@ -16,10 +16,10 @@ import errno
 import re
 from typing import List, Optional, Tuple
 
-import arvados.util
 import ciso8601
 
 from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
+from ..keep.api_lists import list_all
 
 #: Sort value for links without a usable ``image_timestamp``.
 EARLIEST = datetime.datetime(datetime.MINYEAR, 1, 1)
@@ -44,7 +44,7 @@ def link_sort_key(link: dict) -> tuple:
 
 def docker_links(api, num_retries: int, filters: list) -> List[dict]:
     """Every readable link matching ``filters``, most preferred first."""
-    links = list(arvados.util.keyset_list_all(
+    links = list(list_all(
         api.links().list, num_retries=num_retries, filters=filters))
     for link in links:
         link["_sort_key"] = link_sort_key(link)
@@ -130,7 +130,7 @@ def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
         images.extend(unnamed)
         images.sort(key=lambda image: image["_sort_key"], reverse=True)
 
-    readable = {c["uuid"] for c in arvados.util.keyset_list_all(
+    readable = {c["uuid"] for c in list_all(
         api.collections().list, num_retries=num_retries,
         filters=[["uuid", "in", [image["collection"] for image in images]]] + owner,
         select=["uuid"])}

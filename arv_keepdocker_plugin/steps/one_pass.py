@@ -41,8 +41,6 @@ import json
 import logging
 from typing import Dict, Iterable, Optional, Set, Tuple
 
-import arvados.keep
-
 from ..archive.layer_digests import Digests
 from ..archive.streamed import READ_CHUNK
 from ..archive.streams import chunks_of
@@ -55,7 +53,7 @@ from ..keep.layer_links import layer_record
 from ..keep.progress import Progress
 from .context import RunContext
 from .layer_trust import TrustRule, find_reusable_layers, reusable_layers
-from .store import UploadedTar, aligned_layers
+from .store import UploadedTar, aligned_layers, keep_client, run_journal
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -122,13 +120,8 @@ def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
     """
     read_once = image.read_once
     assert read_once is not None and image.export is not None
-    api = ctx.api
-    journal = Journal(image.image_id, enabled=ctx.use_cache,
-                      token=getattr(api, "api_token", None))
-    if not ctx.resume:
-        journal.discard()
-    keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
-        api_client=api, num_retries=ctx.retries)
+    journal = run_journal(ctx, image.image_id)
+    keep = keep_client(ctx)
     known = recent_blocks(ctx, rule)
     if ctx.resume:
         known.update(journal.read(keep, rule.valid_until).blocks)

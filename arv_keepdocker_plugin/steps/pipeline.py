@@ -21,6 +21,7 @@ import logging
 import time
 from typing import Any, ContextManager, Optional
 
+from .. import stagetimes
 from ..errors import FormatRefused, KeepdockerError
 from ..hooktypes import FormatVerdict
 from ..image import Image, Reference
@@ -63,12 +64,15 @@ def run(api, pm, options: argparse.Namespace,
         resolved = fallback_for_pull(pm, options, source, reference, by_default)
     if resolved is not None:
         options = resolved.options_for(options)
-        ctx = RunContext.build(api, pm, options)
+        with stagetimes.stage("run context"):
+            ctx = RunContext.build(api, pm, options)
         reference, image = resolved.reference, resolved.image
     else:
-        ctx = RunContext.build(api, pm, options)
-        image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
-                          pm.sources, reference.raw, by_default)
+        with stagetimes.stage("run context"):
+            ctx = RunContext.build(api, pm, options)
+        with stagetimes.stage("resolve"):
+            image = with_hint(lambda: resolve_image(ctx, source, reference, by_default),
+                              pm.sources, reference.raw, by_default)
     # A compressed archive is decompressed once: stored as it is read, learning
     # the image (steps/one_pass.py); its blocks become a collection only below.
     pending: Optional[PendingTar] = None
@@ -76,7 +80,8 @@ def run(api, pm, options: argparse.Namespace,
         if dry_run:
             image = image.read_once.resolve()
         else:
-            image, pending = store_read_once(ctx, image, trust_rule(ctx, image))
+            with stagetimes.stage("store"):
+                image, pending = store_read_once(ctx, image, trust_rule(ctx, image))
     # 2. check format
     try:
         check_format(ctx, image)
@@ -100,7 +105,8 @@ def run(api, pm, options: argparse.Namespace,
             return collection_name(ctx, found, repo_tag)
 
         if not ctx.force:
-            record = reuser.reuse(image, repo_tag, name_for)
+            with stagetimes.stage("reuse"):
+                record = reuser.reuse(image, repo_tag, name_for)
             if record is not None:
                 return recorder.reused(image, record, repo_tag)
         if image.export is None and ctx.force:
@@ -111,25 +117,36 @@ def run(api, pm, options: argparse.Namespace,
                                   "warnings above), and no source has it".format(image.image_id))
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
-        if not image.provisional_id:
-            # A collection named like the lock that is no lease must cost
-            # seconds, not the upload: refuse it before any block is stored.
-            ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
-                        ctx.user_uuid).check()
         if pending is not None:
+            if not image.provisional_id:
+                ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
+                            ctx.user_uuid).check()
             progress = pending.progress
-            tar = pending.commit()
+            with stagetimes.stage("last blocks"):
+                tar = pending.commit()
+            image = tar.stored_image(image)
         else:
-            rule = trust_rule(ctx, image)
-            reusable = find_reusable_layers(ctx, image, rule)
-            progress = Progress(ctx.progress, downloads=image.downloaded is not None,
-                                total=image.export_size, estimated=image.export_size_estimated)
-            tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
-        image = tar.stored_image(image)
+            with contextlib.ExitStack() as exporting:
+                source_image = image
+                image = start_export(exporting, image)
+                if not image.provisional_id:
+                    # A collection named like the lock that is no lease must cost
+                    # seconds, not the upload: refuse it before any block is stored.
+                    ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
+                                ctx.user_uuid).check()
+                rule = trust_rule(ctx, image)
+                with stagetimes.stage("layer trust"):
+                    reusable = find_reusable_layers(ctx, image, rule)
+                progress = Progress(ctx.progress, downloads=image.downloaded is not None,
+                                    total=image.export_size,
+                                    estimated=image.export_size_estimated)
+                with stagetimes.stage("store"):
+                    tar = store_tar(ctx, image, reusable, rule.valid_until, progress)
+            image = tar.stored_image(source_image)
         name = collection_name(ctx, image, repo_tag)
         # 4. record, under the lock Arvados enforces: a run on another machine
         # that stored the same image meanwhile wins, and this one adopts its copy.
-        with lock(image.image_id):
+        with lock(image.image_id), stagetimes.stage("record"):
             if not ctx.force:
                 recorder.applied = None
                 record = reuser.reuse(image, repo_tag, name_for, locked=True)
@@ -143,6 +160,23 @@ def run(api, pm, options: argparse.Namespace,
     # What arv-put says at the end of a 3.2.1 upload.
     put_logger.info("Collection saved as '%s'", record["name"])
     return Outcome(STORED, image, record, repo_tag, progress=progress)
+
+
+def start_export(stack: contextlib.ExitStack, image: Image) -> Image:
+    """Start the export now, while Arvados is asked about the layers and the lock.
+
+    Only once no usable copy is in Arvados (the caller's reuse step said so),
+    and only for an image that streams whole (``export``, no
+    ``export_pieces``: which layers a piecewise export skips is known only
+    after the lookups). An engine takes its time before the first byte
+    (Docker 20.10 writes the whole export to its disk first); that time now
+    runs beside the lookups. ``stack`` ends the export (and reaps it) when
+    the store step is done or has failed.
+    """
+    if image.export is None or image.export_pieces is not None:
+        return image
+    stream = stack.enter_context(image.export())
+    return dataclasses.replace(image, export=lambda: contextlib.nullcontext(stream))
 
 
 #: Reused blocks must stay valid this long after the upload starts...

@@ -29,16 +29,15 @@ from typing import (
     Tuple,
 )
 
-import arvados.util
-
 from ..errors import BadReference
 from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
 from ..image import Image
+from ..keep.api_lists import list_all
 from ..keep.locators import unescape_name
-from ..keep.trust_records import CONTENT_PROPERTY, WriterRule
+from ..keep.trust_records import CHECKED_LINK, CONTENT_PROPERTY, WriterRule
 from ..names import checked_image_id
 from .context import RunContext
-from .image_trust import remember_checked, trusted_copies, vouched_for
+from .image_trust import remember_checked, vouched_for
 from .listing import docker_links
 from .record import PENDING_PROPERTY, Recorder
 from .verify import loadable
@@ -56,13 +55,30 @@ class ImageCopies:
     collections: List[Dict[str, Any]]
     hash_links: List[Dict[str, Any]]
     tag_links: List[Dict[str, Any]]
+    #: ``docker_image_checked`` links named after the image id (only their
+    #: writers' own count: :mod:`.image_trust`).
+    checked_links: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def find_image_copies(api, retries: int, image_id: str,
                       repo_tag: Optional[str]) -> Optional[ImageCopies]:
-    """The stored copies of ``image_id``, or None when there is none the user can read."""
-    hash_links = docker_links(api, retries, [
-        ["link_class", "=", HASH_LINK], ["name", "=", image_id]])
+    """The stored copies of ``image_id``, or None when there is none the user can read.
+
+    Two requests: the hash, checked and repo+tag links by name in one list
+    (3.2.1 asks for the hash links, then for the tag links on their
+    collections; a tag link on another collection is dropped here), then
+    the collections.
+    """
+    classes, names = [HASH_LINK, CHECKED_LINK], [image_id]
+    if repo_tag:
+        classes.append(REPO_TAG_LINK)
+        names.append(repo_tag)
+    links = docker_links(api, retries, [["link_class", "in", classes], ["name", "in", names]])
+
+    def of(link_class: str, name: Optional[str]) -> List[Dict[str, Any]]:
+        return [l for l in links if l["link_class"] == link_class and l["name"] == name]
+
+    hash_links = of(HASH_LINK, image_id)
     if not hash_links:
         return None
     # A plain list, as 3.2.1's (its default order picks among several copies).
@@ -73,12 +89,9 @@ def find_image_copies(api, retries: int, image_id: str,
     ).execute(num_retries=retries)["items"]
     if not collections:
         return None
-    tag_links = []
-    if repo_tag:
-        tag_links = docker_links(api, retries, [
-            ["link_class", "=", REPO_TAG_LINK], ["name", "=", repo_tag],
-            ["head_uuid", "in", [c["uuid"] for c in collections]]])
-    return ImageCopies(collections, hash_links, tag_links)
+    heads = {c["uuid"] for c in collections}
+    tag_links = [l for l in of(REPO_TAG_LINK, repo_tag) if l["head_uuid"] in heads]
+    return ImageCopies(collections, hash_links, tag_links, of(CHECKED_LINK, image_id))
 
 
 class Reuser:
@@ -171,8 +184,10 @@ class Reuser:
         A copy that checks out gets a record of this user's
         (:func:`~.image_trust.remember_checked`), so the next run trusts it.
         """
-        vouched = trusted_copies(self.api, self.retries, self.rule,
-                                 [c["uuid"] for c in stored.collections], image_id)
+        # The user's own hash and checked links came with the copies (the
+        # same records image_trust.trusted_copies would ask for).
+        vouched = vouched_for(self.rule, stored.collections,
+                              stored.hash_links + stored.checked_links)
 
         def rank(collection: Mapping[str, Any]) -> Tuple[bool, bool]:
             return collection["uuid"] not in vouched, collection["owner_uuid"] != self.parent
@@ -196,7 +211,7 @@ def _contents(api, retries: int, uuids: Set[str]) -> List[Dict[str, Any]]:
     """``[{uuid, portable_data_hash}]`` of the readable collections ``uuids``."""
     if not uuids:
         return []
-    return list(arvados.util.keyset_list_all(
+    return list(list_all(
         api.collections().list, num_retries=retries, filters=[["uuid", "in", sorted(uuids)]],
         select=["uuid", "portable_data_hash"]))
 
@@ -238,13 +253,13 @@ def sweep_pending(api, owner: str, image_id: str, retries: int, rule: WriterRule
     collaborator can put it on any collection of a shared project) is left
     alone, with a warning.
     """
-    for collection in arvados.util.keyset_list_all(
+    for collection in list_all(
             api.collections().list, num_retries=retries, include_trash=True,
             filters=[["owner_uuid", "=", owner],
                      ["properties." + PENDING_PROPERTY, "=", image_id]],
             select=["uuid", "is_trashed", "trash_at", "modified_by_user_uuid", "manifest_text",
                     "portable_data_hash"]):
-        links = list(arvados.util.keyset_list_all(
+        links = list(list_all(
             api.links().list, num_retries=retries,
             filters=[["head_uuid", "=", collection["uuid"]],
                      ["link_class", "!=", "permission"]],

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import arvados.keep
 
+from .. import stagetimes
 from ..archive.layer_digests import Digests
 from ..archive.streams import chunks_of
 from ..archive.tap import TarTap
@@ -91,6 +92,22 @@ class UploadedTar:
         return dataclasses.replace(image, **changes)
 
 
+def run_journal(ctx: RunContext, image_id: str) -> Journal:
+    """This image's resume journal, emptied first unless the run resumes."""
+    journal = Journal(image_id, enabled=ctx.use_cache,
+                      token=getattr(ctx.api, "api_token", None))
+    if not ctx.resume:
+        journal.discard()
+    return journal
+
+
+def keep_client(ctx: RunContext):
+    """The API client's Keep client (built on its first use), or a new one."""
+    with stagetimes.stage("keep client"):
+        return getattr(ctx.api, "keep", None) or arvados.keep.KeepClient(
+            api_client=ctx.api, num_retries=ctx.retries)
+
+
 def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_until: float,
               progress: Progress) -> UploadedTar:
     """Stream ``image`` into Keep blocks, layers aligned; reuse what is stored.
@@ -100,13 +117,8 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
     layers the journal has whole, are not read when the image can skip
     them (``export_pieces``).
     """
-    api = ctx.api
-    journal = Journal(image.image_id, enabled=ctx.use_cache,
-                      token=getattr(api, "api_token", None))
-    if not ctx.resume:
-        journal.discard()
-    keep = getattr(api, "keep", None) or arvados.keep.KeepClient(
-        api_client=api, num_retries=ctx.retries)
+    journal = run_journal(ctx, image.image_id)
+    keep = keep_client(ctx)
     known = dict(reusable.known_blocks)
     skip = dict(reusable.skip)
     if ctx.resume:
@@ -140,7 +152,8 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
             assert image.export is not None
             with image.export() as stream:
                 write_pieces(chunks_of(stream), tap, writer, {}, meter)
-        locators = writer.close()
+        with stagetimes.stage("last blocks"):
+            locators = writer.close()
     except BaseException:
         writer.abort()
         raise

@@ -1,7 +1,13 @@
 """The HTTPS server: one port for the API, the discovery document and Keep.
 
-* ``GET /discovery/v1/apis/arvados/v1/rest`` - the discovery document
-  (``Cache-Control: no-store``, so clients never cache a stale one).
+* ``GET /discovery/v1/apis/arvados/v1/rest`` - the discovery document, with
+  the caching headers Arvados sends (``Cache-Control: max-age=86400, public``
+  from ``expires_in 24.hours, public: true`` in
+  ``services/api/app/controllers/arvados/v1/schema_controller.rb``, which the
+  controller passes through), so the SDK's discovery cache
+  (``~/.cache/arvados/discovery``) serves later clients without a request, as
+  it does against a real cluster. The cache is keyed by URL, and the cluster
+  listens on a new port at each start unless one is asked for.
 * ``/arvados/v1/...`` - API methods (:mod:`.routes`), JSON in and out.
 * ``/<32 hex>...`` - Keep blocks, handed to :mod:`.keepstore`.
 * ``POST|DELETE /_test/faults`` - arm/clear injected faults (admin only).
@@ -35,6 +41,9 @@ from .users_api import ensure_keep_service
 log = logging.getLogger("arv_keepdocker_testkit.cluster")
 
 DISCOVERY_PATH = "/discovery/v1/apis/arvados/v1/rest"
+#: What Arvados sends with the discovery document (24 hours; the Date header
+#: comes with every answer).
+DISCOVERY_CACHE = "max-age=86400, public"
 API_PREFIX = "/arvados/v1/"
 FAULTS_PATH = "/_test/faults"
 MAX_API_BODY = discovery.MAX_REQUEST_SIZE
@@ -274,7 +283,7 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or ""
         if not _HOST_RE.match(host) or not host.endswith(":%d" % self.state.port):
             host = self.state.api_host
-        self._send_json(200, self.state.discovery_bytes(host), [("Cache-Control", "no-store")])
+        self._send_json(200, self.state.discovery_bytes(host), [("Cache-Control", DISCOVERY_CACHE)])
 
     def _faults(self, method, body, query):
         token, user = self._authenticate(dict(urllib.parse.parse_qsl(query)))
