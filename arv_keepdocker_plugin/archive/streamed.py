@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import os
 import queue
@@ -67,6 +68,19 @@ def estimated_length(path: str, kind: str) -> int:
             if isize >= size // 2:
                 return isize
     return size
+
+
+def placeholder_id(path: str) -> str:
+    """An id for a compressed archive read once, until its stream has said the image's.
+
+    Made of the file's identity (path, inode, size, modification time), so
+    the resume journal of an interrupted upload of the same file is found
+    again under it.
+    """
+    st = os.stat(path)
+    identity = "{}\0{}\0{}\0{}".format(os.path.realpath(path), st.st_ino, st.st_size,
+                                      st.st_mtime_ns)
+    return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
 def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":

@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from typing import Any, Dict, Optional
 
 from .. import hookimpl
 from ..archive import safety
 from ..archive.docker_archive_reader import DockerArchive
-from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..archive.streamed import compression_of, decompressed, estimated_length, placeholder_id
 from ..errors import BadReference, ImageNotFound
 from ..image import Image, ImageSource, ReadOnce, Reference
 from ..names import familiar, matching, split_name_tag, split_path
@@ -75,11 +74,7 @@ class DockerArchiveSource(ImageSource):
     def _read_once(self, reference: Reference, options: argparse.Namespace, path: str,
                    kind: str) -> Image:
         """A compressed archive, to be decompressed once: learnt as it is stored."""
-        st = os.stat(path)
-        # A placeholder id (the file's identity) until the stream has said it;
-        # the resume journal of an interrupted upload is kept under it.
-        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
-            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
+        placeholder = placeholder_id(path)
 
         def export():
             return decompressed(path, kind)

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import os
 from typing import Any, Dict, Iterator, Optional
 
 from .. import hookimpl
 from ..archive.docker_archive_writer import IMAGE_NAME, export_length
 from ..archive.oci_layout_reader import OciImage, OciLayout, read_once_docker_archive
-from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..archive.streamed import compression_of, decompressed, estimated_length, placeholder_id
 from ..archive.streams import ChunkReader
 from ..errors import BadReference
 from ..image import ByteStream, Image, ImageSource, ReadOnce, Reference
@@ -67,9 +65,7 @@ class _LayoutSource(ImageSource):
                    kind: str) -> Image:
         """A compressed layout tar, decompressed once: learnt as it is stored."""
         platform = getattr(options, "platform", None)
-        st = os.stat(path)
-        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
-            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
+        placeholder = placeholder_id(path)
         chosen: Dict[str, Optional[str]] = {}
 
         def name_of(image: OciImage) -> Optional[str]:
