@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Any, Dict, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from .. import hookimpl
 from ..archive.docker_archive_writer import IMAGE_NAME, export_length
@@ -42,12 +43,12 @@ class _LayoutSource(ImageSource):
     directory = False
     honours_platform = True
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
-        raw = "{}:{}".format(self.name, details)
+    def parse(self, details: str, tag: str | None) -> Reference:
+        raw = f"{self.name}:{details}"
         path, ref_name = split_path(details, self.name)
         if tag is not None:
-            raise BadReference("{}: {} takes no separate tag; select with {}:{}:REF".format(
-                raw, self.name, self.name, path))
+            raise BadReference(f"{raw}: {self.name} takes no separate tag; select with "
+                               f"{self.name}:{path}:REF")
         ref = Reference(raw=raw, transport=self.name, path=path, ref=ref_name or None)
         repo_tag = as_repo_tag(ref.ref)
         if repo_tag:
@@ -66,9 +67,9 @@ class _LayoutSource(ImageSource):
         """A compressed layout tar, decompressed once: learnt as it is stored."""
         platform = getattr(options, "platform", None)
         placeholder = placeholder_id(path)
-        chosen: Dict[str, Optional[str]] = {}
+        chosen: dict[str, str | None] = {}
 
-        def name_of(image: OciImage) -> Optional[str]:
+        def name_of(image: OciImage) -> str | None:
             chosen["repo_tag"] = _repo_tag(reference, image)
             return chosen["repo_tag"]
 
@@ -81,7 +82,7 @@ class _LayoutSource(ImageSource):
                         name_of)) as reader:
                     yield reader
 
-        def identify(entry: Dict[str, Any]) -> Image:
+        def identify(entry: dict[str, Any]) -> Image:
             return Image(image_id=placeholder, source=self.name,
                          repo_tag=chosen.get("repo_tag"), export=export)
 
@@ -105,7 +106,7 @@ class _LayoutSource(ImageSource):
                          lambda skip: image.export_pieces(skip, repo_tag)))
 
 
-def _repo_tag(reference: Reference, image: OciImage) -> Optional[str]:
+def _repo_tag(reference: Reference, image: OciImage) -> str | None:
     """The name to link (see the module docstring)."""
     repo_tag = reference.repo_tag
     if repo_tag is None:
