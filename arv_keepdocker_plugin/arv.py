@@ -31,7 +31,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 GROUP = "arv.commands"
 
@@ -69,18 +69,18 @@ class CommandLine:
     :ivar dry_run, verbose, format: the global options' values.
     """
 
-    global_options: List[str]
-    words: List[str]
+    global_options: list[str]
+    words: list[str]
     dry_run: bool = False
     verbose: bool = False
     format: str = "json"
 
     @property
-    def subcommand(self) -> Optional[str]:
+    def subcommand(self) -> str | None:
         return self.words[0] if self.words else None
 
 
-def split_command_line(argv: List[str]) -> CommandLine:
+def split_command_line(argv: list[str]) -> CommandLine:
     """Skip the global options Arvados' ``arv`` accepts; read their values."""
     line = CommandLine([], [])
     index = 0
@@ -112,7 +112,7 @@ def split_command_line(argv: List[str]) -> CommandLine:
     return line
 
 
-def passed_on(line: CommandLine, command: str) -> List[str]:
+def passed_on(line: CommandLine, command: str) -> list[str]:
     """The global options as flags of our subcommand ``command``.
 
     ``-n`` (Arvados: "Don't actually do anything") becomes ``--dry-run``;
@@ -121,8 +121,8 @@ def passed_on(line: CommandLine, command: str) -> List[str]:
     (see :func:`main`). YAML it cannot print.
     """
     if line.format == "yaml":
-        raise UsageError("arv: {} prints JSON (-f json) or UUIDs (-s), not YAML"
-                         .format(command))
+        raise UsageError(f"arv: {command} prints JSON (-f json) or UUIDs (-s), not YAML"
+                         )
     flags = ["--dry-run"] if line.dry_run else []
     if line.format == "json" and any(o in ("-f", "--format") or o.startswith("--format=")
                                      for o in line.global_options):
@@ -130,11 +130,11 @@ def passed_on(line: CommandLine, command: str) -> List[str]:
     return flags
 
 
-def subcommands() -> Dict[str, importlib.metadata.EntryPoint]:
+def subcommands() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
 
 
-def our_command(words: List[str], commands) -> Optional[Tuple[str, List[str]]]:
+def our_command(words: list[str], commands) -> tuple[str, list[str]] | None:
     """``(name, arguments)`` when ``words`` name an ``arv.commands`` subcommand."""
     if len(words) > 1 and (words[0], words[1]) in ALIASES:
         name = ALIASES[(words[0], words[1])]
@@ -178,9 +178,9 @@ def script_kind(path: str) -> str:
     return "other"
 
 
-def arv_programs(path: Optional[str] = None) -> List[str]:
+def arv_programs(path: str | None = None) -> list[str]:
     """Every ``arv`` executable on ``PATH``, in order, each once."""
-    found: List[str] = []
+    found: list[str] = []
     for directory in (os.environ.get("PATH", "") if path is None else path).split(os.pathsep):
         candidate = shutil.which("arv", path=directory) if directory else None
         if candidate and os.path.realpath(candidate) not in map(os.path.realpath, found):
@@ -188,7 +188,7 @@ def arv_programs(path: Optional[str] = None) -> List[str]:
     return found
 
 
-def other_arv() -> Optional[str]:
+def other_arv() -> str | None:
     """The first ``arv`` on PATH that is neither this one nor another copy of ours."""
     visited = set(filter(None, os.environ.get(VISITED, "").split(os.pathsep)))
     me = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -206,10 +206,10 @@ class Delegate:
 
     describe: str
     handles: Callable[[CommandLine], bool]
-    run: Callable[[List[str]], int]
+    run: Callable[[list[str]], int]
 
 
-def delegate() -> Optional[Delegate]:
+def delegate() -> Delegate | None:
     """Steps 2 to 4 of the module docstring: the SDK's dispatcher or another ``arv``."""
     arvcli = sdk_arvcli()
     if arvcli is not None and generates_resources(arvcli):
@@ -221,7 +221,7 @@ def delegate() -> Optional[Delegate]:
     def handles(line: CommandLine) -> bool:
         return (sdk32 and line.subcommand in SDK_32_SUBCOMMANDS) or other is not None
 
-    def run(argv: List[str]) -> int:
+    def run(argv: list[str]) -> int:
         if sdk32 and split_command_line(argv).subcommand in SDK_32_SUBCOMMANDS:
             return _dispatch_with(arvcli)(argv)
         assert other is not None
@@ -230,18 +230,18 @@ def delegate() -> Optional[Delegate]:
     if not sdk32 and other is None:
         return None
     parts = (["the Arvados SDK's dispatcher (keep, ws, copy)"] if sdk32 else []) + (
-        ["{} (everything else)".format(other)] if other else [])
+        [f"{other} (everything else)"] if other else [])
     return Delegate("; ".join(parts), handles, run)
 
 
-def _dispatch_with(arvcli) -> Callable[[List[str]], int]:
-    def run(argv: List[str]) -> int:
+def _dispatch_with(arvcli) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
         status = arvcli.dispatch(argv)
         return status if isinstance(status, int) else 0
     return run
 
 
-def _exec(program: str, argv: List[str]) -> int:
+def _exec(program: str, argv: list[str]) -> int:
     me = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     visited = [v for v in os.environ.get(VISITED, "").split(os.pathsep) if v] + [me]
     os.environ[VISITED] = os.pathsep.join(visited)
@@ -254,7 +254,7 @@ def _exec(program: str, argv: List[str]) -> int:
 # -- the command -------------------------------------------------------------------
 
 
-def usage(commands, helper: Optional[Delegate]) -> str:
+def usage(commands, helper: Delegate | None) -> str:
     return ("usage: arv [-n] [-v] [-s | -f FORMAT] SUBCOMMAND [ARGS...]\n"
             "subcommands from installed plugins: {}\n"
             "other subcommands: {}\n".format(
@@ -264,7 +264,7 @@ def usage(commands, helper: Optional[Delegate]) -> str:
                 "another arv on PATH)"))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = subcommands()
     try:
@@ -274,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             name, rest = found
             rest = passed_on(line, name) + rest
     except UsageError as error:
-        sys.stderr.write("{}\n".format(error))
+        sys.stderr.write(f"{error}\n")
         return 2
     if found is not None:
         if line.verbose:
@@ -293,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if helper is not None and line.words and helper.handles(line):
         return helper.run(argv)
     if line.words:
-        sys.stderr.write("arv: unknown subcommand {!r}\n".format(line.words[0]))
+        sys.stderr.write(f"arv: unknown subcommand {line.words[0]!r}\n")
     sys.stderr.write(usage(commands, helper))
     return 2
 
@@ -326,10 +326,10 @@ def check_install(stdout, tool: str = "arv-keepdocker-plugin") -> int:
         stdout.write("other arv subcommands go to: {}\n".format(
             helper.describe if helper else "nothing (no Arvados arv is installed)"))
         return 0
-    advice = "run `{}` instead (same options)".format(shutil.which(tool, path=here) or tool)
+    advice = f"run `{shutil.which(tool, path=here) or tool}` instead (same options)"
     if ours_here and os.path.dirname(ours_here) != os.path.dirname(first or ""):
-        advice += ", or put {} first in PATH".format(here)
-    stdout.write("to use this tool: {}\n".format(advice))
+        advice += f", or put {here} first in PATH"
+    stdout.write(f"to use this tool: {advice}\n")
     return 1
 
 

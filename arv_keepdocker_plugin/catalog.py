@@ -18,7 +18,8 @@ user typed, which fails with one line naming what is available.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .errors import BadReference
 from .image import ImageSource
@@ -30,10 +31,10 @@ class SourceCatalog(Mapping[str, ImageSource]):
     """``{transport name: ImageSource}``, in registration order (a read-only mapping)."""
 
     def __init__(self) -> None:
-        self._sources: Dict[str, ImageSource] = {}
-        self._plugins: Dict[str, str] = {}
+        self._sources: dict[str, ImageSource] = {}
+        self._plugins: dict[str, str] = {}
         #: ``(plugin, source name, message)`` for every refused registration.
-        self.clashes: List[Tuple[str, str, str]] = []
+        self.clashes: list[tuple[str, str, str]] = []
 
     # -- building ------------------------------------------------------------
 
@@ -41,13 +42,13 @@ class SourceCatalog(Mapping[str, ImageSource]):
         """Register ``source`` for ``plugin``; a refusal is recorded, not raised."""
         name = getattr(source, "name", "")
         if not isinstance(source, ImageSource) or not name:
-            self.clashes.append((plugin, str(name), "registered {!r}, which is not an "
-                                 "ImageSource with a name".format(source)))
+            self.clashes.append((plugin, str(name), f"registered {source!r}, which is not an "
+                                 "ImageSource with a name"))
             return
         owner = self._plugins.get(name)
         if owner is not None:
-            self.clashes.append((plugin, name, "source name {!r} is already registered by "
-                                 "plugin {!r}".format(name, owner)))
+            self.clashes.append((plugin, name, f"source name {name!r} is already registered by "
+                                 f"plugin {owner!r}"))
             return
         self._sources[name] = source
         self._plugins[name] = plugin
@@ -65,15 +66,15 @@ class SourceCatalog(Mapping[str, ImageSource]):
 
     # -- reading -------------------------------------------------------------
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         """Every transport name, in registration order."""
         return list(self._sources)
 
-    def prefixes(self) -> Dict[str, str]:
+    def prefixes(self) -> dict[str, str]:
         """``{transport name: the prefix that selects it}`` (``NAME:`` or ``NAME://``)."""
         return {name: source.prefix for name, source in self._sources.items()}
 
-    def require(self, name: Optional[str]) -> ImageSource:
+    def require(self, name: str | None) -> ImageSource:
         """The source called ``name``, which a user chose: a one-line
         :class:`BadReference` naming the available ones if there is none."""
         if name is None:
@@ -90,14 +91,14 @@ class SourceCatalog(Mapping[str, ImageSource]):
         """The plugin that registered the source ``name``."""
         return self._plugins[name]
 
-    def by_plugin(self) -> Dict[str, List[str]]:
+    def by_plugin(self) -> dict[str, list[str]]:
         """``{plugin: [source names]}``."""
-        result: Dict[str, List[str]] = {}
+        result: dict[str, list[str]] = {}
         for name, plugin in self._plugins.items():
             result.setdefault(plugin, []).append(name)
         return result
 
-    def describe(self) -> List[Dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         """One dict per source, for ``--list-plugins``: name, prefix, syntax,
         plugin, description, and whether it honours ``--platform``."""
         return [{"name": name, "prefix": source.prefix, "syntax": source.syntax,
@@ -112,4 +113,4 @@ def __getattr__(name: str) -> Any:
         warnings.warn("arv_keepdocker_plugin.catalog.SourceRegistry is deprecated and will "
                       "be removed in 0.4; use SourceCatalog", DeprecationWarning, stacklevel=2)
         return SourceCatalog
-    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

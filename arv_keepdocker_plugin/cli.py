@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from . import stagetimes
 
@@ -45,7 +45,7 @@ logger.addFilter(_Printable())
 logging.getLogger("arvados.arv_put").addFilter(_Printable())
 
 
-def _sdk_parents() -> List[argparse.ArgumentParser]:
+def _sdk_parents() -> list[argparse.ArgumentParser]:
     import arvados.commands._util as arv_cmd
     import arvados.commands.put as arv_put
     run_opts = getattr(arv_put, "run_opts", None)
@@ -54,7 +54,7 @@ def _sdk_parents() -> List[argparse.ArgumentParser]:
     return [run_opts, arv_cmd.retry_opt]
 
 
-def build_parser(pm, prog: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(pm, prog: str | None = None) -> argparse.ArgumentParser:
     own = argparse.ArgumentParser(add_help=False)
     own.add_argument("--version", action="version",
                      version="%s %s" % (prog or sys.argv[0], __version__),
@@ -105,7 +105,7 @@ def image_help(sources) -> str:
     """IMAGE's help: 3.2.1's forms, then each registered source's prefix, syntax
     and description, so a third-party source is listed like a default one."""
     forms = ["{}{}{}".format(source.prefix, source.syntax,
-                             " ({})".format(source.description) if source.description else "")
+                             f" ({source.description})" if source.description else "")
              for source in sources.values()]
     text = "Image to upload: repo, repo:tag, or hash, or TRANSPORT:DETAILS, one of: {}".format(
         "; ".join(forms) or "none")
@@ -226,9 +226,9 @@ def _install_signal_handlers() -> None:
         signal.signal(signum, interrupt)
 
 
-def execute(arguments: Optional[List[str]] = None, stdout=None,
+def execute(arguments: list[str] | None = None, stdout=None,
             install_sig_handlers: bool = True, api=None,
-            prog: Optional[str] = None, pm=None, resolved=None) -> Tuple[int, str]:
+            prog: str | None = None, pm=None, resolved=None) -> tuple[int, str]:
     """Parse ``arguments`` and run; return ``(exit status, outcome)``.
 
     ``outcome`` is ``"listed"``, ``"plugins"``, ``"checked"``, ``"uploaded"``,
@@ -346,13 +346,13 @@ def report(outcome, options: argparse.Namespace, stdout, api) -> None:
         stdout.write(outcome.record["uuid"] + "\n")
 
 
-def write_json(document: Dict[str, Any], stdout) -> None:
+def write_json(document: dict[str, Any], stdout) -> None:
     json.dump(document, stdout, indent=2)
     stdout.write("\n")
 
 
 def _failed(message: str, options: argparse.Namespace, stdout, status: int
-            ) -> Tuple[int, str]:
+            ) -> tuple[int, str]:
     logger.error("%s", message)
     if getattr(options, "json", False):
         from .steps.documents import error_document
@@ -360,7 +360,7 @@ def _failed(message: str, options: argparse.Namespace, stdout, status: int
     return status, "failed"
 
 
-def run(arguments: Optional[List[str]] = None, **kwargs) -> int:
+def run(arguments: list[str] | None = None, **kwargs) -> int:
     """Like :func:`execute`, returning only the exit status."""
     return execute(arguments, **kwargs)[0]
 
@@ -369,7 +369,7 @@ NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.E
                   errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT}
 
 
-def _api_error_line(error: Exception) -> Optional[str]:
+def _api_error_line(error: Exception) -> str | None:
     """One line for errors from Arvados or the network; None for our own bugs."""
     import socket
     import ssl
@@ -379,26 +379,26 @@ def _api_error_line(error: Exception) -> Optional[str]:
     if isinstance(error, arvados.errors.ApiError):
         status = getattr(getattr(error, "resp", None), "status", "?")
         detail = error._get_reason() if hasattr(error, "_get_reason") else str(error)
-        return "Arvados API error {}: {}".format(status, str(detail).strip().splitlines()[0])
+        return f"Arvados API error {status}: {str(detail).strip().splitlines()[0]}"
     if isinstance(error, (arvados.errors.KeepWriteError, arvados.errors.KeepReadError)):
-        return "Keep error: {}".format(str(error).splitlines()[0])
+        return f"Keep error: {str(error).splitlines()[0]}"
     if isinstance(error, (httplib2.HttpLib2Error, ssl.SSLError, ConnectionError,
                           TimeoutError, socket.gaierror, socket.herror)) or (
             isinstance(error, OSError) and error.errno in NETWORK_ERRNOS):
         from .steps.connect import unreachable_line
         return unreachable_line(error)
     if isinstance(error, OSError):  # this machine: a full disk, an unwritable directory
-        where = " ({})".format(error.filename) if error.filename else ""
-        return "local error: {}{}".format(error.strerror or error, where)
+        where = f" ({error.filename})" if error.filename else ""
+        return f"local error: {error.strerror or error}{where}"
     return None
 
 
-def main(arguments: Optional[List[str]] = None) -> int:
+def main(arguments: list[str] | None = None) -> int:
     """Console entry point (``arv keepdocker`` and ``python -m arv_keepdocker_plugin``)."""
     return quiet_on_closed_pipe(lambda: run(arguments, prog="arv keepdocker"))
 
 
-def plugin_main(arguments: Optional[List[str]] = None) -> int:
+def plugin_main(arguments: list[str] | None = None) -> int:
     """``arv-keepdocker-plugin``: the same command, under a name no Arvados package uses."""
     return quiet_on_closed_pipe(lambda: run(arguments, prog="arv-keepdocker-plugin"))
 

@@ -26,7 +26,8 @@ plugin found it.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
@@ -82,7 +83,7 @@ def keepdocker_register_sources(register: Callable[[ImageSource], None]) -> None
 @hookspec(firstresult=True)
 def keepdocker_default_source(
     reference: str, sources: Mapping[str, ImageSource], options: argparse.Namespace
-) -> Optional[str]:
+) -> str | None:
     """Choose the source for a reference typed without a transport.
 
     :param reference: the image argument as typed (``repo:tag``, an id...).
@@ -99,8 +100,8 @@ def keepdocker_default_source(
 
 @hookspec
 def keepdocker_check_format(
-    image: Image, supported_formats: Optional[Sequence[str]], options: argparse.Namespace
-) -> Optional[FormatVerdict]:
+    image: Image, supported_formats: Sequence[str] | None, options: argparse.Namespace
+) -> FormatVerdict | None:
     """Decide whether this cluster may store ``image``.
 
     :param image: the resolved image (``image.image_id``, ``image.format``).
@@ -122,7 +123,7 @@ def keepdocker_check_format(
 @hookspec(firstresult=True)
 def keepdocker_stored_layers(
     api: ArvadosAPI, digests: Sequence[str], owner: str, num_retries: int
-) -> Optional[Sequence[LayerRecord]]:
+) -> Sequence[LayerRecord] | None:
     """Find where layers of the image being uploaded are already stored.
 
     :param api: the Arvados API client.
@@ -154,8 +155,8 @@ def keepdocker_stored_layers(
 
 @hookspec
 def keepdocker_collection_properties(
-    image: Image, repo_tag: Optional[str], options: argparse.Namespace
-) -> Optional[Mapping[str, Any]]:
+    image: Image, repo_tag: str | None, options: argparse.Namespace
+) -> Mapping[str, Any] | None:
     """Return properties to add to the image collection's properties.
 
     :param image: the image being stored (``image.labels``, ``image.config``).
@@ -174,8 +175,8 @@ def keepdocker_collection_properties(
 
 @hookspec
 def keepdocker_links(
-    image: Image, repo_tag: Optional[str], options: argparse.Namespace
-) -> Optional[Sequence[LinkSpec]]:
+    image: Image, repo_tag: str | None, options: argparse.Namespace
+) -> Sequence[LinkSpec] | None:
     """Return the links that make the stored image findable.
 
     :param image: the image being stored or reused (on a fresh upload its

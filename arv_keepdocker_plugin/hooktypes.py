@@ -7,7 +7,7 @@ Everything here is importable from the package root
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, NamedTuple, Optional, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 #: Link classes arv-keepdocker 3.2.1 makes; their links are the core's, never a plugin's
 #: to remove or rename (``services/api/app/models/collection.rb``,
@@ -33,13 +33,13 @@ class FormatVerdict(NamedTuple):
     """
 
     ok: bool
-    message: Optional[str] = None
+    message: str | None = None
 
 
 class _LinkSpecRequired(TypedDict):
     link_class: str
     name: str
-    properties: Dict[str, Any]
+    properties: dict[str, Any]
 
 
 class LinkSpec(_LinkSpecRequired, total=False):
@@ -87,5 +87,5 @@ class LayerRecord:
     size: int
     owner_uuid: str
     checked: bool = False
-    diff_id: Optional[str] = None
-    link_uuid: Optional[str] = None
+    diff_id: str | None = None
+    link_uuid: str | None = None

@@ -17,19 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import warnings
-from typing import (
-    AbstractSet,
-    Any,
-    Callable,
-    ContextManager,
-    Dict,
-    Iterator,
-    Mapping,
-    Optional,
-    Protocol,
-    Tuple,
-    Union,
-)
+from collections.abc import Callable, Iterator, Mapping, Set
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 
 @dataclasses.dataclass
@@ -48,16 +38,16 @@ class Reference:
     """
 
     raw: str
-    transport: Optional[str] = None
-    image_id: Optional[str] = None
-    name: Optional[str] = None
-    tag: Optional[str] = None
-    path: Optional[str] = None
-    index: Optional[int] = None
-    ref: Optional[str] = None
+    transport: str | None = None
+    image_id: str | None = None
+    name: str | None = None
+    tag: str | None = None
+    path: str | None = None
+    index: int | None = None
+    ref: str | None = None
 
     @property
-    def repo_tag(self) -> Optional[str]:
+    def repo_tag(self) -> str | None:
         if self.name is None:
             return None
         return "{}:{}".format(self.name, self.tag or "latest")
@@ -67,14 +57,14 @@ class Reference:
         """What an engine store looks up: the image id, else ``name:tag``."""
         target = self.image_id or self.repo_tag
         if target is None:
-            raise ValueError("reference {!r} names no image".format(self.raw))
+            raise ValueError(f"reference {self.raw!r} names no image")
         return target
 
     @property
     def file_path(self) -> str:
         """The archive or directory an archive transport reads."""
         if self.path is None:
-            raise ValueError("reference {!r} names no path".format(self.raw))
+            raise ValueError(f"reference {self.raw!r} names no path")
         return self.path
 
 
@@ -89,12 +79,12 @@ class Layer:
     layer) once the bytes stored were checked against the config's diff id.
     """
 
-    digest: Optional[str]
-    size: Optional[int] = None
+    digest: str | None
+    size: int | None = None
     #: Where the layer's data starts in the stored tar, once stored block-aligned.
-    offset: Optional[int] = None
+    offset: int | None = None
     #: The checked diff id, once stored.
-    diff_id: Optional[str] = None
+    diff_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +134,7 @@ class SkippedLayers(Mapping[str, int]):
         return self
 
 
-def skipped_size(skip: Union[LayerSizes, AbstractSet[str]], digest: str) -> Optional[int]:
+def skipped_size(skip: LayerSizes | Set[str], digest: str) -> int | None:
     """Deprecated (0.3.0; removed in 0.4): ``skip.get(digest)``.
 
     The stored size of skipped layer ``digest``, from a :data:`LayerSizes`
@@ -171,7 +161,7 @@ class ByteStream(Protocol):
 
 
 #: What :attr:`Image.export_pieces` yields: bytes, or a placeholder for stored layer data.
-Piece = Union[bytes, StoredData]
+Piece = bytes | StoredData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +183,8 @@ class ReadOnce:
       images), stored by a second.
     """
 
-    identify: Callable[[Dict[str, Any]], "Image"]
-    resolve: Callable[[], "Image"]
+    identify: Callable[[dict[str, Any]], Image]
+    resolve: Callable[[], Image]
     #: The archive, for messages.
     archive: str = "<image stream>"
 
@@ -246,32 +236,32 @@ class Image:
 
     image_id: str
     source: str
-    repo_tag: Optional[str] = None
-    config: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    manifest_digest: Optional[str] = None
-    index_digest: Optional[str] = None
+    repo_tag: str | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    manifest_digest: str | None = None
+    index_digest: str | None = None
     provisional_id: bool = False
-    layers: Tuple[Layer, ...] = ()
-    export: Optional[Callable[[], ContextManager[ByteStream]]] = None
-    export_pieces: Optional[Callable[[LayerSizes], ContextManager[Iterator[Piece]]]] = None
-    downloaded: Optional[Callable[[], int]] = None
-    export_size: Optional[int] = None
+    layers: tuple[Layer, ...] = ()
+    export: Callable[[], AbstractContextManager[ByteStream]] | None = None
+    export_pieces: Callable[[LayerSizes], AbstractContextManager[Iterator[Piece]]] | None = None
+    downloaded: Callable[[], int] | None = None
+    export_size: int | None = None
     export_size_estimated: bool = False
     #: Set when the image is learnt only as its export streams (see :class:`ReadOnce`):
     #: ``image_id`` is then a placeholder and ``provisional_id`` is true.
-    read_once: Optional[ReadOnce] = None
+    read_once: ReadOnce | None = None
 
     def __post_init__(self) -> None:
         # Sources may pass a list; a value keeps a tuple.
         object.__setattr__(self, "layers", tuple(self.layers))
 
     @property
-    def created(self) -> Optional[str]:
+    def created(self) -> str | None:
         """The config's ``created`` string, as arv-keepdocker links it."""
         return self.config.get("created")
 
     @property
-    def labels(self) -> Dict[str, Any]:
+    def labels(self) -> dict[str, Any]:
         """The image's labels (``config.Labels``), possibly empty."""
         return (self.config.get("config") or {}).get("Labels") or {}
 
@@ -323,7 +313,7 @@ class ImageSource:
         """Whether the source can answer now (engine present and running)."""
         return True
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
+    def parse(self, details: str, tag: str | None) -> Reference:
         """Split ``details`` (the text after :attr:`prefix`) into a :class:`Reference`.
 
         ``tag`` is the separate tag argument, if given. Raise

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from .errors import BadReference
 
@@ -48,8 +49,8 @@ _TAG = re.compile("^" + TAG + "$")
 _TAG_SUFFIX = re.compile(":" + TAG + "$")
 _DOMAIN_COMPONENT = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
 #: A registry: ``host[:port]``, the host a dotted name or ``[ipv6]``.
-_DOMAIN = re.compile(r"^(?:{0}(?:\.{0})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$".format(
-    _DOMAIN_COMPONENT))
+_DOMAIN = re.compile(
+    rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$")
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 #: Docker's limit on the length of a repository name, registry included.
@@ -67,7 +68,7 @@ DEFAULT_TAG = "latest"
 _IMAGE_ID = re.compile(r"^(sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64})$")
 
 
-def split_domain(name: str) -> Tuple[Optional[str], str]:
+def split_domain(name: str) -> tuple[str | None, str]:
     """Split ``NAME`` (no tag, no digest) into ``(domain or None, path)``, as Docker does:
     the first component is a domain when it has a ``.``, a ``:`` or an upper-case
     letter, or is ``localhost``."""
@@ -117,8 +118,8 @@ class ImageName:
 
     registry: str
     repository: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+    tag: str | None = None
+    digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -171,7 +172,7 @@ def parse_image_name(text: str) -> ImageName:
     if "://" in text:
         raise _bad(text, "give NAME[:TAG] without a scheme or transport")
     remainder, at, after = text.partition("@")
-    digest: Optional[str] = after
+    digest: str | None = after
     if at:
         if not _DIGEST.match(after):
             if after.startswith("sha256:"):
@@ -232,7 +233,7 @@ T = TypeVar("T")
 
 
 def matching(wanted: str, items: Iterable[T], names_of: Callable[[T], Sequence[str]]
-             ) -> List[T]:
+             ) -> list[T]:
     """The items one of whose names is ``wanted``, as a user would type it.
 
     Names are compared in their familiar forms: ``docker.io/library/x:1``
@@ -262,7 +263,7 @@ def checked_image_id(text: object) -> str:
     file names (locks, journals) only once they pass this check.
     """
     if not isinstance(text, str) or not _WHOLE_IMAGE_ID.match(text):
-        raise BadReference("not an image id (sha256:<64 hex digits>): {!r}".format(text))
+        raise BadReference(f"not an image id (sha256:<64 hex digits>): {text!r}")
     return text
 
 
@@ -270,8 +271,8 @@ def looks_like_image_id(text: str) -> bool:
     return bool(_IMAGE_ID.match(text))
 
 
-def split_transport(raw: str, transports: Union[Iterable[str], Mapping[str, str]]
-                    ) -> Tuple[Optional[str], str]:
+def split_transport(raw: str, transports: Iterable[str] | Mapping[str, str]
+                    ) -> tuple[str | None, str]:
     """Return ``(transport, details)``; ``transport`` is ``None`` for bare names.
 
     ``transports`` are the source names, or ``{name: prefix}`` when some are
@@ -288,7 +289,7 @@ def split_transport(raw: str, transports: Union[Iterable[str], Mapping[str, str]
     return None, raw
 
 
-def split_path(details: str, transport: str) -> Tuple[str, Optional[str]]:
+def split_path(details: str, transport: str) -> tuple[str, str | None]:
     """``PATH[:REST]`` -> ``(path, REST or None)`` for archive transports.
 
     As in skopeo, an archive path cannot contain ``:``. An empty path is
@@ -296,13 +297,13 @@ def split_path(details: str, transport: str) -> Tuple[str, Optional[str]]:
     """
     path, sep, rest = details.partition(":")
     if not path:
-        raise BadReference("{}:{}: missing PATH".format(transport, details))
+        raise BadReference(f"{transport}:{details}: missing PATH")
     if "\0" in path:
-        raise BadReference("{}:{}: a path cannot contain a NUL byte".format(transport, details))
+        raise BadReference(f"{transport}:{details}: a path cannot contain a NUL byte")
     return path, (rest if sep else None)
 
 
-def as_repo_tag(text: Optional[str]) -> Optional[str]:
+def as_repo_tag(text: str | None) -> str | None:
     """``text`` as ``NAME:TAG`` when it has that form and a valid name, else None."""
     if not text or not _TAG_SUFFIX.search(text):
         return None
@@ -310,10 +311,10 @@ def as_repo_tag(text: Optional[str]) -> Optional[str]:
         name, tag = split_name_tag(text, None)
     except BadReference:
         return None
-    return "{}:{}".format(name, tag)
+    return f"{name}:{tag}"
 
 
-def split_name_tag(image: str, tag: Optional[str]) -> Tuple[str, str]:
+def split_name_tag(image: str, tag: str | None) -> tuple[str, str]:
     """Split ``repo[:tag]`` (plus a separate tag argument) as 3.2.1 does.
 
     Raises :class:`BadReference` for a tag given twice and for a name Docker
@@ -338,8 +339,8 @@ def split_name_tag(image: str, tag: Optional[str]) -> Tuple[str, str]:
     return image, tag
 
 
-def parse_engine_reference(raw: str, details: str, tag: Optional[str],
-                           transport: Optional[str] = None):
+def parse_engine_reference(raw: str, details: str, tag: str | None,
+                           transport: str | None = None):
     """Parse ``NAME[:TAG]`` or an image id for an engine store source.
 
     Used by the ``docker-daemon`` and ``containers-storage`` sources (and the

@@ -24,7 +24,8 @@ import importlib
 import importlib.metadata
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Set
+from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -58,7 +59,7 @@ ESSENTIAL_PLUGINS = ("source_choice", "format_check", "links")
 @dataclasses.dataclass
 class BrokenPlugin:
     name: str
-    distribution: Optional[str]
+    distribution: str | None
     error: str
 
 
@@ -68,13 +69,13 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
-        self.versions: Dict[str, str] = {}
-        self.distributions: Dict[str, Optional[str]] = {}
-        self.broken: List[BrokenPlugin] = []
-        self._sources: Optional[SourceCatalog] = None
+        self.versions: dict[str, str] = {}
+        self.distributions: dict[str, str | None] = {}
+        self.broken: list[BrokenPlugin] = []
+        self._sources: SourceCatalog | None = None
 
     def register_checked(self, plugin: object, name: str, version: str,
-                         distribution: Optional[str] = None) -> bool:
+                         distribution: str | None = None) -> bool:
         """Register ``plugin``; undo and report it when its hooks are invalid."""
         try:
             self.register(plugin, name=name)
@@ -88,7 +89,7 @@ class PluginManager(pluggy.PluginManager):
         self.distributions[name] = distribution
         return True
 
-    def report_broken(self, name: str, distribution: Optional[str], error: object,
+    def report_broken(self, name: str, distribution: str | None, error: object,
                       what: str = "failed to load and was skipped") -> None:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         if not isinstance(error, pluggy.PluginValidationError):
@@ -99,12 +100,12 @@ class PluginManager(pluggy.PluginManager):
                        name, distribution or "an unknown distribution", what, text,
                        DISABLE_ENV, name)
 
-    def load_entrypoints(self, disabled: Set[str]) -> Set[str]:
+    def load_entrypoints(self, disabled: set[str]) -> set[str]:
         """Register every ``arv_keepdocker`` entry point not in ``disabled``, one by one.
 
         Returns the names of every entry point found, disabled ones included.
         """
-        found: Set[str] = set()
+        found: set[str] = set()
         for ep in installed_entry_points():
             found.add(ep.name)
             if ep.name in disabled:
@@ -149,7 +150,7 @@ class PluginManager(pluggy.PluginManager):
         for name, plugin in plugins:
             if name not in offering:
                 continue
-            offered: List[object] = []
+            offered: list[object] = []
             own = self.subset_hook_caller("keepdocker_register_sources",
                                           remove_plugins=[other for _, other in plugins
                                                           if other is not plugin])
@@ -166,7 +167,7 @@ class PluginManager(pluggy.PluginManager):
                 catalog.add(source, name)
         for plugin, source_name, message in catalog.clashes:
             self.report_broken(plugin, self.distributions.get(plugin),
-                               "source {!r} refused: {}".format(source_name, message),
+                               f"source {source_name!r} refused: {message}",
                                what="offered a source that was refused")
         return catalog
 
@@ -185,7 +186,7 @@ class PluginManager(pluggy.PluginManager):
 
     # -- what is loaded ---------------------------------------------------------
 
-    def describe(self) -> List[Dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         """One dict per loaded plugin: name, version, distribution, hooks, sources."""
         sources = self.sources.by_plugin()
         result = []
@@ -212,7 +213,7 @@ def installed_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
-def disabled_plugins() -> Set[str]:
+def disabled_plugins() -> set[str]:
     """Names in ``ARV_KEEPDOCKER_DISABLE_PLUGINS``; essential ones are refused with a warning."""
     names = {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",")
              if name.strip()}
@@ -223,7 +224,7 @@ def disabled_plugins() -> Set[str]:
 
 
 def get_plugin_manager(load_entrypoints: bool = True,
-                       disabled: Optional[Set[str]] = None) -> PluginManager:
+                       disabled: set[str] | None = None) -> PluginManager:
     """A manager with the default plugins and (by default) third-party ones.
 
     ``disabled``: plugin names to leave out; by default those of

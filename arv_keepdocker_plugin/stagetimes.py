@@ -23,7 +23,9 @@ import os
 import sys
 import threading
 import time
-from typing import Any, ContextManager, Dict, Iterator, Optional
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 #: The variable naming the file the record is appended to.
 ENV = "ARV_KEEPDOCKER_STAGE_TIMES"
@@ -35,9 +37,9 @@ ENABLED = _PATH is not None
 _T0 = time.monotonic()
 _START_UNIX = time.time()
 _lock = threading.Lock()
-_stages: Dict[str, Dict[str, float]] = {}
-_marks: Dict[str, float] = {}
-_NULL: ContextManager[None] = contextlib.nullcontext()
+_stages: dict[str, dict[str, float]] = {}
+_marks: dict[str, float] = {}
+_NULL: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 def add(name: str, wall: float, cpu: float = 0.0, count: int = 1) -> None:
@@ -68,14 +70,14 @@ def _timed(name: str) -> Iterator[None]:
         add(name, time.monotonic() - wall, time.thread_time() - cpu)
 
 
-def stage(name: str) -> ContextManager[None]:
+def stage(name: str) -> AbstractContextManager[None]:
     """A context manager timing its block as stage ``name`` (wall and this thread's CPU)."""
     if not ENABLED:
         return _NULL
     return _timed(name)
 
 
-def record() -> Optional[Dict[str, Any]]:
+def record() -> dict[str, Any] | None:
     """What this run has recorded so far (None when not enabled)."""
     if not ENABLED:
         return None

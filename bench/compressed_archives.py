@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -72,7 +71,7 @@ def mixed_bytes(rng: random.Random, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def layer_files(workdir: Path, size_mib: int) -> Dict[str, str]:
+def layer_files(workdir: Path, size_mib: int) -> dict[str, str]:
     """Layer tars on disk: base0 7/16, base1 8/16, top-v1 and top-v2 1/16 each."""
     rng = random.Random(20261130)
     sizes = {"base0": size_mib * 7 // 16, "base1": size_mib * 8 // 16,
@@ -84,7 +83,7 @@ def layer_files(workdir: Path, size_mib: int) -> Dict[str, str]:
         n = 0
         while left:
             chunk = min(left, 64 * MIB)
-            files["{}/part{}.bin".format(name, n)] = mixed_bytes(rng, chunk)
+            files[f"{name}/part{n}.bin"] = mixed_bytes(rng, chunk)
             left -= chunk
             n += 1
         path = workdir / (name + ".layer.tar")
@@ -94,13 +93,13 @@ def layer_files(workdir: Path, size_mib: int) -> Dict[str, str]:
     return paths
 
 
-def archives(workdir: Path, layers: Dict[str, str]) -> Dict[str, Dict[str, str]]:
+def archives(workdir: Path, layers: dict[str, str]) -> dict[str, dict[str, str]]:
     """``{version: {kind: path}}`` for v1 and v2 as plain, gzip and xz docker-archives."""
-    out: Dict[str, Dict[str, str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for version, top in (("v1", "top1"), ("v2", "top2")):
         image = ib.build_image([layers["base0"], layers["base1"], layers[top]],
                                repo_tags=["akd-bench/compressed:" + version])
-        plain = workdir / "{}.tar".format(version)
+        plain = workdir / f"{version}.tar"
         ib.write_docker_archive(str(plain), [image])
         out[version] = {"plain": str(plain)}
         for kind in ("gzip", "xz"):
@@ -111,7 +110,7 @@ def archives(workdir: Path, layers: Dict[str, str]) -> Dict[str, Dict[str, str]]
     return out
 
 
-def keep_blocks(cluster_dir: str) -> Dict[str, Tuple[int, int]]:
+def keep_blocks(cluster_dir: str) -> dict[str, tuple[int, int]]:
     """``{block file: (inode, size)}``: a PUT replaces the file (a new inode)."""
     out = {}
     for root, _dirs, files in os.walk(os.path.join(cluster_dir, "keep")):
@@ -136,7 +135,7 @@ def upload(cluster, path: str, tmp: str, label: str):
                            "docker-archive:" + path], env, os.path.join(tmp, label),
                           watch=[home])
     if result.returncode != 0:
-        raise SystemExit("{} failed: {}".format(label, result.stderr[-2000:]))
+        raise SystemExit(f"{label} failed: {result.stderr[-2000:]}")
     after = keep_blocks(cluster.dir)
     puts = [path for path, (ino, _size) in after.items() if before.get(path, (0, 0))[0] != ino]
     added = sum(size for _ino, size in after.values()) - sum(
@@ -144,14 +143,14 @@ def upload(cluster, path: str, tmp: str, label: str):
     return result, added, len(puts)
 
 
-def decompress_alone(kind: str, path: str) -> Tuple[float, float]:
+def decompress_alone(kind: str, path: str) -> tuple[float, float]:
     """``(wall, CPU)`` seconds of ``gzip -dc`` (or ``xz -dc``) to /dev/null."""
     started = time.monotonic()
     with open(os.devnull, "wb") as null:
         process = subprocess.Popen([KINDS[kind][0], "-dc", path], stdout=null)
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("{} -dc {} failed".format(KINDS[kind][0], path))
+        raise SystemExit(f"{KINDS[kind][0]} -dc {path} failed")
     return time.monotonic() - started, usage.ru_utime + usage.ru_stime
 
 
@@ -163,9 +162,9 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="akd-bench-compressed-", dir="/tmp"))
     try:
-        print("building the images ({} MiB)...".format(args.size_mib), flush=True)
+        print(f"building the images ({args.size_mib} MiB)...", flush=True)
         paths = archives(tmp, layer_files(tmp, args.size_mib))
-        figures: Dict[str, List[float]] = {}
+        figures: dict[str, list[float]] = {}
 
         def add(key, value):
             figures.setdefault(key, []).append(value)
@@ -195,7 +194,7 @@ def main() -> int:
                     wall, cpu = decompress_alone(kind, paths["v1"][kind])
                     add((kind, "alone"), wall)
                     add((kind, "alone_cpu"), cpu)
-            print("repeat {} done".format(repeat + 1), flush=True)
+            print(f"repeat {repeat + 1} done", flush=True)
         sizes = {kind: os.path.getsize(paths["v1"][kind]) / MIB for kind in KINDS}
         text = render(figures, sizes, args)
         print(text)
@@ -209,8 +208,9 @@ def main() -> int:
 def render(figures, sizes, args) -> str:
     med = {key: statistics.median(values) for key, values in figures.items()}
     lines = [
-        "Command: `python bench/compressed_archives.py --size-mib {} --repeat {} "
-        "--write-results`".format(args.size_mib, args.repeat),
+        f"Command: `python bench/compressed_archives.py --size-mib {args.size_mib} --repeat "
+        f"{args.repeat} "
+        "--write-results`",
         "",
         "Date: {}. Machine: nproc {}, Python {}, {}. One local cluster per kind; the image "
         "of {} MiB in three layers (7/16, 8/16, 1/16), half random bytes, half text. "

@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -104,7 +103,7 @@ def log(message: str) -> None:
     print("[bench %s] %s" % (time.strftime("%H:%M:%S"), message), file=sys.stderr, flush=True)
 
 
-def keep_files(cluster_dir: Path) -> Dict[str, int]:
+def keep_files(cluster_dir: Path) -> dict[str, int]:
     """``{relative path: size}`` of every block file under ``<cluster>/keep``."""
     root = cluster_dir / "keep"
     files = {}
@@ -128,11 +127,11 @@ def copy_cluster_dir(source: Path, target: Path) -> None:
     shutil.copytree(source, target, symlinks=True, copy_function=copy)
 
 
-def mib(value: Optional[float]) -> str:
+def mib(value: float | None) -> str:
     return "-" if value is None else "%.1f" % (value / MIB)
 
 
-def secs(value: Optional[float]) -> str:
+def secs(value: float | None) -> str:
     return "-" if value is None else "%.2f" % value
 
 
@@ -142,7 +141,7 @@ class Measurement:
     """One run of one tool in one scenario."""
 
     def __init__(self, scenario: str, tool: str, result: RunResult, keep_added: int,
-                 docker_calls: List[str], stages: Optional[dict] = None):
+                 docker_calls: list[str], stages: dict | None = None):
         self.scenario, self.tool, self.result = scenario, tool, result
         self.keep_added = keep_added
         self.docker_calls = docker_calls
@@ -150,7 +149,7 @@ class Measurement:
         self.stages = stages
 
     @property
-    def api_requests(self) -> Optional[int]:
+    def api_requests(self) -> int | None:
         """ours: API requests the run made (from its stage record)."""
         if self.stages is None:
             return None
@@ -181,14 +180,14 @@ class Bench:
         self.args, self.work, self.seed_tool = args, work, seed_tool
         self.plan = LayerPlan.for_total(args.size_mib)
         self.engine = DockerEngine(str(work / "d"))
-        self.clusters: List[Cluster] = []
-        self.runs: List[Measurement] = []
+        self.clusters: list[Cluster] = []
+        self.runs: list[Measurement] = []
         self.logs = work / "logs"
         self.logs.mkdir()
         self.bin = work / "bin"
         self.counter = 0
         self.v2_archive = work / "v2.tar"
-        self.snapshots: Dict[str, Path] = {}
+        self.snapshots: dict[str, Path] = {}
 
     # setup ---------------------------------------------------------------------
 
@@ -247,8 +246,8 @@ class Bench:
 
     # running -------------------------------------------------------------------
 
-    def env(self, tool: str, cluster: Optional[Cluster], rundir: Path, docker_log: Path,
-            user: str = "alice", home: Optional[Path] = None):
+    def env(self, tool: str, cluster: Cluster | None, rundir: Path, docker_log: Path,
+            user: str = "alice", home: Path | None = None):
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("ARVADOS_", "DOCKER_", "XDG_"))
                and key not in ("HOME", "TMPDIR", "PYTHONPATH")}
@@ -268,7 +267,7 @@ class Bench:
             env["ARV_KEEPDOCKER_STAGE_TIMES"] = str(docker_log) + ".stages"
         return env
 
-    def argv(self, tool: str, image_args: List[str]) -> List[str]:
+    def argv(self, tool: str, image_args: list[str]) -> list[str]:
         if tool == OURS:
             return [sys.executable, "-m", "arv_keepdocker_plugin", *image_args]
         if tool == SEED:
@@ -280,9 +279,9 @@ class Bench:
                     "--silent", *image_args]
         return ["sh", "-c", 'exec docker save "$1" > /dev/null', "sh", *image_args]
 
-    def run(self, scenario: str, tool: str, cluster: Optional[Cluster],
-            image_args: List[str], user: str = "alice",
-            home: Optional[Path] = None) -> Measurement:
+    def run(self, scenario: str, tool: str, cluster: Cluster | None,
+            image_args: list[str], user: str = "alice",
+            home: Path | None = None) -> Measurement:
         self.counter += 1
         rundir = self.work / ("run%03d" % self.counter)
         rundir.mkdir()
@@ -324,7 +323,7 @@ class Bench:
             yield number, (tools if number % 2 == 0 else tuple(reversed(tools)))
 
     def scenario1(self, scenario: str = "1", name: str = REPO_NAME,
-                  archive: Optional[Path] = None) -> None:
+                  archive: Path | None = None) -> None:
         log("scenario %s: first upload of %s:v1 (fresh cluster per run), plus the docker save"
             " and arv-put floors" % (scenario, name))
         v1 = [name, "v1"]
@@ -423,31 +422,31 @@ class Bench:
 
 # -- the report --------------------------------------------------------------------
 
-def median_of(runs: List[Measurement], scenario: str, tool: str, attribute: str):
+def median_of(runs: list[Measurement], scenario: str, tool: str, attribute: str):
     values = [getattr(run.result, attribute) if hasattr(run.result, attribute)
               else getattr(run, attribute)
               for run in runs if run.scenario == scenario and run.tool == tool and run.ok]
     return statistics.median(values) if values else None
 
 
-def walls(runs: List[Measurement], scenario: str, tool: str) -> str:
+def walls(runs: list[Measurement], scenario: str, tool: str) -> str:
     values = ["%.2f" % run.result.wall if run.ok else "fail"
               for run in runs if run.scenario == scenario and run.tool == tool]
     return ", ".join(values) or "-"
 
 
-def verdict(value: Optional[float], limit: float, strict: bool = False) -> str:
+def verdict(value: float | None, limit: float, strict: bool = False) -> str:
     if value is None:
         return "n/a"
     good = value < limit if strict else value <= limit
     return "met" if good else "MISSED"
 
 
-def build_rows(bench: Bench) -> List[List[str]]:
+def build_rows(bench: Bench) -> list[list[str]]:
     """Rows: scenario, metric, ours median, 3.2.1 median, ratio, target, met/missed."""
     runs, plan = bench.runs, bench.plan
     layer = plan.top * MIB
-    rows: List[List[str]] = []
+    rows: list[list[str]] = []
 
     def ratio(ours, seed):
         return ours / seed if ours is not None and seed else None
@@ -553,7 +552,7 @@ def build_rows(bench: Bench) -> List[List[str]]:
     return rows
 
 
-def _yes_no(values: List[bool]) -> str:
+def _yes_no(values: list[bool]) -> str:
     if not values:
         return "-"
     if all(values):
@@ -564,7 +563,7 @@ def _yes_no(values: List[bool]) -> str:
 HEADER = ["scenario", "metric", "ours median", "3.2.1 median", "ratio", "target", "result"]
 
 
-def text_table(rows: List[List[str]]) -> str:
+def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [HEADER] + rows) for i in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in [HEADER] + rows]
@@ -572,7 +571,7 @@ def text_table(rows: List[List[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(rows: List[List[str]]) -> str:
+def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cell or " " for cell in row) + " |" for row in rows]
     return "\n".join(lines)

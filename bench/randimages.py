@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from typing import List
 
 MIB = 1 << 20
 FILE_MAX_MIB = 64
@@ -31,7 +30,7 @@ class LayerPlan:
     top: int
 
     @classmethod
-    def for_total(cls, total_mib: int) -> "LayerPlan":
+    def for_total(cls, total_mib: int) -> LayerPlan:
         top = max(1, total_mib // 16)
         base0 = max(1, total_mib * 7 // 16)
         base1 = max(1, total_mib - base0 - top)
@@ -55,7 +54,7 @@ def write_random_files(directory: str, size_mib: int) -> None:
         number += 1
 
 
-def _build(engine, context: str, dockerfile_lines: List[str], tag: str) -> str:
+def _build(engine, context: str, dockerfile_lines: list[str], tag: str) -> str:
     with open(os.path.join(context, "Dockerfile"), "w") as f:
         f.write("\n".join(dockerfile_lines) + "\n")
     return engine.build(context, tag)

@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -70,7 +69,7 @@ MIB = 1 << 20
 
 class Run:
     def __init__(self, scenario: str, tool: str, result: RunResult, keep_added: int,
-                 downloaded: Optional[int]):
+                 downloaded: int | None):
         self.scenario, self.tool, self.result = scenario, tool, result
         self.keep_added, self.downloaded = keep_added, downloaded
 
@@ -79,7 +78,7 @@ class Run:
         return self.result.ok
 
 
-def downloaded_bytes(stderr: str) -> Optional[int]:
+def downloaded_bytes(stderr: str) -> int | None:
     """The last ``--batch-progress`` line's ``<n> downloaded``."""
     for line in reversed(stderr.splitlines()):
         words = line.split()
@@ -96,9 +95,9 @@ class Bench:
         self.registry = Registry(str(work / "r"))
         self.logs = work / "logs"
         self.logs.mkdir()
-        self.runs: List[Run] = []
+        self.runs: list[Run] = []
         self.counter = 0
-        self.snapshots: Dict[str, Path] = {}
+        self.snapshots: dict[str, Path] = {}
 
     def setup(self) -> None:
         self.registry.start()
@@ -121,7 +120,7 @@ class Bench:
     def reference(self, tag: str) -> str:
         return "%s/%s:%s" % (self.registry.address, REPO_NAME, tag)
 
-    def env(self, cluster: Cluster, rundir: Path, docker_host: Optional[str]):
+    def env(self, cluster: Cluster, rundir: Path, docker_host: str | None):
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("ARVADOS_", "DOCKER_", "XDG_"))
                and key not in ("HOME", "TMPDIR", "PYTHONPATH")}
@@ -209,15 +208,15 @@ class Bench:
                 shutil.rmtree(cluster.dir, ignore_errors=True)
 
 
-def median(runs: List[Run], scenario: str, tool: str, value) -> Optional[float]:
+def median(runs: list[Run], scenario: str, tool: str, value) -> float | None:
     values = [value(run) for run in runs if run.scenario == scenario and run.tool == tool
               and run.ok and value(run) is not None]
     return statistics.median(values) if values else None
 
 
-def rows(bench: Bench) -> List[List[str]]:
+def rows(bench: Bench) -> list[list[str]]:
     runs, layer = bench.runs, bench.plan.top * MIB
-    out: List[List[str]] = []
+    out: list[list[str]] = []
 
     def wall_row(label, scenario, limit):
         ours = median(runs, scenario, OURS, lambda r: r.result.wall)

@@ -23,7 +23,6 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "RELIABILITY.md"
@@ -107,7 +106,7 @@ ROWS = [
 ]
 
 
-def run_suite(xml: str) -> Tuple[int, float]:
+def run_suite(xml: str) -> tuple[int, float]:
     started = time.monotonic()
     env = dict(os.environ, CI=os.environ.get("CI", "true"))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
@@ -116,7 +115,7 @@ def run_suite(xml: str) -> Tuple[int, float]:
     return proc.returncode, time.monotonic() - started
 
 
-def cases(xml: str) -> List[Dict]:
+def cases(xml: str) -> list[dict]:
     out = []
     for case in ET.parse(xml).getroot().iter("testcase"):
         name = "{}::{}".format(case.get("classname", "").replace(".", "/") + ".py",
@@ -129,7 +128,7 @@ def cases(xml: str) -> List[Dict]:
     return out
 
 
-def peak_memory(matching: List[Dict]) -> str:
+def peak_memory(matching: list[dict]) -> str:
     """The largest peak of the row's cases: the tool's process tree; for runs in-process,
     tracemalloc's peak where the test traces, what the test measured, else the test
     process's RSS."""
@@ -143,7 +142,7 @@ def peak_memory(matching: List[Dict]) -> str:
     return "-"
 
 
-def rows(results: List[Dict]) -> List[Tuple[str, str, str, str]]:
+def rows(results: list[dict]) -> list[tuple[str, str, str, str]]:
     table = []
     for label, pattern, count in ROWS:
         matching = [c for c in results if re.search(pattern, c["name"])]
@@ -153,7 +152,7 @@ def rows(results: List[Dict]) -> List[Tuple[str, str, str, str]]:
         if count == "test":
             tried = len([c for c in matching if not c["skipped"]])
             held = len([c for c in matching if not c["skipped"] and not c["failed"]])
-            table.append((label, "{} / {}".format(tried, held), peak_memory(matching),
+            table.append((label, f"{tried} / {held}", peak_memory(matching),
                           "{:.0f} s".format(sum(c["time"] for c in matching))))
         else:
             case = matching[0]
@@ -161,7 +160,7 @@ def rows(results: List[Dict]) -> List[Tuple[str, str, str, str]]:
             figures = re.findall(r"\d+", value)
             tried = figures[0] if figures else "?"
             held = tried if not case["failed"] else "fewer"
-            table.append((label, "{} / {}".format(tried, held), peak_memory(matching),
+            table.append((label, f"{tried} / {held}", peak_memory(matching),
                           "{:.0f} s; {}".format(case["time"], value)))
     return table
 
@@ -171,8 +170,8 @@ def render(table, results, status, wall) -> str:
     lines = [
         "# Reliability",
         "",
-        "Command: `{}` (runs `pytest -m reliability tests`, the reliability tests that "
-        "`.ci/run` runs with the rest of the suite).".format(COMMAND),
+        f"Command: `{COMMAND}` (runs `pytest -m reliability tests`, the reliability tests that "
+        "`.ci/run` runs with the rest of the suite).",
         "",
         "Date: {}. Machine: nproc {}, Python {}, {}. Local cluster and real engines "
         "(dockerd 20.10, podman 4.3) on loopback; the tests run as the real console "
@@ -184,7 +183,7 @@ def render(table, results, status, wall) -> str:
         "|---|---|---|---|",
     ]
     for label, figures, memory, extra in table:
-        lines.append("| {} | {} | {} | {} |".format(figures, label, memory, extra))
+        lines.append(f"| {figures} | {label} | {memory} | {extra} |")
     lines += [
         "",
         "- Held means the test passed: for attacks, the victim's stored tar is exactly "
@@ -208,9 +207,9 @@ def render(table, results, status, wall) -> str:
         "\"traced\", the peak of tracemalloc's traced memory; \"(the test's)\", what the test "
         "measured itself; \"test process\", the peak RSS of the whole pytest process (an "
         "upper bound).",
-        "- Reliability suite: {} tests, {:.0f} s of test time, {:.0f} s wall clock "
-        "(pytest exit status {}); budget for the whole suite: {} min.".format(
-            len(results), total, wall, status, BUDGET // 60),
+        f"- Reliability suite: {len(results)} tests, {total:.0f} s of test time, {wall:.0f} s wall "
+        "clock "
+        f"(pytest exit status {status}); budget for the whole suite: {BUDGET // 60} min.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -21,15 +21,15 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
 
 
 @dataclass
 class RunResult:
     """What :func:`run_measured` found about one run."""
 
-    argv: List[str]
+    argv: list[str]
     returncode: int
     wall: float
     tree_rss: int
@@ -39,7 +39,7 @@ class RunResult:
     stdout: str
     stderr: str
     samples: int = 0
-    extra: Dict[str, object] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
     #: CPU seconds (user + system) of the process and the children it waited for.
     cpu: float = 0.0
 
@@ -70,9 +70,9 @@ def dir_bytes(path: str) -> int:
     return total
 
 
-def process_tree(root: int) -> List[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and all its live descendants (by scanning ``/proc``)."""
-    children: Dict[int, List[int]] = {}
+    children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -135,8 +135,8 @@ class _Sampler(threading.Thread):
         self.pid, self.watch, self.engine_dirs = pid, list(watch), list(engine_dirs)
         self.interval = interval
         self.stop_event = threading.Event()
-        self.first_disk: Optional[int] = None
-        self.first_engine: Optional[int] = None
+        self.first_disk: int | None = None
+        self.first_engine: int | None = None
         self.peak_rss = self.peak_disk = self.peak_engine = 0
         self.samples = 0
 
@@ -160,9 +160,9 @@ class _Sampler(threading.Thread):
             self.stop_event.wait(self.interval)
 
 
-def run_measured(argv: Sequence[str], env: Dict[str, str], log_prefix: str,
+def run_measured(argv: Sequence[str], env: dict[str, str], log_prefix: str,
                  watch: Sequence[str] = (), engine_dirs: Sequence[str] = (),
-                 interval: float = 0.05, cwd: Optional[str] = None) -> RunResult:
+                 interval: float = 0.05, cwd: str | None = None) -> RunResult:
     """Run ``argv`` to completion and measure it (see the module docstring).
 
     stdout and stderr go to ``<log_prefix>.out`` / ``.err`` (kept for reading).

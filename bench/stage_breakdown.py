@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,13 +57,13 @@ PATHS = ("engine", "stored cold", "stored warm", "archive", "registry")
 class Run:
     """One measured run: wall from spawn to exit, and the run's stage record."""
 
-    def __init__(self, path: str, wall: float, returncode: int, record: Optional[dict],
+    def __init__(self, path: str, wall: float, returncode: int, record: dict | None,
                  spawned: float, stderr: str):
         self.path, self.wall, self.returncode = path, wall, returncode
         self.record, self.spawned, self.stderr = record, spawned, stderr
 
     @property
-    def startup(self) -> Optional[float]:
+    def startup(self) -> float | None:
         """Seconds from spawn until the package's stage clock started."""
         return None if self.record is None else self.record["start_unix"] - self.spawned
 
@@ -75,8 +74,8 @@ class StageBench:
         self.plan = LayerPlan.for_total(args.size_mib)
         self.engine = DockerEngine(str(work / "d"))
         self.registry = Registry(str(work / "r"))
-        self.clusters: List[Cluster] = []
-        self.runs: List[Run] = []
+        self.clusters: list[Cluster] = []
+        self.runs: list[Run] = []
         self.counter = 0
         self.archive = work / "image.tar"
 
@@ -113,7 +112,7 @@ class StageBench:
         self.clusters.remove(cluster)
         shutil.rmtree(cluster.dir, ignore_errors=True)
 
-    def run(self, path: str, cluster: Cluster, home: Path, image_args: List[str],
+    def run(self, path: str, cluster: Cluster, home: Path, image_args: list[str],
             engine: bool = True) -> Run:
         times = self.work / ("times%03d.jsonl" % len(self.runs))
         env = {key: value for key, value in os.environ.items()
@@ -163,15 +162,15 @@ class StageBench:
             self.drop(cluster)
 
 
-def median(values: List[float]) -> Optional[float]:
+def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def fmt(value: Optional[float], digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else "%.*f" % (digits, value)
 
 
-def report(runs: List[Run]) -> str:
+def report(runs: list[Run]) -> str:
     """One block per path: totals, then the stages by wall time."""
     blocks = []
     for path in PATHS:
@@ -189,7 +188,7 @@ def report(runs: List[Run]) -> str:
         ]
         for name, wall, cpu, count in totals:
             lines.append("  %-44s %8s %8s %6s" % (name, fmt(wall), fmt(cpu), count or ""))
-        stages: Dict[str, List[dict]] = {}
+        stages: dict[str, list[dict]] = {}
         for run in done:
             for name, entry in run.record["stages"].items():
                 stages.setdefault(name, []).append(entry)
@@ -200,7 +199,7 @@ def report(runs: List[Run]) -> str:
                 name[:44], fmt(median([e["wall"] for e in entries])),
                 fmt(median([e["cpu"] for e in entries])),
                 "%g" % median([e["count"] for e in entries])))
-        marks: Dict[str, List[float]] = {}
+        marks: dict[str, list[float]] = {}
         for run in done:
             offset = run.startup or 0.0
             for name, at in run.record["marks"].items():

@@ -37,7 +37,7 @@ def run(*args, env):
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
-        sys.exit("demo: command failed with exit status {}".format(proc.returncode))
+        sys.exit(f"demo: command failed with exit status {proc.returncode}")
     return proc.stdout
 
 
@@ -55,12 +55,12 @@ def main():
         cmd=["/bin/sh", "/app/hello.sh"])
     archive = DEMO / "hello-oci.tar"
     imagebuild.write_oci_layout(str(archive), [("demo/hello:1.0", image)], as_tar=True)
-    print("{} ({} bytes), image id {}".format(archive, archive.stat().st_size, image.image_id))
+    print(f"{archive} ({archive.stat().st_size} bytes), image id {image.image_id}")
 
     say("2. Start the embedded local Arvados cluster")
     cluster = Cluster(str(DEMO / "cluster"))
     cluster.start()
-    print("API + Keep at https://{}/ (state kept in {})".format(cluster.api_host, cluster.dir))
+    print(f"API + Keep at https://{cluster.api_host}/ (state kept in {cluster.dir})")
     home = DEMO / "home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
@@ -72,7 +72,7 @@ def main():
         arv = [str(Path(sys.executable).parent / "arv"), "keepdocker"]
 
     say("3. Store it: no Docker daemon, no temporary copy of the image")
-    uuid = run(*arv, "--no-progress", "oci-archive:{}:demo/hello:1.0".format(archive),
+    uuid = run(*arv, "--no-progress", f"oci-archive:{archive}:demo/hello:1.0",
                env=env).strip()
 
     say("4. List the images in Arvados (arv-keepdocker 3.2.1's format)")
@@ -95,13 +95,13 @@ def main():
     links = api.links().list(filters=[["head_uuid", "=", uuid]]).execute()["items"]
     record = api.collections().get(uuid=uuid).execute()
     print("collection {} ({})".format(uuid, record["name"]))
-    print("  file: {} ({} bytes), config digest matches the name".format(names[0], len(data)))
+    print(f"  file: {names[0]} ({len(data)} bytes), config digest matches the name")
     for link in sorted(links, key=lambda l: l["link_class"]):
         print("  link: {} {}".format(link["link_class"], link["name"]))
     print("  properties: {}".format(json.dumps(record["properties"], sort_keys=True)))
-    print("\nDemo OK. The cluster is still running: `source {}/env`, then "
-          "`arv keepdocker`; stop it with `arv-keepdocker-cluster stop --dir {}`."
-          .format(cluster.dir, cluster.dir))
+    print(f"\nDemo OK. The cluster is still running: `source {cluster.dir}/env`, then "
+          f"`arv keepdocker`; stop it with `arv-keepdocker-cluster stop --dir {cluster.dir}`."
+          )
 
 
 if __name__ == "__main__":

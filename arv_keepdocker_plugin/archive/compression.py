@@ -32,7 +32,8 @@ import bz2
 import importlib
 import lzma
 import zlib
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import KeepdockerError
 
@@ -57,7 +58,7 @@ class CompressionError(KeepdockerError):
     """A stream is not what its magic says, or cannot be decompressed here."""
 
 
-def sniff(head: bytes) -> Optional[str]:
+def sniff(head: bytes) -> str | None:
     """``"gzip"``, ``"bzip2"``, ``"xz"``, ``"zstd"`` or ``None`` from a stream's first bytes."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
@@ -70,7 +71,7 @@ def sniff(head: bytes) -> Optional[str]:
     return None
 
 
-def zstd_module() -> Optional[Any]:
+def zstd_module() -> Any | None:
     """``compression.zstd`` (Python 3.14) or ``backports.zstd``; ``None`` if neither."""
     for name in ZSTD_MODULES:
         try:
@@ -95,7 +96,7 @@ class _Bounded:
     def __init__(self, decompressor) -> None:
         self._d = decompressor
 
-    def _pending(self) -> Optional[bytes]:
+    def _pending(self) -> bytes | None:
         raise NotImplementedError
 
     def feed(self, data: bytes) -> Iterator[bytes]:
@@ -125,14 +126,14 @@ class _Zlib(_Bounded):
     def __init__(self) -> None:
         super().__init__(zlib.decompressobj(16 + zlib.MAX_WBITS))
 
-    def _pending(self) -> Optional[bytes]:
+    def _pending(self) -> bytes | None:
         return self._d.unconsumed_tail or None
 
 
 class _Buffered(_Bounded):
     """bz2, lzma and zstd buffer their input and say when they need more."""
 
-    def _pending(self) -> Optional[bytes]:
+    def _pending(self) -> bytes | None:
         return None if self._d.needs_input else b""
 
 
@@ -169,9 +170,9 @@ class Decompressor:
             window_log = DECODER_MEMORY.bit_length() - 1  # 2**25: 32 MiB
             options = {zstd.DecompressionParameter.window_log_max: window_log}
             return lambda: _Buffered(zstd.ZstdDecompressor(options=options))
-        raise CompressionError("unknown compression {!r}".format(kind))
+        raise CompressionError(f"unknown compression {kind!r}")
 
-    def feed(self, data: "bytes | memoryview") -> Iterator[bytes]:
+    def feed(self, data: bytes | memoryview) -> Iterator[bytes]:
         """Decompress ``data``, yielding pieces of at most :data:`OUT_CHUNK` bytes."""
         data = bytes(data)
         while data:
@@ -184,13 +185,13 @@ class Decompressor:
             except self._errors as error:
                 if "memory" in str(error).lower():  # zstd's and liblzma's words for it
                     raise CompressionError(
-                        "{} data that needs more than {} MiB to decompress, which is not "
-                        "accepted here: compress it at a lower level".format(
-                            self.kind, DECODER_MEMORY >> 20)) from None
-                raise CompressionError("corrupt {} data ({})".format(self.kind, error)) from None
+                        f"{self.kind} data that needs more than {DECODER_MEMORY >> 20} MiB to "
+                        "decompress, which is not "
+                        "accepted here: compress it at a lower level") from None
+                raise CompressionError(f"corrupt {self.kind} data ({error})") from None
             data = self._d.unused if self._d.eof else b""
 
     def end(self) -> None:
         """The compressed input has ended: refuse a truncated stream."""
         if not self._d.eof:
-            raise CompressionError("truncated {} data".format(self.kind))
+            raise CompressionError(f"truncated {self.kind} data")

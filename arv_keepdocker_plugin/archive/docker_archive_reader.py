@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple, Union, cast
+from collections.abc import Generator, Iterator
+from typing import cast
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, LayerSizes, Piece, StoredData
@@ -45,8 +46,8 @@ class ArchiveEntry:
 
     index: int
     config_name: str
-    repo_tags: List[str]
-    layer_names: List[str]
+    repo_tags: list[str]
+    layer_names: list[str]
     layer_sources: dict
 
     def label(self) -> str:
@@ -74,11 +75,11 @@ class DockerArchive(OwnsMembers):
             self.members.close()
             raise
 
-    def _read_manifest(self) -> List[ArchiveEntry]:
+    def _read_manifest(self) -> list[ArchiveEntry]:
         if self.members.find("manifest.json") is None:
             if self.members.find("index.json") is not None:
                 raise bad(self.path, "no manifest.json: this is an OCI layout, use "
-                          "oci-archive:{}".format(self.path))
+                          f"oci-archive:{self.path}")
             raise bad(self.path, "no manifest.json: not a docker-archive")
         data = self.members.read_json("manifest.json")
         if not isinstance(data, list) or not data:
@@ -86,17 +87,17 @@ class DockerArchive(OwnsMembers):
         entries = []
         for n, item in enumerate(data):
             if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
-                raise bad(self.path, "manifest.json entry {} has no Config".format(n))
+                raise bad(self.path, f"manifest.json entry {n} has no Config")
             layers = item.get("Layers")
             if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-                raise bad(self.path, "manifest.json entry {} has no valid Layers".format(n))
+                raise bad(self.path, f"manifest.json entry {n} has no valid Layers")
             tags = item.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
-                raise bad(self.path, "manifest.json entry {} has invalid RepoTags".format(n))
+                raise bad(self.path, f"manifest.json entry {n} has invalid RepoTags")
             sources = item.get("LayerSources") or {}
             if not isinstance(sources, dict):
-                raise bad(self.path, "manifest.json entry {} has invalid LayerSources"
-                          .format(n))
+                raise bad(self.path, f"manifest.json entry {n} has invalid LayerSources"
+                          )
             self.members.get(item["Config"], "config")
             for layer in layers:
                 self.members.get(layer, "layer")
@@ -109,19 +110,18 @@ class DockerArchive(OwnsMembers):
         """What the archive holds, for messages: ``@0 (a:1), @1 (untagged)``."""
         return ", ".join(e.label() for e in self.entries)
 
-    def select(self, index: Optional[int] = None, repo_tag: Optional[str] = None,
+    def select(self, index: int | None = None, repo_tag: str | None = None,
                transport: str = "docker-archive") -> ArchiveEntry:
         """The entry at ``@index``, the one tagged ``repo_tag``, or the only one."""
         if index is not None:
             if not 0 <= index < len(self.entries):
-                raise ImageNotFound("{}: no image @{}; it holds {}".format(
-                    self.path, index, self.describe()))
+                raise ImageNotFound(f"{self.path}: no image @{index}; it holds {self.describe()}")
             return self.entries[index]
         if repo_tag is not None:
             found = self._by_tag(repo_tag)
             if not found:
-                raise ImageNotFound("{}: no image tagged {}; it holds {}".format(
-                    self.path, repo_tag, self.describe()))
+                raise ImageNotFound(f"{self.path}: no image tagged {repo_tag}; it holds "
+                                    f"{self.describe()}")
             if len(found) > 1:
                 raise BadReference("{}: several images are tagged {}; choose one with "
                                    "{}:{}:@INDEX ({})".format(
@@ -129,12 +129,12 @@ class DockerArchive(OwnsMembers):
                                        ", ".join(e.label() for e in found)))
             return found[0]
         if len(self.entries) > 1:
-            raise BadReference("{} holds {} images; choose one with {}:{}:NAME:TAG or "
-                               ":@INDEX ({})".format(self.path, len(self.entries),
-                                                     transport, self.path, self.describe()))
+            raise BadReference(f"{self.path} holds {len(self.entries)} images; choose one with "
+                               f"{transport}:{self.path}:NAME:TAG or "
+                               f":@INDEX ({self.describe()})")
         return self.entries[0]
 
-    def _by_tag(self, repo_tag: str) -> List[ArchiveEntry]:
+    def _by_tag(self, repo_tag: str) -> list[ArchiveEntry]:
         return matching(repo_tag, self.entries, lambda e: e.repo_tags)
 
     # -- metadata ------------------------------------------------------------
@@ -146,8 +146,9 @@ class DockerArchive(OwnsMembers):
         digest = hashlib.sha256(data).hexdigest()
         named = BLOB.match(member.name) or HEX_JSON.match(member.name)
         if named and named.group(1) != digest:
-            raise bad(self.path, "config {!r} has sha256:{}, not the digest its name "
-                      "says".format(entry.config_name, digest))
+            raise bad(self.path, f"config {entry.config_name!r} has sha256:{digest}, not the "
+                                 "digest its name "
+                      "says")
         return data
 
     def config(self, entry: ArchiveEntry) -> dict:
@@ -161,11 +162,11 @@ class DockerArchive(OwnsMembers):
         """``sha256:`` of the config bytes: the id ``docker load`` reports."""
         return "sha256:" + hashlib.sha256(self.config_bytes(entry)).hexdigest()
 
-    def layer_members(self, entry: ArchiveEntry) -> List[Member]:
+    def layer_members(self, entry: ArchiveEntry) -> list[Member]:
         """The regular member holding each layer's data (symlinks followed)."""
         return [self.members.get(name, "layer") for name in entry.layer_names]
 
-    def layers(self, entry: ArchiveEntry, config: Optional[dict] = None) -> List[Layer]:
+    def layers(self, entry: ArchiveEntry, config: dict | None = None) -> list[Layer]:
         """:class:`Layer` records: digest from the blob name, else the diff id."""
         diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
         count = len(entry.layer_names)
@@ -174,8 +175,8 @@ class DockerArchive(OwnsMembers):
 
     # -- export --------------------------------------------------------------
 
-    def export_length(self, entry: ArchiveEntry, config: Optional[dict] = None
-                      ) -> Tuple[Optional[int], bool]:
+    def export_length(self, entry: ArchiveEntry, config: dict | None = None
+                      ) -> tuple[int | None, bool]:
         """``(length of export(entry), whether it is an estimate)``, no layer read.
 
         A plain archive of one image is exported as it is: its length. One
@@ -196,7 +197,7 @@ class DockerArchive(OwnsMembers):
         return sum(p.size if isinstance(p, StoredData) else len(p) for p in pieces), False
 
     @contextlib.contextmanager
-    def export(self, entry: ArchiveEntry, expected_id: Optional[str] = None
+    def export(self, entry: ArchiveEntry, expected_id: str | None = None
                ) -> Iterator[ByteStream]:
         """A docker-archive stream of ``entry`` (see the module docstring).
 
@@ -224,7 +225,7 @@ class DockerArchive(OwnsMembers):
 
     @contextlib.contextmanager
     def export_pieces(self, entry: ArchiveEntry, skip: LayerSizes,
-                      expected_id: Optional[str] = None
+                      expected_id: str | None = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer member whose digest (as in :meth:`layers`) is in ``skip``.
@@ -235,17 +236,17 @@ class DockerArchive(OwnsMembers):
         which cannot be read but in order.
         """
         if self.compression is not None:
-            raise bad(self.path, "a {} archive is read whole; no layer can be skipped".format(
-                self.compression))
+            raise bad(self.path, f"a {self.compression} archive is read whole; no layer can be "
+                                 "skipped")
         with DockerArchive(self.path) as archive:
             if entry.index >= len(archive.entries):
-                raise bad(self.path, "changed while being read: no image @{} any "
-                          "more".format(entry.index))
+                raise bad(self.path, f"changed while being read: no image @{entry.index} any "
+                          "more")
             now = archive.entries[entry.index]
             image_id = archive.image_id(now)
             if expected_id and image_id != expected_id:
-                raise bad(self.path, "changed while being read: image id is now {}, "
-                          "was {}".format(image_id, expected_id))
+                raise bad(self.path, f"changed while being read: image id is now {image_id}, "
+                          f"was {expected_id}")
             config = archive.config(now) if skip else None
             stored = [layer.digest if layer.digest in skip else None
                       for layer in archive.layers(now, config)]
@@ -260,7 +261,7 @@ class DockerArchive(OwnsMembers):
 
 
 @contextlib.contextmanager
-def open_single(path: str, expected_id: Optional[str] = None) -> Iterator[ByteStream]:
+def open_single(path: str, expected_id: str | None = None) -> Iterator[ByteStream]:
     """The file itself, through a :class:`TarTap` that checks it as it passes."""
     with open_regular_file(path) as f:
         yield _CheckedTap(f, path, expected_id)
@@ -274,12 +275,13 @@ class _CheckedTap(TarTap):
     def _finish(self) -> None:
         super()._finish()
         if self._expected_id and self.config_digest != self._expected_id:
-            raise bad(self.archive, "changed while being read: image id is now {}, "
-                      "was {}".format(self.config_digest, self._expected_id))
+            raise bad(self.archive, "changed while being read: image id is now "
+                                    f"{self.config_digest}, "
+                      f"was {self._expected_id}")
 
 
 def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
-                 stored: List[Optional[str]]) -> Generator[Piece, None, None]:
+                 stored: list[str | None]) -> Generator[Piece, None, None]:
     """The single-image archive file byte for byte, as :func:`open_single` gives it,
     but a :class:`StoredData` for the data of each layer whose ``stored`` digest
     is set (``stored`` runs along ``entry.layer_names``).
@@ -291,7 +293,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
     members = archive.members
     assert isinstance(members, TarMembers), "a compressed archive has no random access"
     # member name -> (member, StoredData, or digest to check)
-    special: Dict[str, Tuple[Member, Union[str, StoredData]]] = {}
+    special: dict[str, tuple[Member, str | StoredData]] = {}
     for m in members.members.values():
         blob = BLOB.match(m.name)
         if blob and m.kind == safety.FILE:
@@ -307,7 +309,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
         if isinstance(what, StoredData):
             yield what
         else:
-            yield from verified(archive.path, "member {!r}".format(m.name),
+            yield from verified(archive.path, f"member {m.name!r}",
                                 members.chunks(m), what, m.size)
         pos = m.offset + m.size
     yield from members.span(pos, members.size - pos)
@@ -315,7 +317,7 @@ def _file_pieces(archive: DockerArchive, entry: ArchiveEntry, image_id: str,
 
 
 def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
-              stored: Optional[List[Optional[str]]] = None
+              stored: list[str | None] | None = None
               ) -> Generator[Piece, None, None]:
     """The tar bytes of a docker-archive holding only ``entry``.
 
@@ -325,12 +327,12 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
     """
     written = set()
 
-    def member(name: str, what: str, digest: Optional[str] = None,
-               size: Optional[int] = None,
-               stored_as: Optional[str] = None) -> Iterator[Piece]:
+    def member(name: str, what: str, digest: str | None = None,
+               size: int | None = None,
+               stored_as: str | None = None) -> Iterator[Piece]:
         norm = safety.normalize_member_name(path, name)
         if norm is None:
-            raise bad(path, "manifest.json names the archive root as a {}".format(what))
+            raise bad(path, f"manifest.json names the archive root as a {what}")
         if norm in written:
             return
         written.add(norm)
@@ -346,12 +348,11 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
         if blob and digest is None:
             digest = "sha256:" + blob.group(1)
         if size is not None and size != m.size:
-            raise bad(path, "{} {!r} is {} bytes, its descriptor says {}".format(
-                what, name, m.size, size))
+            raise bad(path, f"{what} {name!r} is {m.size} bytes, its descriptor says {size}")
         if stored_as is not None:
             yield from tarwrite.streamed_member(norm, m.size, [StoredData(stored_as, m.size)])
             return
-        chunks = verified(path, "{} {!r}".format(what, name), members.chunks(m), digest, size)
+        chunks = verified(path, f"{what} {name!r}", members.chunks(m), digest, size)
         yield from tarwrite.streamed_member(norm, m.size, chunks)
 
     tops = []
@@ -373,7 +374,7 @@ def _selected(members: TarMembers, path: str, entry: ArchiveEntry,
                               entry.layer_sources, tops[-1] if tops else "")
 
 
-def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: ArchiveEntry
+def _selected_stream(stream: ByteStream, archive: DockerArchive, entry: ArchiveEntry
                      ) -> Iterator[bytes]:
     """:func:`_selected` for a compressed archive: its members in stream order.
 
@@ -383,7 +384,7 @@ def _selected_stream(stream: ByteStream, archive: "DockerArchive", entry: Archiv
     ``manifest.json`` and ``repositories`` end the stream.
     """
     members, path = archive.members, archive.path
-    keep: Set[str] = set()
+    keep: set[str] = set()
 
     def add(name: str) -> None:
         norm = safety.normalize_member_name(path, name)

@@ -27,22 +27,9 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Generator,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Protocol,
-    Sequence,
-    Set,
-    Tuple,
-)
+from typing import Any, Protocol
 
 from ..errors import BadArchive
 from ..image import LayerSizes, Piece, StoredData
@@ -64,7 +51,7 @@ def blob_name(archive: str, desc: Mapping[str, Any], what: str) -> str:
     digest = desc.get("digest") if isinstance(desc, Mapping) else None
     m = _DIGEST.match(digest or "")
     if not m:
-        raise bad(archive, "{} has an unsupported or malformed digest {!r}".format(what, digest))
+        raise bad(archive, f"{what} has an unsupported or malformed digest {digest!r}")
     return "blobs/sha256/" + m.group(1)
 
 
@@ -85,12 +72,12 @@ class PlannedLayer:
     """
 
     digest: str
-    size: Optional[int]
+    size: int | None
     media_type: str
     descriptor: Mapping[str, Any]
 
     @classmethod
-    def as_served(cls, descriptor: Mapping[str, Any]) -> "PlannedLayer":
+    def as_served(cls, descriptor: Mapping[str, Any]) -> PlannedLayer:
         """A layer written exactly as its descriptor says."""
         return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "",
                    descriptor)
@@ -105,7 +92,7 @@ class PlannedLayer:
 
 #: Opens a layer's data: ``(size, chunks)``, the chunks checked as they pass
 #: (raising before the chunk that would complete wrong data).
-LayerData = Callable[[PlannedLayer], Tuple[int, Iterable[bytes]]]
+LayerData = Callable[[PlannedLayer], tuple[int, Iterable[bytes]]]
 
 
 class DocumentDigests:
@@ -134,7 +121,7 @@ class ImageDocuments(Protocol):
     def path(self) -> str: ...
 
     @property
-    def config(self) -> Dict[str, Any]: ...
+    def config(self) -> dict[str, Any]: ...
 
     @property
     def config_bytes(self) -> bytes: ...
@@ -153,7 +140,7 @@ class ImageDocuments(Protocol):
 
 
 def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
-                      layer_data: LayerData, repo_tag: Optional[str] = None,
+                      layer_data: LayerData, repo_tag: str | None = None,
                       skip: LayerSizes = _NOTHING) -> Generator[Piece, None, None]:
     """The tar bytes of a Docker 25-style docker-archive of ``image``.
 
@@ -168,9 +155,9 @@ def to_docker_archive(image: ImageDocuments, layers: Sequence[PlannedLayer],
     """
     yield tarwrite.header("blobs", directory=True)
     yield tarwrite.header("blobs/sha256", directory=True)
-    written: Set[str] = set()
+    written: set[str] = set()
     layer_names = []
-    sizes: Dict[str, int] = {}
+    sizes: dict[str, int] = {}
     for layer in layers:
         name = blob_name(image.path, {"digest": layer.digest}, "layer")
         layer_names.append(name)
@@ -197,7 +184,7 @@ BLOB_ANNOTATION_PREFIXES = ("io.github.containers.zstd-chunked.",
 
 
 def export_length(image: ImageDocuments, layers: Sequence[PlannedLayer],
-                  repo_tag: Optional[str] = None) -> Optional[int]:
+                  repo_tag: str | None = None) -> int | None:
     """The length of :func:`to_docker_archive`'s stream, counted without reading a layer.
 
     Every layer is passed as skipped, so its data counts by its planned size
@@ -209,7 +196,7 @@ def export_length(image: ImageDocuments, layers: Sequence[PlannedLayer],
     if len(sizes) != len({layer.digest for layer in layers}):
         return None
 
-    def unread(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+    def unread(layer: PlannedLayer) -> tuple[int, Iterable[bytes]]:
         raise AssertionError("every layer is skipped")
 
     try:
@@ -249,8 +236,8 @@ def rewritten_manifest(archive: str, manifest_bytes: bytes, layers: Sequence[Pla
     return json.dumps(manifest, separators=(",", ":")).encode()
 
 
-def documents_and_end(image: ImageDocuments, manifest: bytes, layer_names: List[str],
-                              written: Set[str], repo_tag: Optional[str]) -> Iterator[bytes]:
+def documents_and_end(image: ImageDocuments, manifest: bytes, layer_names: list[str],
+                              written: set[str], repo_tag: str | None) -> Iterator[bytes]:
     """Config and manifest blobs, ``index.json``, ``manifest.json``, ``oci-layout``,
     ``repositories`` and the end of the archive. ``manifest`` is the image
     manifest as the archive holds it."""
@@ -262,7 +249,7 @@ def documents_and_end(image: ImageDocuments, manifest: bytes, layer_names: List[
     manifest_name = "blobs/sha256/" + manifest_digest.split(":", 1)[1]
     if manifest_name not in written:
         yield from tarwrite.file_member(manifest_name, manifest)
-    descriptor: Dict[str, Any] = {"mediaType": image.manifest_media_type,
+    descriptor: dict[str, Any] = {"mediaType": image.manifest_media_type,
                                   "digest": manifest_digest, "size": len(manifest)}
     plat = Platform.from_descriptor(image.config)
     if plat:
@@ -293,9 +280,9 @@ def one_image_tail(config_name: str, repo_tags: Sequence[str], layer_names: Sequ
 
 
 def _manifest_json(config_name: str, repo_tags: Sequence[str], layer_names: Sequence[str],
-                   layer_sources: Optional[Mapping[str, Any]] = None) -> Iterator[bytes]:
+                   layer_sources: Mapping[str, Any] | None = None) -> Iterator[bytes]:
     """The one-entry ``manifest.json`` every ``docker load`` reads."""
-    entry: Dict[str, Any] = {"Config": config_name, "RepoTags": list(repo_tags) or None,
+    entry: dict[str, Any] = {"Config": config_name, "RepoTags": list(repo_tags) or None,
                              "Layers": list(layer_names)}
     if layer_sources:
         entry["LayerSources"] = dict(layer_sources)
@@ -304,7 +291,7 @@ def _manifest_json(config_name: str, repo_tags: Sequence[str], layer_names: Sequ
 
 def _repositories(repo_tags: Sequence[str], top: str) -> Iterator[bytes]:
     """The legacy ``repositories`` file: ``{name: {tag: top layer}}``, when tagged."""
-    repos: Dict[str, Dict[str, str]] = {}
+    repos: dict[str, dict[str, str]] = {}
     for repo_tag in repo_tags:
         name, _, tag = repo_tag.rpartition(":")
         repos.setdefault(name, {})[tag] = top

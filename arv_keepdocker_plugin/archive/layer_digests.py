@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import List, Optional
 
 from .compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 
@@ -29,9 +28,9 @@ class Digests:
     """
 
     raw: str
-    diff_id: Optional[str]
-    compression: Optional[str] = None
-    problem: Optional[str] = None
+    diff_id: str | None
+    compression: str | None = None
+    problem: str | None = None
 
 
 class MemberDigest:
@@ -39,15 +38,15 @@ class MemberDigest:
 
     def __init__(self) -> None:
         self._raw = hashlib.sha256()
-        self._head: List[bytes] = []
+        self._head: list[bytes] = []
         self._head_size = 0
         self._decided = False
-        self._kind: Optional[str] = None
-        self._decompressor: Optional[Decompressor] = None
-        self._plain: Optional["hashlib._Hash"] = None
-        self._problem: Optional[str] = None
+        self._kind: str | None = None
+        self._decompressor: Decompressor | None = None
+        self._plain: hashlib._Hash | None = None
+        self._problem: str | None = None
 
-    def update(self, chunk: "bytes | memoryview") -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
         self._raw.update(chunk)
         if self._decided:
             self._inflate(chunk)
@@ -71,7 +70,7 @@ class MemberDigest:
             self._plain = hashlib.sha256()
             self._inflate(head)
 
-    def _inflate(self, chunk: "bytes | memoryview") -> None:
+    def _inflate(self, chunk: bytes | memoryview) -> None:
         if self._decompressor is None or self._plain is None:
             return
         try:

@@ -15,7 +15,8 @@ import dataclasses
 import hashlib
 import os
 import stat
-from typing import IO, Dict, Generator, Iterator, Optional, Protocol
+from collections.abc import Generator, Iterator
+from typing import IO, Protocol
 
 from . import safety
 from .safety import bad
@@ -43,7 +44,7 @@ class _Closable(Protocol):
 class OwnsMembers:
     """For readers that hold a ``members`` object: close it, also as a context manager."""
 
-    members: "_Closable"
+    members: _Closable
 
     def __enter__(self):
         return self
@@ -64,7 +65,7 @@ class MemberIndex:
     """
 
     archive: str
-    members: Dict[str, Member]
+    members: dict[str, Member]
     checker: safety.MemberChecker
 
     def chunks(self, member: Member) -> Iterator[bytes]:
@@ -79,7 +80,7 @@ class MemberIndex:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def find(self, name: str) -> Optional[Member]:
+    def find(self, name: str) -> Member | None:
         """The regular-file member called ``name`` (symlinks followed), or None."""
         norm = safety.normalize_member_name(self.archive, name)
         if norm is None:
@@ -89,7 +90,7 @@ class MemberIndex:
             return None
         return member
 
-    def get(self, name: str, what: Optional[str] = None) -> Member:
+    def get(self, name: str, what: str | None = None) -> Member:
         """Like :meth:`find` but a missing member is a :class:`BadArchive`."""
         member = self.find(name)
         if member is None:
@@ -112,7 +113,7 @@ class MemberIndex:
         safety.check_size(self.archive, what, member.size)
         return b"".join(self.chunks(member))
 
-    def read_json(self, name: str, what: Optional[str] = None):
+    def read_json(self, name: str, what: str | None = None):
         """Parse the JSON member ``name``."""
         what = what or name
         return safety.parse_json(self.archive, what, self.read(self.get(name, what), what))
@@ -137,7 +138,7 @@ class TarMembers(MemberIndex):
             self.identity = _identity(self.file)
             self.size = self.identity[1]
             self.checker = safety.MemberChecker(path, allow_symlinks)
-            self.members: Dict[str, Member] = {}
+            self.members: dict[str, Member] = {}
             self._list()
         except BaseException:
             self.file.close()
@@ -173,14 +174,15 @@ class TarMembers(MemberIndex):
                 norm = self.checker.check(member.name, member.kind, member.linkname)
                 skipped = member.size if member.kind == safety.FILE else info.size
                 if data_offset + skipped > self.size:
-                    raise bad(self.path, "truncated archive (member {!r} ends past "
-                              "the end of the file)".format(norm or member.name))
+                    raise bad(self.path, f"truncated archive (member {norm or member.name!r} ends "
+                                         "past "
+                              "the end of the file)")
                 if norm is not None:
                     self.members[norm] = Member(norm, member.kind, member.size,
                                                 data_offset, member.linkname)
                 pos = data_offset + skipped + padding(skipped)
         except OSError as e:
-            raise bad(self.path, "unreadable tar archive ({})".format(e.strerror or e)) from None
+            raise bad(self.path, f"unreadable tar archive ({e.strerror or e})") from None
         if self.size == 0:
             raise bad(self.path, "empty file, not a tar archive")
 
@@ -189,9 +191,9 @@ class TarMembers(MemberIndex):
 
     def chunks(self, member: Member) -> Generator[bytes, None, None]:
         """The data of ``member``, in chunks of at most 1 MiB."""
-        return self.span(member.offset, member.size, "in {!r}".format(member.name))
+        return self.span(member.offset, member.size, f"in {member.name!r}")
 
-    def span(self, offset: int, size: int, where: Optional[str] = None
+    def span(self, offset: int, size: int, where: str | None = None
              ) -> Generator[bytes, None, None]:
         """``size`` bytes of the file from ``offset``, in chunks of at most 1 MiB."""
         self.file.seek(offset)
@@ -200,7 +202,7 @@ class TarMembers(MemberIndex):
             data = self.file.read(min(left, CHUNK))
             if not data:
                 raise bad(self.archive, "truncated archive ({})".format(
-                    where or "at offset {}".format(offset + size - left)))
+                    where or f"at offset {offset + size - left}"))
             left -= len(data)
             yield data
 
@@ -220,11 +222,11 @@ def open_regular_file(path: str) -> IO[bytes]:
     """
     if os.path.isdir(path):
         raise bad(path, "is a directory, not a tar archive (an OCI layout directory "
-                  "is read with oci:{})".format(path))
+                  f"is read with oci:{path})")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        raise bad(path, "cannot open ({})".format(e.strerror or e)) from None
+        raise bad(path, f"cannot open ({e.strerror or e})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -260,14 +262,14 @@ class DirectoryMembers(TarMembers):
     def close(self) -> None:
         """Nothing stays open: each member's file is opened while it is read."""
 
-    def find(self, name: str) -> Optional[Member]:
+    def find(self, name: str) -> Member | None:
         norm = safety.normalize_member_name(self.archive, name)
         if norm is None:
             return None
         full = os.path.join(self.path, *norm.split("/"))
         real = os.path.realpath(full)
         if os.path.commonpath([real, self.root]) != self.root:
-            raise bad(self.archive, "{!r} points outside the layout directory".format(norm))
+            raise bad(self.archive, f"{norm!r} points outside the layout directory")
         try:
             st = os.stat(real)
         except OSError:
@@ -280,20 +282,19 @@ class DirectoryMembers(TarMembers):
         try:
             f = open(member.linkname, "rb")
         except OSError as e:
-            raise bad(self.archive, "cannot read {!r} ({})".format(
-                member.name, e.strerror or e)) from None
+            raise bad(self.archive, f"cannot read {member.name!r} ({e.strerror or e})") from None
         with f:
             left = member.size
             while left:
                 data = f.read(min(left, CHUNK))
                 if not data:
-                    raise bad(self.archive, "{!r} shrank while being read".format(member.name))
+                    raise bad(self.archive, f"{member.name!r} shrank while being read")
                 left -= len(data)
                 yield data
 
 
 def verified(archive: str, what: str, chunks: Iterator[bytes],
-             digest: Optional[str], size: Optional[int]) -> Iterator[bytes]:
+             digest: str | None, size: int | None) -> Iterator[bytes]:
     """Pass ``chunks`` through, checking their sha256 ``digest`` and ``size``.
 
     The check happens when the last chunk has gone by: a mismatch raises
@@ -303,7 +304,7 @@ def verified(archive: str, what: str, chunks: Iterator[bytes],
     """
     algo, _, want = (digest or "").partition(":")
     if digest is not None and algo != "sha256":
-        raise bad(archive, "{} has digest {!r}; only sha256 is supported".format(what, digest))
+        raise bad(archive, f"{what} has digest {digest!r}; only sha256 is supported")
     h = hashlib.sha256()
     n = 0
     for data in chunks:
@@ -311,7 +312,6 @@ def verified(archive: str, what: str, chunks: Iterator[bytes],
         n += len(data)
         yield data
     if size is not None and n != size:
-        raise bad(archive, "{} is {} bytes, its descriptor says {}".format(what, n, size))
+        raise bad(archive, f"{what} is {n} bytes, its descriptor says {size}")
     if digest is not None and h.hexdigest() != want:
-        raise bad(archive, "{} has sha256:{}, its descriptor says {}".format(
-            what, h.hexdigest(), digest))
+        raise bad(archive, f"{what} has sha256:{h.hexdigest()}, its descriptor says {digest}")

@@ -27,17 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import (
-    Callable,
-    Generator,
-    Iterable,
-    Iterator,
-    List,
-    Optional,
-    Set,
-    Tuple,
-    cast,
-)
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import cast
 
 from ..errors import BadReference, ImageNotFound
 from ..image import ByteStream, Layer, LayerSizes, Piece
@@ -82,9 +73,9 @@ MAX_INDEX_DEPTH = 4
 class Candidate:
     """An image manifest reachable from ``index.json``."""
 
-    ref: Optional[str]
+    ref: str | None
     descriptor: dict
-    platform: Optional[Platform]
+    platform: Platform | None
     annotations: dict
 
     def label(self) -> str:
@@ -100,30 +91,30 @@ class OciImage(DocumentDigests):
 
     path: str
     directory: bool
-    ref: Optional[str]
+    ref: str | None
     annotations: dict
     manifest: dict
     manifest_bytes: bytes
     manifest_media_type: str
     config: dict
     config_bytes: bytes
-    layer_descriptors: List[dict]
+    layer_descriptors: list[dict]
     #: The layout tar's compression (read in order, whole), or None.
-    compression: Optional[str] = None
+    compression: str | None = None
 
     @property
-    def layers(self) -> List[Layer]:
+    def layers(self) -> list[Layer]:
         return [Layer(d.get("digest"), d.get("size")) for d in self.layer_descriptors]
 
     @property
-    def planned_layers(self) -> List[PlannedLayer]:
+    def planned_layers(self) -> list[PlannedLayer]:
         """Every layer blob goes into the archive as it is in the layout."""
         for desc in self.layer_descriptors:
             blob_name(self.path, desc, "layer")
         return [PlannedLayer.as_served(d) for d in self.layer_descriptors]
 
     @contextlib.contextmanager
-    def export(self, repo_tag: Optional[str] = None) -> Iterator[ByteStream]:
+    def export(self, repo_tag: str | None = None) -> Iterator[ByteStream]:
         """A docker-archive stream of this image (reopens the layout)."""
         if self.compression is not None:
             with decompressed(self.path, self.compression) as stream:
@@ -138,14 +129,14 @@ class OciImage(DocumentDigests):
             yield reader
 
     @contextlib.contextmanager
-    def export_pieces(self, skip: LayerSizes, repo_tag: Optional[str] = None
+    def export_pieces(self, skip: LayerSizes, repo_tag: str | None = None
                       ) -> Iterator[Generator[Piece, None, None]]:
         """:meth:`export` as pieces: bytes, and a :class:`StoredData` for the data
         of each layer blob whose digest is in ``skip``. Not for a compressed
         layout tar, which is read in order, whole."""
         if self.compression is not None:
-            raise bad(self.path, "a {} layout is read whole; no layer can be skipped".format(
-                self.compression))
+            raise bad(self.path, f"a {self.compression} layout is read whole; no layer can be "
+                                 "skipped")
         members = open_members(self.path, self.directory)
         pieces = to_docker_archive(self, self.planned_layers,
                                    layout_layer_data(members, self.path), repo_tag, skip)
@@ -170,7 +161,7 @@ class OciLayout(OwnsMembers):
     members: ArchiveMembers
 
     def __init__(self, path: str, directory: bool = False,
-                 members: Optional[ArchiveMembers] = None) -> None:
+                 members: ArchiveMembers | None = None) -> None:
         self.path = path
         self.directory = directory
         self.members = members if members is not None else open_members(path, directory)
@@ -178,7 +169,7 @@ class OciLayout(OwnsMembers):
             if self.members.find("index.json") is None:
                 hint = ""
                 if self.members.find("manifest.json") is not None:
-                    hint = " (this is a docker-archive: use docker-archive:{})".format(path)
+                    hint = f" (this is a docker-archive: use docker-archive:{path})"
                 raise bad(path, "no index.json: not an OCI image layout" + hint)
             self.index = self.members.read_json("index.json")
             if not isinstance(self.index, dict) or not isinstance(
@@ -202,11 +193,11 @@ class OciLayout(OwnsMembers):
         if isinstance(size, int) and size != member.size:
             raise bad(self.path, "{} blob {} is {} bytes, its descriptor says {}".format(
                 what, desc["digest"], member.size, size))
-        return b"".join(verified(self.path, "{} blob".format(what), self.members.chunks(member),
+        return b"".join(verified(self.path, f"{what} blob", self.members.chunks(member),
                                  desc["digest"], None))
 
-    def _walk(self, index: dict, ref: Optional[str], annotations: dict,
-              depth: int) -> List[Candidate]:
+    def _walk(self, index: dict, ref: str | None, annotations: dict,
+              depth: int) -> list[Candidate]:
         if depth > MAX_INDEX_DEPTH:
             raise bad(self.path, "image indexes nested too deeply")
         out = []
@@ -230,7 +221,7 @@ class OciLayout(OwnsMembers):
                 out.append(Candidate(dref, desc, plat, ann))
         return out
 
-    def platform_of(self, cand: Candidate) -> Optional[Platform]:
+    def platform_of(self, cand: Candidate) -> Platform | None:
         """The candidate's platform, from its descriptor or else its config."""
         if cand.platform is None:
             image = self.load(cand)
@@ -242,7 +233,7 @@ class OciLayout(OwnsMembers):
     def refs(self) -> str:
         return ", ".join(c.label() for c in self.candidates) or "nothing"
 
-    def select(self, ref: Optional[str] = None, platform: Optional[str] = None,
+    def select(self, ref: str | None = None, platform: str | None = None,
                transport: str = "oci-archive") -> OciImage:
         """Choose one image by ``ref`` and/or platform (``os/arch[/variant]``).
 
@@ -252,28 +243,28 @@ class OciLayout(OwnsMembers):
         """
         cands = self.candidates
         if not cands:
-            raise ImageNotFound("{}: the layout holds no image".format(self.path))
+            raise ImageNotFound(f"{self.path}: the layout holds no image")
         if ref is not None:
             cands = ([c for c in cands if c.ref == ref]
                      or names_matching(ref, cands, lambda c: [c.ref] if c.ref else []))
             if not cands:
-                raise ImageNotFound("{}: no image with reference {!r}; it holds: {}".format(
-                    self.path, ref, self.refs()))
+                raise ImageNotFound(f"{self.path}: no image with reference {ref!r}; it holds: "
+                                    f"{self.refs()}")
         wanted = Platform.parse(platform) if platform else None
         if wanted is None and len(cands) == 1:
             return self.load(cands[0])
         want = wanted or host_platform()
         matching = [c for c in cands if want.matches(self.platform_of(c))]
         if not matching:
-            what = "for platform {}".format(want) if wanted else \
-                "for this machine's platform {}; choose one with --platform".format(want)
+            what = f"for platform {want}" if wanted else \
+                f"for this machine's platform {want}; choose one with --platform"
             raise ImageNotFound("{}: no image {}; it holds: {}".format(
                 self.path, what, ", ".join(c.label() for c in cands)))
         if len(matching) > 1:
             raise BadReference("{}: several images match{}; choose one with {}{} ({})".format(
-                self.path, " {}".format(want),
+                self.path, f" {want}",
                 "--platform OS/ARCH/VARIANT or " if len({c.platform for c in matching}) > 1
-                else "", "{}:{}:REF".format(transport, self.path),
+                else "", f"{transport}:{self.path}:REF",
                 ", ".join(c.label() for c in matching)))
         return self.load(matching[0])
 
@@ -317,20 +308,20 @@ class OciLayout(OwnsMembers):
 
 def layout_layer_data(members: ArchiveMembers, archive: str) -> LayerData:
     """Layer data from a layout's blobs, checked against the descriptor's digest and size."""
-    def open_layer(layer: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+    def open_layer(layer: PlannedLayer) -> tuple[int, Iterable[bytes]]:
         member = members.find(blob_name(archive, dict(layer.descriptor), "layer"))
         if member is None:
-            raise bad(archive, "layer blob {} is missing".format(layer.digest))
+            raise bad(archive, f"layer blob {layer.digest} is missing")
         if member.size != layer.size:
-            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
-                layer.digest, member.size, layer.size))
-        return member.size, verified(archive, "layer blob {}".format(layer.digest),
+            raise bad(archive, f"layer blob {layer.digest} is {member.size} bytes, its descriptor "
+                               f"says {layer.size}")
+        return member.size, verified(archive, f"layer blob {layer.digest}",
                                      members.chunks(member), layer.digest, member.size)
     return open_layer
 
 
 def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
-                              repo_tag: Optional[str]) -> Iterator[bytes]:
+                              repo_tag: str | None) -> Iterator[bytes]:
     """:func:`to_docker_archive` from a compressed layout tar, read in stream order.
 
     Each layer blob the image needs is written as it passes (the order of
@@ -347,25 +338,25 @@ def _stream_to_docker_archive(stream: ByteStream, image: OciImage,
         name = blob_name(archive, desc, "layer")
         layer_names.append(name)
         sizes[name] = desc["size"]
-    written: Set[str] = set()
+    written: set[str] = set()
     for walked, data in walk(stream, archive, safety.MemberChecker(archive)):
         if walked.name not in sizes or walked.name in written:
             continue
         if walked.size != sizes[walked.name]:
-            raise bad(archive, "layer blob {} is {} bytes, its descriptor says {}".format(
-                walked.name, walked.size, sizes[walked.name]))
+            raise bad(archive, f"layer blob {walked.name} is {walked.size} bytes, its descriptor "
+                               f"says {sizes[walked.name]}")
         written.add(walked.name)
         yield from tarwrite.streamed_member(walked.name, walked.size, data)
     missing = set(sizes) - written
     if missing:
-        raise bad(archive, "layer blob {} is missing".format(sorted(missing)[0]))
+        raise bad(archive, f"layer blob {sorted(missing)[0]} is missing")
     yield from documents_and_end(image, image.manifest_bytes, layer_names, written,
                                          repo_tag)
 
 
 def read_once_docker_archive(stream: ByteStream, path: str, kind: str,
-                             select: Callable[["OciLayout"], OciImage],
-                             name_of: Callable[[OciImage], Optional[str]]) -> Iterator[bytes]:
+                             select: Callable[[OciLayout], OciImage],
+                             name_of: Callable[[OciImage], str | None]) -> Iterator[bytes]:
     """A compressed layout tar as a docker-archive in one pass, learning the layout as it goes.
 
     Every blob that is not a small JSON document (layers, as far as the
@@ -380,7 +371,7 @@ def read_once_docker_archive(stream: ByteStream, path: str, kind: str,
     yield tarwrite.header("blobs", directory=True)
     yield tarwrite.header("blobs/sha256", directory=True)
     members = PassedMembers(path, kind)
-    written: Set[str] = set()
+    written: set[str] = set()
     for walked, data in walk(stream, path, members.checker):
         passed = members.note(walked, data)
         if passed is None or walked.name is None:
@@ -389,15 +380,14 @@ def read_once_docker_archive(stream: ByteStream, path: str, kind: str,
             written.add(walked.name)
             yield from tarwrite.streamed_member(walked.name, walked.size, passed)
     if not members.members:
-        raise bad(path, "empty {} stream, not a tar archive".format(kind))
+        raise bad(path, f"empty {kind} stream, not a tar archive")
     image = select(OciLayout(path, members=members))
     layer_names = [blob_name(path, desc, "layer") for desc in image.layer_descriptors]
     extra = written - set(layer_names)
     if extra:
-        raise SeveralImages(path, "blob {} is not a layer of the image chosen".format(
-            sorted(extra)[0]))
+        raise SeveralImages(path, f"blob {sorted(extra)[0]} is not a layer of the image chosen")
     missing = set(layer_names) - written
     if missing:
-        raise bad(path, "layer blob {} is missing".format(sorted(missing)[0]))
+        raise bad(path, f"layer blob {sorted(missing)[0]} is missing")
     yield from documents_and_end(image, image.manifest_bytes, layer_names, written,
                                  name_of(image))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform as _platform
-from typing import Optional
 
 from ..errors import BadReference
 
@@ -22,29 +21,29 @@ _MACHINES = {
 class Platform:
     os: str
     architecture: str
-    variant: Optional[str] = None
+    variant: str | None = None
 
     def __str__(self) -> str:
         return "/".join(x for x in (self.os, self.architecture, self.variant) if x)
 
     @classmethod
-    def parse(cls, text: str) -> "Platform":
+    def parse(cls, text: str) -> Platform:
         """``linux/arm64/v8`` -> Platform; BadReference for anything else."""
         parts = (text or "").strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise BadReference("invalid platform {!r}: expected OS/ARCH[/VARIANT], e.g. "
-                               "linux/amd64 or linux/arm64/v8".format(text))
+            raise BadReference(f"invalid platform {text!r}: expected OS/ARCH[/VARIANT], e.g. "
+                               "linux/amd64 or linux/arm64/v8")
         arch = _MACHINES.get(parts[1].lower(), (parts[1].lower(), None))[0]
         return cls(parts[0].lower(), arch, parts[2].lower() if len(parts) == 3 else None)
 
     @classmethod
-    def from_descriptor(cls, desc: Optional[dict]) -> Optional["Platform"]:
+    def from_descriptor(cls, desc: dict | None) -> Platform | None:
         """The platform of an OCI descriptor's ``platform`` or of an image config."""
         if not isinstance(desc, dict) or not desc.get("os") or not desc.get("architecture"):
             return None
         return cls(str(desc["os"]), str(desc["architecture"]), desc.get("variant") or None)
 
-    def matches(self, other: Optional["Platform"]) -> bool:
+    def matches(self, other: Platform | None) -> bool:
         """Whether an image for ``other`` (None: unknown) serves a request for ``self``.
 
         A request without variant accepts any variant; ``arm64`` without

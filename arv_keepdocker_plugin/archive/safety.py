@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import posixpath
 import tarfile
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..errors import BadArchive
 
@@ -57,11 +57,11 @@ def member_kind(info: tarfile.TarInfo) -> str:
 
 def bad(archive: str, what: str) -> BadArchive:
     """A :class:`BadArchive` whose message is ``"<archive>: <what>"`` on one line."""
-    text = "{}: {}".format(archive, what)
+    text = f"{archive}: {what}"
     return BadArchive(" ".join(text.split("\n")))
 
 
-def normalize_member_name(archive: str, name: str) -> Optional[str]:
+def normalize_member_name(archive: str, name: str) -> str | None:
     """Return ``name`` without leading ``./`` and trailing ``/``, or refuse it.
 
     Returns ``None`` for the archive root itself (``.`` or ``./``), which some
@@ -71,12 +71,12 @@ def normalize_member_name(archive: str, name: str) -> Optional[str]:
     if not name:
         raise bad(archive, "member with an empty name")
     if "\x00" in name:
-        raise bad(archive, "member name {!r} contains a NUL byte".format(name))
+        raise bad(archive, f"member name {name!r} contains a NUL byte")
     if name.startswith("/"):
-        raise bad(archive, "member {!r} has an absolute path".format(name))
+        raise bad(archive, f"member {name!r} has an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise bad(archive, "member {!r} has a '..' path component".format(name))
+        raise bad(archive, f"member {name!r} has a '..' path component")
     if not parts:
         return None
     return "/".join(parts)
@@ -98,34 +98,33 @@ class MemberChecker:
     def __init__(self, archive: str, allow_symlinks: bool = False) -> None:
         self.archive = archive
         self.allow_symlinks = allow_symlinks
-        self.kinds: Dict[str, str] = {}
-        self.symlinks: Dict[str, str] = {}
+        self.kinds: dict[str, str] = {}
+        self.symlinks: dict[str, str] = {}
         self.count = 0
 
-    def check(self, name: str, kind: str, linkname: str = "") -> Optional[str]:
+    def check(self, name: str, kind: str, linkname: str = "") -> str | None:
         """Check one member; return its normalized name (``None`` for the root)."""
         norm = normalize_member_name(self.archive, name)
         self.count += 1
         if self.count > MAX_MEMBERS:
-            raise bad(self.archive, "more than {} members: not an image archive".format(
-                MAX_MEMBERS))
+            raise bad(self.archive, f"more than {MAX_MEMBERS} members: not an image archive")
         if kind == OTHER:
-            raise bad(self.archive, "member {!r} is a device, FIFO or other special "
-                      "file, which an image archive never holds".format(name))
+            raise bad(self.archive, f"member {name!r} is a device, FIFO or other special "
+                      "file, which an image archive never holds")
         if kind == HARDLINK:
-            raise bad(self.archive, "member {!r} is a hard link, which an image "
-                      "archive must not hold".format(name))
+            raise bad(self.archive, f"member {name!r} is a hard link, which an image "
+                      "archive must not hold")
         if norm is None:
             if kind != DIR:
-                raise bad(self.archive, "member {!r} is not a directory".format(name))
+                raise bad(self.archive, f"member {name!r} is not a directory")
             return None
         previous = self.kinds.get(norm)
         if previous is not None and not (previous == DIR and kind == DIR):
-            raise bad(self.archive, "duplicate member {!r}".format(norm))
+            raise bad(self.archive, f"duplicate member {norm!r}")
         if kind == SYMLINK:
             if not self.allow_symlinks:
-                raise bad(self.archive, "member {!r} is a symbolic link, which this "
-                          "kind of archive must not hold".format(norm))
+                raise bad(self.archive, f"member {norm!r} is a symbolic link, which this "
+                          "kind of archive must not hold")
             self.symlinks[norm] = self.link_target(norm, linkname)
         self.kinds[norm] = kind
         return norm
@@ -133,12 +132,12 @@ class MemberChecker:
     def link_target(self, norm: str, linkname: str) -> str:
         """The normalized name a symlink member points to, refusing escapes."""
         if not linkname or linkname.startswith("/"):
-            raise bad(self.archive, "symbolic link {!r} -> {!r} points outside the "
-                      "archive".format(norm, linkname))
+            raise bad(self.archive, f"symbolic link {norm!r} -> {linkname!r} points outside the "
+                      "archive")
         target = posixpath.normpath(posixpath.join(posixpath.dirname(norm), linkname))
         if target == ".." or target.startswith("../") or target == ".":
-            raise bad(self.archive, "symbolic link {!r} -> {!r} points outside the "
-                      "archive".format(norm, linkname))
+            raise bad(self.archive, f"symbolic link {norm!r} -> {linkname!r} points outside the "
+                      "archive")
         return target
 
     def resolve(self, norm: str) -> str:
@@ -146,7 +145,7 @@ class MemberChecker:
         seen = set()
         while norm in self.symlinks:
             if norm in seen:
-                raise bad(self.archive, "symbolic link loop at {!r}".format(norm))
+                raise bad(self.archive, f"symbolic link loop at {norm!r}")
             seen.add(norm)
             norm = self.symlinks[norm]
         return norm
@@ -177,21 +176,21 @@ def load_json(data: bytes, limit: int = JSON_SIZE_LIMIT) -> Any:
         ``RecursionError`` escapes).
     """
     if len(data) > limit:
-        raise JSONRefused("is larger than {} bytes; refusing to parse it".format(limit))
+        raise JSONRefused(f"is larger than {limit} bytes; refusing to parse it")
     try:
         value = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise JSONRefused("is not UTF-8 text") from None
     except ValueError as e:
-        raise JSONRefused("is not valid JSON ({})".format(e)) from None
+        raise JSONRefused(f"is not valid JSON ({e})") from None
     except RecursionError:
         value = None
         deep = True
     else:
         deep = isinstance(value, (dict, list)) and nested_deeper_than(value, JSON_DEPTH_LIMIT)
     if deep:
-        raise JSONRefused("is nested more than {} levels deep: not an image "
-                          "document".format(JSON_DEPTH_LIMIT))
+        raise JSONRefused(f"is nested more than {JSON_DEPTH_LIMIT} levels deep: not an image "
+                          "document")
     return value
 
 
@@ -204,12 +203,12 @@ def parse_json(archive: str, what: str, data: bytes,
     try:
         return load_json(data, limit)
     except JSONRefused as e:
-        raise bad(archive, "{} {}".format(what, e)) from None
+        raise bad(archive, f"{what} {e}") from None
 
 
 def check_size(archive: str, what: str, size: int,
                limit: int = JSON_SIZE_LIMIT) -> None:
     """Refuse a JSON member before reading it when its size is over the cap."""
     if size > limit:
-        raise bad(archive, "{} is larger than {} bytes; refusing to parse "
-                  "it".format(what, limit))
+        raise bad(archive, f"{what} is larger than {limit} bytes; refusing to parse "
+                  "it")

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import os
 import queue
 import threading
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from collections.abc import Iterator
 
 from ..image import ByteStream
 from . import safety
@@ -45,7 +46,7 @@ KEEP_TOTAL = 64 << 20
 HEAD_BYTES = 8
 
 
-def compression_of(path: str) -> Optional[str]:
+def compression_of(path: str) -> str | None:
     """The compression of the file at ``path`` (``None`` for a plain tar)."""
     with open_regular_file(path) as f:
         return sniff(f.read(SNIFF_BYTES))
@@ -69,7 +70,19 @@ def estimated_length(path: str, kind: str) -> int:
     return size
 
 
-def open_archive(path: str, allow_symlinks: bool = False) -> "ArchiveMembers":
+def placeholder_id(path: str) -> str:
+    """An id for a compressed archive read once, until its stream has said the image's.
+
+    Made of the file's identity (path, inode, size, modification time), so
+    the resume journal of an interrupted upload of the same file is found
+    again under it.
+    """
+    st = os.stat(path)
+    identity = f"{os.path.realpath(path)}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+    return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def open_archive(path: str, allow_symlinks: bool = False) -> ArchiveMembers:
     """The members of an archive file: listed by seeking, or learnt by a first pass."""
     kind = compression_of(path)
     if kind is None:
@@ -90,10 +103,10 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
     what the reader does with the bytes (hashing, storing) share two cores.
     """
     f = open_regular_file(path)
-    pieces: "queue.Queue[Union[bytes, BaseException, None]]" = queue.Queue(AHEAD)
+    pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
     stop = threading.Event()
 
-    def put(item: Union[bytes, BaseException, None]) -> bool:
+    def put(item: bytes | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 pieces.put(item, timeout=0.1)
@@ -144,7 +157,7 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
 class Walked:
     """One member met by :func:`walk`: what it is, its header bytes, where it is."""
 
-    name: Optional[str]   # normalized; None for the archive root
+    name: str | None   # normalized; None for the archive root
     kind: str
     size: int             # data bytes that follow the header
     linkname: str
@@ -153,7 +166,7 @@ class Walked:
 
 
 def walk(stream: ByteStream, archive: str, checker: safety.MemberChecker
-         ) -> Iterator[Tuple[Walked, Iterator[bytes]]]:
+         ) -> Iterator[tuple[Walked, Iterator[bytes]]]:
     """Each member of a tar stream with an iterator over its data.
 
     The consumer may read the data iterator or not; what it leaves unread
@@ -204,7 +217,7 @@ class _DataReader:
         while self.left:
             data = self.stream.read(min(self.left, READ_CHUNK))
             if not data:
-                raise bad(self.archive, "truncated archive (ends inside {!r})".format(self.name))
+                raise bad(self.archive, f"truncated archive (ends inside {self.name!r})")
             self.left -= len(data)
             yield data
 
@@ -215,7 +228,7 @@ class _DataReader:
 
 def _read_exact(stream: ByteStream, size: int, archive: str, what: str,
                 allow_empty: bool = False) -> bytes:
-    parts: List[bytes] = []
+    parts: list[bytes] = []
     got = 0
     while got < size:
         data = stream.read(size - got)
@@ -225,7 +238,7 @@ def _read_exact(stream: ByteStream, size: int, archive: str, what: str,
         got += len(data)
     out = b"".join(parts)
     if got < size and not (allow_empty and got == 0):
-        raise bad(archive, "truncated archive (ends inside {})".format(what))
+        raise bad(archive, f"truncated archive (ends inside {what})")
     return out
 
 
@@ -242,9 +255,9 @@ class StreamMembers(MemberIndex):
         self.archive = path
         self.compression = kind
         self.checker = safety.MemberChecker(path, allow_symlinks)
-        self.members: Dict[str, Member] = {}
-        self.kept: Dict[str, bytes] = {}
-        self.heads: Dict[str, bytes] = {}
+        self.members: dict[str, Member] = {}
+        self.kept: dict[str, bytes] = {}
+        self.heads: dict[str, bytes] = {}
         kept_total = 0
         with decompressed(path, kind) as stream:
             for walked, data in walk(stream, path, self.checker):
@@ -265,7 +278,7 @@ class StreamMembers(MemberIndex):
                     first = next(data, b"")
                     self.heads[walked.name] = first[:HEAD_BYTES]
         if not self.members:
-            raise bad(path, "empty {} stream, not a tar archive".format(kind))
+            raise bad(path, f"empty {kind} stream, not a tar archive")
 
     # -- the TarMembers interface, for kept members ------------------------------
 
@@ -278,8 +291,9 @@ class StreamMembers(MemberIndex):
     def chunks(self, member: Member) -> Iterator[bytes]:
         data = self.kept.get(member.name)
         if data is None:
-            raise bad(self.archive, "{!r} is not a small document; it is read while the "
-                      "archive streams".format(member.name))
+            raise bad(self.archive, f"{member.name!r} is not a small document; it is read while "
+                                    "the "
+                      "archive streams")
         yield data
 
 
@@ -301,7 +315,7 @@ class PassedMembers(StreamMembers):
         self.heads = {}
         self._kept_total = 0
 
-    def note(self, walked: Walked, data: Iterator[bytes]) -> Optional[Iterator[bytes]]:
+    def note(self, walked: Walked, data: Iterator[bytes]) -> Iterator[bytes] | None:
         """Remember ``walked``; its data unless it was kept (a small document)."""
         if walked.name is None:
             return None
@@ -322,4 +336,4 @@ class PassedMembers(StreamMembers):
 
 
 #: The members of an archive file, however it is read.
-ArchiveMembers = Union[TarMembers, StreamMembers]
+ArchiveMembers = TarMembers | StreamMembers

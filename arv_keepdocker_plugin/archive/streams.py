@@ -7,7 +7,7 @@ whichever it needs through these two adapters.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..image import ByteStream
 

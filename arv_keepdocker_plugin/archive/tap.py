@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import tarfile
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 from ..errors import BadArchive
 from ..image import ByteStream
@@ -64,7 +64,7 @@ class SeveralImages(BadArchive):
     """``manifest.json`` lists several images (one was expected)."""
 
     def __init__(self, archive: str, problem: str) -> None:
-        super().__init__(" ".join("{}: {}".format(archive, problem).split("\n")))
+        super().__init__(" ".join(f"{archive}: {problem}".split("\n")))
 
 
 class TarTap(ReadOnlyStream):
@@ -108,10 +108,10 @@ class TarTap(ReadOnlyStream):
     its position (what ``docker load`` would refuse, far from the cause).
     """
 
-    def __init__(self, stream: Optional[ByteStream] = None, archive: str = "<image stream>",
-                 on_data: Optional[Callable[[str, int, int], None]] = None,
-                 on_member: Optional[Callable[[str, int, int, Digests], None]] = None,
-                 on_document: Optional[Callable[[str, bytes], None]] = None) -> None:
+    def __init__(self, stream: ByteStream | None = None, archive: str = "<image stream>",
+                 on_data: Callable[[str, int, int], None] | None = None,
+                 on_member: Callable[[str, int, int, Digests], None] | None = None,
+                 on_document: Callable[[str, bytes], None] | None = None) -> None:
         self._stream = stream
         self.archive = archive
         self._on_data = on_data
@@ -125,28 +125,28 @@ class TarTap(ReadOnlyStream):
         self._left = 0            # bytes left in the current data/extension/padding
         self._padding_after = 0
         self._ext = bytearray()
-        self._ext_info: Optional[tarfile.TarInfo] = None
+        self._ext_info: tarfile.TarInfo | None = None
         self._extensions = Extensions(archive)
-        self._current: Optional[str] = None
-        self._digest: Optional[MemberDigest] = None
-        self.digests: Dict[str, Digests] = {}
-        self.layer_digests: List[Digests] = []
-        self._keep: Optional[bytearray] = None
+        self._current: str | None = None
+        self._digest: MemberDigest | None = None
+        self.digests: dict[str, Digests] = {}
+        self.layer_digests: list[Digests] = []
+        self._keep: bytearray | None = None
         self._keep_limit = 0
-        self._kept: Dict[str, bytes] = {}
-        self._oci_docs: Dict[str, bytes] = {}
+        self._kept: dict[str, bytes] = {}
+        self._oci_docs: dict[str, bytes] = {}
         self._oci_total = 0
         #: From ``index.json`` (Docker 25+, OCI): what the archive names the image by.
-        self.index_digest: Optional[str] = None
-        self.manifest_digest: Optional[str] = None
+        self.index_digest: str | None = None
+        self.manifest_digest: str | None = None
         self._kept_total = 0
-        self._sizes: Dict[str, int] = {}
-        self.members: List[Tuple[str, int, int]] = []
+        self._sizes: dict[str, int] = {}
+        self.members: list[tuple[str, int, int]] = []
         self.finished = False
-        self.manifest: Optional[dict] = None
-        self.config: Optional[dict] = None
-        self.config_bytes: Optional[bytes] = None
-        self.config_digest: Optional[str] = None
+        self.manifest: dict | None = None
+        self.config: dict | None = None
+        self.config_bytes: bytes | None = None
+        self.config_digest: str | None = None
 
     # -- file object (the rest of it from ReadOnlyStream) -----------------------
 
@@ -201,7 +201,7 @@ class TarTap(ReadOnlyStream):
         """The stream has ended: check it and resolve manifest and config."""
         self._finish()
 
-    def consume(self, chunk_size: int = 1024 * 1024) -> "TarTap":
+    def consume(self, chunk_size: int = 1024 * 1024) -> TarTap:
         """Read the stream to its end (discarding the bytes); return self."""
         while self.read(chunk_size):
             pass
@@ -285,7 +285,7 @@ class TarTap(ReadOnlyStream):
         self._ext.clear()
         self._state = _PADDING if self._left else _HEADER
 
-    def _begin_data(self, name: Optional[str], size: int) -> None:
+    def _begin_data(self, name: str | None, size: int) -> None:
         self._current = name
         self._digest = None
         self._keep = None
@@ -298,7 +298,7 @@ class TarTap(ReadOnlyStream):
         elif self.manifest is not None:
             wanted = self.manifest.get("Config") if isinstance(self.manifest, dict) else None
             if name == wanted:
-                safety.check_size(self.archive, "image config {!r}".format(name), size)
+                safety.check_size(self.archive, f"image config {name!r}", size)
                 self._keep_limit = safety.JSON_SIZE_LIMIT
             elif BLOB.match(name):
                 self._keep_limit = OCI_DOC_LIMIT  # perhaps an OCI manifest or index
@@ -339,8 +339,8 @@ class TarTap(ReadOnlyStream):
     def _check_blob_name(self, name: str, digests: Digests) -> None:
         blob = BLOB.match(name)
         if blob and digests.raw != "sha256:" + blob.group(1):
-            raise bad(self.archive, "member {!r} has {}, not the digest its name "
-                      "says".format(name, digests.raw))
+            raise bad(self.archive, f"member {name!r} has {digests.raw}, not the digest its name "
+                      "says")
 
     def _remember(self, name: str, data: bytes) -> None:
         if self._on_document is not None:
@@ -358,7 +358,7 @@ class TarTap(ReadOnlyStream):
         self._kept_total += len(data)
         if self._kept_total > KEEP_TOTAL_LIMIT:
             raise bad(self.archive, "too many JSON documents before manifest.json "
-                      "(more than {} bytes)".format(KEEP_TOTAL_LIMIT))
+                      f"(more than {KEEP_TOTAL_LIMIT} bytes)")
 
     def _set_manifest(self, data: bytes) -> None:
         if self.manifest is not None:
@@ -366,7 +366,7 @@ class TarTap(ReadOnlyStream):
         entries = safety.parse_json(self.archive, "manifest.json", data)
         if isinstance(entries, list) and len(entries) > 1:
             raise SeveralImages(self.archive, "manifest.json must list exactly one image, "
-                                "it lists {}".format(len(entries)))
+                                f"it lists {len(entries)}")
         if not isinstance(entries, list) or len(entries) != 1:
             raise bad(self.archive, "manifest.json must list exactly one image, "
                       "it lists {}".format(len(entries) if isinstance(entries, list)
@@ -406,21 +406,21 @@ class TarTap(ReadOnlyStream):
         if self.manifest is None:
             if "index.json" in self._oci_docs and "/" in self.archive:  # a file: say so
                 raise bad(self.archive, "no manifest.json: this is an OCI layout, use "
-                          "oci-archive:{}".format(self.archive))
+                          f"oci-archive:{self.archive}")
             raise bad(self.archive, "no manifest.json: not a docker-archive (an OCI "
                       "layout must be converted first)")
         for layer in self.manifest["Layers"]:
             if self._norm(layer) not in self._sizes:
-                raise bad(self.archive, "layer {!r} named by manifest.json is missing"
-                          .format(layer))
+                raise bad(self.archive, f"layer {layer!r} named by manifest.json is missing"
+                          )
         config_name = self._norm(self.manifest["Config"])
         if config_name not in self._sizes:
             raise bad(self.archive, "config {!r} named by manifest.json is missing"
                       .format(self.manifest["Config"]))
         data = self._kept.get(config_name)
         if data is None:
-            raise bad(self.archive, "config {!r} is not a JSON document of at most "
-                      "{} bytes".format(config_name, BLOB_KEEP_LIMIT))
+            raise bad(self.archive, f"config {config_name!r} is not a JSON document of at most "
+                      f"{BLOB_KEEP_LIMIT} bytes")
         self.config = safety.parse_json(self.archive, "image config", data)
         if not isinstance(self.config, dict):
             raise bad(self.archive, "image config is not a JSON object")
@@ -428,8 +428,9 @@ class TarTap(ReadOnlyStream):
         self.config_digest = "sha256:" + hashlib.sha256(data).hexdigest()
         named = HEX_JSON.match(config_name)
         if named and "sha256:" + named.group(1) != self.config_digest:
-            raise bad(self.archive, "config {!r} has {}, not the digest its name "
-                      "says".format(config_name, self.config_digest))
+            raise bad(self.archive, f"config {config_name!r} has {self.config_digest}, not the "
+                                    "digest its name "
+                      "says")
         self.layer_digests = self._check_layers(self.manifest["Layers"], self.config)
         self.index_digest, self.manifest_digest = oci_digests(
             self._oci_docs, self.config_digest)
@@ -437,15 +438,16 @@ class TarTap(ReadOnlyStream):
         self._oci_docs = {}
         self.finished = True
 
-    def _check_layers(self, layers: List[str], config: dict) -> List[Digests]:
+    def _check_layers(self, layers: list[str], config: dict) -> list[Digests]:
         """Each layer's digests, checked against the config's diff ids."""
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
             raise bad(self.archive, "image config has no rootfs.diff_ids list")
         if len(diff_ids) != len(layers):
-            raise bad(self.archive, "manifest.json lists {} layers but the config has {} "
-                      "diff ids".format(len(layers), len(diff_ids)))
+            raise bad(self.archive, f"manifest.json lists {len(layers)} layers but the config has "
+                                    f"{len(diff_ids)} "
+                      "diff ids")
         checked = []
         for name, diff_id in zip(layers, diff_ids, strict=True):
             digests = self.digests[self._norm(name)]
@@ -453,15 +455,14 @@ class TarTap(ReadOnlyStream):
                 raise bad(self.archive, "layer {!r} cannot be checked against its diff id "
                           "({})".format(name, digests.problem or "unknown compression"))
             if digests.diff_id != diff_id:
-                raise bad(self.archive, "layer {!r} does not match its diff id: its "
-                          "uncompressed data has {}, the config says {}".format(
-                              name, digests.diff_id, diff_id))
+                raise bad(self.archive, f"layer {name!r} does not match its diff id: its "
+                          f"uncompressed data has {digests.diff_id}, the config says {diff_id}")
             checked.append(digests)
         return checked
 
 
-def oci_digests(docs: Dict[str, bytes], config_digest: str) -> Tuple[Optional[str],
-                                                                      Optional[str]]:
+def oci_digests(docs: dict[str, bytes], config_digest: str) -> tuple[str | None,
+                                                                      str | None]:
     """``(index digest, manifest digest)`` of the image whose config is ``config_digest``.
 
     Follows ``index.json`` (as Docker 25+ and OCI layouts write it) through

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import tarfile
-from typing import Dict, Optional
 
 from . import safety
 from .safety import bad
@@ -30,7 +29,7 @@ def padding(size: int) -> int:
     return -size % BLOCK
 
 
-def parse_block(archive: str, block: bytes, offset: int) -> Optional[tarfile.TarInfo]:
+def parse_block(archive: str, block: bytes, offset: int) -> tarfile.TarInfo | None:
     """The header at ``offset``; None for a zero block (the end of the archive)."""
     if block == ZERO_BLOCK:
         return None
@@ -38,8 +37,8 @@ def parse_block(archive: str, block: bytes, offset: int) -> Optional[tarfile.Tar
         return tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
     except tarfile.HeaderError as e:
         if offset == 0:
-            raise bad(archive, "not a tar archive ({})".format(e)) from None
-        raise bad(archive, "corrupt tar header at offset {} ({})".format(offset, e)) from None
+            raise bad(archive, f"not a tar archive ({e})") from None
+        raise bad(archive, f"corrupt tar header at offset {offset} ({e})") from None
 
 
 def is_extension(info: tarfile.TarInfo) -> bool:
@@ -49,7 +48,7 @@ def is_extension(info: tarfile.TarInfo) -> bool:
 def check_extension(archive: str, info: tarfile.TarInfo) -> int:
     """The size of an extension member's data, refused when over the limit."""
     if info.size > EXTENSION_LIMIT:
-        raise bad(archive, "tar extension header of {} bytes is too large".format(info.size))
+        raise bad(archive, f"tar extension header of {info.size} bytes is too large")
     return info.size
 
 
@@ -68,7 +67,7 @@ class Extensions:
 
     def __init__(self, archive: str) -> None:
         self.archive = archive
-        self._pending: Dict[str, str] = {}
+        self._pending: dict[str, str] = {}
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -107,7 +106,7 @@ def _c_string(data: bytes) -> str:
     return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def pax_records(archive: str, data: bytes) -> Dict[str, str]:
+def pax_records(archive: str, data: bytes) -> dict[str, str]:
     """Parse PAX extended header records ``"<len> <key>=<value>\\n"``."""
     records = {}
     pos = 0

@@ -9,7 +9,7 @@ reads such a generator as a file).
 from __future__ import annotations
 
 import tarfile
-from typing import Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
 
 BLOCK = 512
 #: Two zero blocks end a tar archive.
@@ -17,7 +17,7 @@ END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
 
 def header(name: str, size: int = 0, *, directory: bool = False,
-           mtime: int = 0, mode: Optional[int] = None) -> bytes:
+           mtime: int = 0, mode: int | None = None) -> bytes:
     """The header block(s) of a regular file or directory member.
 
     PAX format, so long names are fine; owner root, fixed ``mtime`` so that

@@ -47,7 +47,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import KeepdockerError
 from . import acr_lookup
@@ -75,7 +76,7 @@ GET_IMAGE_MODULES = ("arvados_cwl.arvdocker", "arvados_cwl.arvcontainer",
 #: The arvados-cwl-runner release this launcher was written and tested against.
 SUPPORTED_SERIES = "3.2."
 #: What :func:`install` replaces: ``(module, attribute)``.
-PATCHED: Tuple[Tuple[str, str], ...] = (
+PATCHED: tuple[tuple[str, str], ...] = (
     ("arvados.commands.keepdocker", "main"),
     ("arvados.commands.keepdocker", "list_images_in_arv"),
     ("arvados_cwl.arvdocker", "determine_image_id"),
@@ -86,7 +87,7 @@ PATCHED: Tuple[Tuple[str, str], ...] = (
 LAUNCHER_FLAGS = {TRUST_FLAG: "trust_workflow_sources"}
 
 #: ``{(module, attribute): original}`` while installed.
-_originals: Dict[Tuple[str, str], Any] = {}
+_originals: dict[tuple[str, str], Any] = {}
 
 
 class CwlRunnerUnavailable(KeepdockerError):
@@ -95,7 +96,7 @@ class CwlRunnerUnavailable(KeepdockerError):
 
 # -- installing ----------------------------------------------------------------
 
-def _modules() -> Dict[str, Any]:
+def _modules() -> dict[str, Any]:
     """The modules :func:`install` patches; :class:`CwlRunnerUnavailable` if any is missing."""
     try:
         arvados_cwl = importlib.import_module("arvados_cwl")
@@ -103,15 +104,15 @@ def _modules() -> Dict[str, Any]:
                    for name in sorted({module for module, _ in PATCHED})}
     except ImportError as error:
         raise CwlRunnerUnavailable(
-            "arvados-cwl-runner is not installed ({}); install it with "
-            "pip install 'arv-keepdocker-plugin[cwl]'".format(
-                str(error).splitlines()[0] if str(error) else type(error).__name__)) from None
+            "arvados-cwl-runner is not installed "
+            f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); install it "
+            "with "
+            "pip install 'arv-keepdocker-plugin[cwl]'") from None
     version = getattr(arvados_cwl, "__version__", "unknown")
     for module, attribute in PATCHED:
         if not hasattr(modules[module], attribute):
             raise CwlRunnerUnavailable(
-                "arvados-cwl-runner {} is not supported: {}.{} is missing".format(
-                    version, module, attribute))
+                f"arvados-cwl-runner {version} is not supported: {module}.{attribute} is missing")
     if not str(version).startswith(SUPPORTED_SERIES):
         logger.warning("arvados-cwl-runner %s: %s was written for %sx; its image "
                        "lookups may not go through this tool", version, PROG, SUPPORTED_SERIES)
@@ -123,7 +124,7 @@ def installed() -> bool:
     return bool(_originals)
 
 
-def install(trust_workflow_sources: Optional[bool] = None) -> None:
+def install(trust_workflow_sources: bool | None = None) -> None:
     """Make arvados-cwl-runner use this tool for image lookups and uploads, process-wide.
 
     Replaces the module attributes in :data:`PATCHED` (see the module
@@ -170,21 +171,21 @@ def uninstall() -> None:
 
 # -- the command ----------------------------------------------------------------
 
-def split_launcher_options(args: Sequence[str]) -> Tuple[Dict[str, bool], List[str]]:
+def split_launcher_options(args: Sequence[str]) -> tuple[dict[str, bool], list[str]]:
     """``({setting: True}, the rest)``: the leading :data:`LAUNCHER_FLAGS` and a-c-r's arguments.
 
     Only leading flags are the launcher's: after the first other argument
     everything is arvados-cwl-runner's (its workflow inputs included), so a
     workflow input can never be taken for a launcher option.
     """
-    settings: Dict[str, bool] = {}
+    settings: dict[str, bool] = {}
     rest = list(args)
     while rest and rest[0] in LAUNCHER_FLAGS:
         settings[LAUNCHER_FLAGS[rest.pop(0)]] = True
     return settings, rest
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``arv-keepdocker-cwl-runner [LAUNCHER OPTIONS] ARGS``: :func:`install`, then
     ``arvados-cwl-runner ARGS``.
 
@@ -198,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         install(trust_workflow_sources=settings.get("trust_workflow_sources"))
     except KeepdockerError as error:
-        sys.stderr.write("{}: {}\n".format(PROG, error))
+        sys.stderr.write(f"{PROG}: {error}\n")
         return error.exit_code
     import arvados_cwl
     status = arvados_cwl.main(args, stdout=sys.stdout, stderr=sys.stderr)

@@ -31,7 +31,8 @@ import copy
 import functools
 import logging
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from .image_checks import local_image_id
 from .lookup_names import AmbiguousImageId, ImageLookup, lookup_for
@@ -41,7 +42,7 @@ logger = logging.getLogger("arvados.cwl-runner")
 #: Where a packed workflow records the image collection a-c-r chose.
 PDH_FIELD = "http://arvados.org/cwl#dockerCollectionPDH"
 
-Listed = List[Tuple[str, Dict[str, Any]]]
+Listed = list[tuple[str, dict[str, Any]]]
 
 
 def replacement(original: Callable[..., str]) -> Callable[..., str]:
@@ -122,7 +123,7 @@ def get_image(api_client, dockerRequirement, pull_image: bool, runtimeContext,
     return pdh
 
 
-def find(api_client, lookup: ImageLookup, project_uuid: Optional[str]) -> Listed:
+def find(api_client, lookup: ImageLookup, project_uuid: str | None) -> Listed:
     """The images ``lookup`` names, in a-c-r's order (``list_images_in_arv``'s).
 
     :raises WorkflowException: an image id prefix naming several images.
@@ -144,7 +145,7 @@ def named(images: Listed, image_id: str) -> Listed:
 
 
 def matching_submitter(images: Listed, out_of_project_images: Listed,
-                       local_image_id: str) -> Tuple[Listed, Listed]:
+                       local_image_id: str) -> tuple[Listed, Listed]:
     """3.2.1's ``--match-submitter-images`` filter, as it is (``found`` carries over)."""
     found = False
     for image in images:
@@ -183,7 +184,7 @@ def check_locally(dockerRequirement, pull_image: bool, runtimeContext) -> None:
                                 "'docker': %s" % (image_id, error)) from None
 
 
-def upload(api_client, project_uuid: Optional[str], lookup: ImageLookup) -> None:
+def upload(api_client, project_uuid: str | None, lookup: ImageLookup) -> None:
     """3.2.1's upload: ``keepdocker.main([--project-uuid=P,] IMAGE [TAG])``."""
     import arvados.commands.keepdocker
     import arvados.commands.put

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..errors import KeepdockerError
 from .lookup_names import BY_IMAGE_ID, BY_NAME, lookup_for
@@ -28,7 +28,7 @@ logger = logging.getLogger("arvados.keepdocker")
 
 
 def resolve_for_workflow(reference: str, pull: bool, pm=None,
-                         base: Optional[argparse.Namespace] = None) -> str:
+                         base: argparse.Namespace | None = None) -> str:
     """The id of the image a workflow names as ``reference``, pulled first with ``pull``.
 
     The source is picked as the upload will pick it, after the workflow rule
@@ -58,7 +58,7 @@ def resolve_for_workflow(reference: str, pull: bool, pm=None,
     return source.resolve(parsed, options).image_id
 
 
-def _image_id(reference: str, pull: bool) -> Optional[str]:
+def _image_id(reference: str, pull: bool) -> str | None:
     """:func:`local_image_id`, raising :class:`Refused` for a name the workflow may not use."""
     try:
         return resolve_for_workflow(reference, pull)
@@ -71,7 +71,7 @@ def _image_id(reference: str, pull: bool) -> Optional[str]:
         return None
 
 
-def _from_registry(pm, options, picked, reference: str) -> Optional[str]:
+def _from_registry(pm, options, picked, reference: str) -> str | None:
     """The id of a bare name pulled from its registry when no engine answers, else None.
 
     The image is remembered for the upload that follows
@@ -97,7 +97,7 @@ def _from_registry(pm, options, picked, reference: str) -> Optional[str]:
     return found.image.image_id
 
 
-def local_image_id(reference: str, pull: bool = False) -> Optional[str]:
+def local_image_id(reference: str, pull: bool = False) -> str | None:
     """The id of ``reference`` in the source a bare ``arv keepdocker REFERENCE`` uses.
 
     ``reference`` is what a ``DockerRequirement`` names (``NAME[:TAG]``, an
@@ -120,7 +120,7 @@ def local_image_id(reference: str, pull: bool = False) -> Optional[str]:
         return None
 
 
-def determine_image_id(dockerImageId: str) -> Optional[str]:
+def determine_image_id(dockerImageId: str) -> str | None:
     """a-c-r 3.2.1's ``arvdocker.determine_image_id``, answered by this tool's sources.
 
     The local image's id (``sha256:<hex>``) for a ``DockerRequirement``'s
@@ -141,7 +141,7 @@ def image_check_class(base: type) -> type:
     class SourcesImageCheck(base):
         """``get_image`` as a-c-r 3.2.1 uses it, answered by this tool's sources."""
 
-        def get_image(self, docker_requirement: Dict[str, Any], pull_image: bool,
+        def get_image(self, docker_requirement: dict[str, Any], pull_image: bool,
                       force_pull: bool, tmp_outdir_prefix: str) -> bool:
             """True when the image is now where ``arv keepdocker NAME`` will find it.
 

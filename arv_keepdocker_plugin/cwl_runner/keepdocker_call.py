@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from ..errors import KeepdockerError
 from ..names import split_transport
@@ -53,7 +53,7 @@ class UnexpectedCall(KeepdockerError):
     exit_code = 2
 
 
-def upload_arguments(arguments: Sequence[str]) -> List[str]:
+def upload_arguments(arguments: Sequence[str]) -> list[str]:
     """This tool's arguments for a-c-r's ``[--project-uuid=UUID] IMAGE [TAG]``.
 
     ``[--project-uuid=UUID] -- REFERENCE`` or ``... -- IMAGE TAG``.
@@ -63,15 +63,15 @@ def upload_arguments(arguments: Sequence[str]) -> List[str]:
     from ..plugins import get_plugin_manager
 
     args = list(arguments)
-    project: List[str] = []
+    project: list[str] = []
     if args and args[0].startswith(PROJECT_OPTION):
         if not _UUID.match(args[0][len(PROJECT_OPTION):]):
-            raise UnexpectedCall("{}: not a project uuid".format(shown(args[0])))
+            raise UnexpectedCall(f"{shown(args[0])}: not a project uuid")
         project = [args.pop(0)]
     if len(args) not in (1, 2):
         raise UnexpectedCall(
-            "{} takes keepdocker arguments only as arvados-cwl-runner 3.2.1 passes them, "
-            "[--project-uuid=UUID] IMAGE [TAG]; got {} more".format(PROG, len(args)))
+            f"{PROG} takes keepdocker arguments only as arvados-cwl-runner 3.2.1 passes them, "
+            f"[--project-uuid=UUID] IMAGE [TAG]; got {len(args)} more")
     image, tag = args[0], (args[1] if len(args) == 2 else None)
 
     pm = get_plugin_manager()
@@ -80,7 +80,7 @@ def upload_arguments(arguments: Sequence[str]) -> List[str]:
     if whole is not None:
         images.admit(pm, whole)
         return project + ["--", whole]
-    joined = image if tag is None else "{}:{}".format(image, tag)
+    joined = image if tag is None else f"{image}:{tag}"
     if tag is not None and split_transport(joined, pm.sources.prefixes())[0] is not None:
         # A TRANSPORT:DETAILS name the lookups never let through (Arvados
         # already had something under a-c-r's split name): refuse it as such
@@ -88,12 +88,13 @@ def upload_arguments(arguments: Sequence[str]) -> List[str]:
         images.admit(pm, joined)
     images.admit(pm, image, tag)
     if tag is not None and not _TAG.match(tag):
-        raise Refused("refused to store the image {} named by the workflow: {} is not a "
-                      "Docker tag".format(shown(joined), shown(tag)))
+        raise Refused(f"refused to store the image {shown(joined)} named by the workflow: "
+                      f"{shown(tag)} is not a "
+                      "Docker tag")
     return project + ["--", image] + ([] if tag is None else [tag])
 
 
-def main(arguments: Optional[Sequence[str]] = None, stdout=sys.stdout, stderr=sys.stderr,
+def main(arguments: Sequence[str] | None = None, stdout=sys.stdout, stderr=sys.stderr,
          install_sig_handlers: bool = True, api=None):
     """``keepdocker.main`` for a-c-r 3.2.1: :func:`upload_arguments`, then ``compat.main``.
 

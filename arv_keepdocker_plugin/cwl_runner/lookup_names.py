@@ -27,13 +27,13 @@ so what a-c-r records for it stays what it records with Arvados' keepdocker.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from ..errors import BadReference, KeepdockerError
 from ..names import checked_image_id, parse_image_name, split_name_tag
 from .workflow_images import acr_split
 
-Listed = List[Tuple[str, Dict[str, Any]]]
+Listed = list[tuple[str, dict[str, Any]]]
 
 
 class AmbiguousImageId(KeepdockerError):
@@ -62,15 +62,15 @@ class ImageLookup:
     text: str
     kind: str
     name: str
-    tag: Optional[str] = None
+    tag: str | None = None
 
     @property
     def shown(self) -> str:
         """``NAME:TAG`` (the ``docker_image_repo+tag`` link's name), or the id or digest."""
-        return "{}:{}".format(self.name, self.tag) if self.kind == BY_NAME else self.name
+        return f"{self.name}:{self.tag}" if self.kind == BY_NAME else self.name
 
     @property
-    def upload(self) -> Tuple[str, ...]:
+    def upload(self) -> tuple[str, ...]:
         """keepdocker's ``IMAGE [TAG]`` for it (after any ``--project-uuid``): the
         name and tag, else the image id or the digest (this tool finds a stored
         image by either; one resolved in its registry is remembered under it)."""
@@ -110,7 +110,7 @@ class ImageLookup:
         return True
 
 
-def image_digest(text: str) -> Optional[str]:
+def image_digest(text: str) -> str | None:
     """The digest of a ``NAME[:TAG]@sha256:<hex>`` reference; None for anything else."""
     if "@" not in text:
         return None
@@ -120,7 +120,7 @@ def image_digest(text: str) -> Optional[str]:
         return None
 
 
-def lookup_for(text: str) -> Optional[ImageLookup]:
+def lookup_for(text: str) -> ImageLookup | None:
     """How the image ``text`` names is looked up, or None: 3.2.1's own way.
 
     None for what is no image name under this tool's rules (a

@@ -35,7 +35,8 @@ import argparse
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Set, Tuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import KeepdockerError, printable
 
@@ -77,21 +78,22 @@ def shown(text: str) -> str:
     text = printable(text)
     if len(text) > SHOWN:
         text = text[:SHOWN] + "..."
-    return "'{}'".format(text)
+    return f"'{text}'"
 
 
-def trust_from_env(environ: Optional[Mapping[str, str]] = None) -> bool:
+def trust_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """:data:`TRUST_ENV`: ``1`` trusts, ``0`` or unset does not; anything else is an error."""
     value = (os.environ if environ is None else environ).get(TRUST_ENV, "")
     if value in ("", "0"):
         return False
     if value == "1":
         return True
-    raise LauncherUsageError("{}={}: use 1 to let workflows name any image source, or 0"
-                             .format(TRUST_ENV, shown(value)))
+    raise LauncherUsageError(f"{TRUST_ENV}={shown(value)}: use 1 to let workflows name any image "
+                             "source, or 0"
+                             )
 
 
-def acr_split(reference: str) -> Tuple[str, str]:
+def acr_split(reference: str) -> tuple[str, str]:
     """The ``(image_name, image_tag)`` a-c-r 3.2.1 passes to keepdocker for ``reference``.
 
     ``arv_docker_get_image`` splits ``dockerImageId`` at every ``:`` and keeps
@@ -112,15 +114,15 @@ class WorkflowImages:
         #: Whether the person running the launcher lets workflows name any source.
         self.trust_sources = trust_sources
         self._lock = threading.Lock()
-        self._split: Dict[Tuple[str, str], Set[str]] = {}
-        self._from_registry: Dict[Tuple[str, ...], "FromRegistry"] = {}
-        self._reported: Set[str] = set()
+        self._split: dict[tuple[str, str], set[str]] = {}
+        self._from_registry: dict[tuple[str, ...], FromRegistry] = {}
+        self._reported: set[str] = set()
 
     # -- the rule ------------------------------------------------------------
 
-    def admit(self, pm, reference: str, tag: Optional[str] = None,
-              base: Optional[argparse.Namespace] = None
-              ) -> Tuple[argparse.Namespace, "PickedSource"]:
+    def admit(self, pm, reference: str, tag: str | None = None,
+              base: argparse.Namespace | None = None
+              ) -> tuple[argparse.Namespace, PickedSource]:
         """The options and source for ``reference`` (and a separate ``tag``), if allowed.
 
         The options are this tool's own, parsed from ``-- REFERENCE [TAG]``, so
@@ -131,9 +133,10 @@ class WorkflowImages:
         """
         for text in (reference, tag or ""):
             if text.startswith("-"):
-                raise Refused("refused the image {} named by the workflow: an image name "
+                raise Refused(f"refused the image {shown(text)} named by the workflow: an image "
+                              "name "
                               "cannot start with '-' (arvados-cwl-runner would pass it to "
-                              "keepdocker as an option)".format(shown(text)))
+                              "keepdocker as an option)")
         from ..cli import build_parser
         from ..steps.resolve import pick_source
 
@@ -152,13 +155,14 @@ class WorkflowImages:
         plugin = sources.plugin_of(picked.name)
         if WORKFLOW_SOURCES.get(picked.name) != plugin:
             served = "" if picked.name not in WORKFLOW_SOURCES else (
-                " (served by plugin {!r})".format(plugin))
+                f" (served by plugin {plugin!r})")
             raise self._refusal(reference, "a workflow may name only NAME[:TAG], docker://, "
-                                "docker-daemon: and containers-storage: images, not the {} "
-                                "source{}".format(shown(str(picked.name)), served))
+                                "docker-daemon: and containers-storage: images, not the "
+                                f"{shown(str(picked.name))} "
+                                f"source{served}")
         if picked.name in ENGINE_STORES and picked.details.startswith("["):
-            raise self._refusal(reference, "a workflow cannot choose the {} store "
-                                "([...] names a directory on this machine)".format(picked.name))
+            raise self._refusal(reference, f"a workflow cannot choose the {picked.name} store "
+                                "([...] names a directory on this machine)")
         return options, picked
 
     def admit_registry_fallback(self, pm, reference: str) -> None:
@@ -170,21 +174,20 @@ class WorkflowImages:
                                   and sources.plugin_of(name) == WORKFLOW_SOURCES[name]):
             return
         raise self._refusal(reference, "no engine answers, and the docker:// source that "
-                            "would take it from its registry is served by plugin {!r}".format(
-                                sources.plugin_of(name) if name in sources else None))
+                            "would take it from its registry is served by plugin "
+                            f"{sources.plugin_of(name) if name in sources else None!r}")
 
     def admit_cwltool_load(self, field: str, value: str) -> None:
         """Refuse ``dockerLoad`` / ``dockerImport`` (cwltool loads a file or URL) unless trusted."""
         if not self.trust_sources:
-            raise self._refusal("{}: {}".format(field, value),
+            raise self._refusal(f"{field}: {value}",
                                 "cwltool would load it from a file or URL on this machine",
                                 quoted=False)
 
     def _refusal(self, what: str, why: str, quoted: bool = True) -> Refused:
-        return Refused("refused the image {} named by the workflow: {}; if you trust the "
-                       "workflow, run {} {} (or set {}=1)".format(
-                           shown(what) if quoted else printable(what)[:SHOWN], why, PROG,
-                           TRUST_FLAG, TRUST_ENV))
+        return Refused(f"refused the image {shown(what) if quoted else printable(what)[:SHOWN]} "
+                       f"named by the workflow: {why}; if you trust the "
+                       f"workflow, run {PROG} {TRUST_FLAG} (or set {TRUST_ENV}=1)")
 
     def report(self, error: Refused, level: int = logging.WARNING) -> None:
         """Log ``error`` as one line, once per launcher run."""
@@ -197,7 +200,7 @@ class WorkflowImages:
 
     # -- names as a-c-r splits them ------------------------------------------
 
-    def remember(self, reference: str, picked: "PickedSource") -> None:
+    def remember(self, reference: str, picked: PickedSource) -> None:
         """Note a ``TRANSPORT:DETAILS`` reference the lookups let through.
 
         a-c-r 3.2.1 will ask keepdocker to store it as :func:`acr_split`'s
@@ -209,18 +212,18 @@ class WorkflowImages:
         with self._lock:
             self._split.setdefault(acr_split(reference), set()).add(reference)
 
-    def remember_registry(self, upload: Tuple[str, ...], found: "FromRegistry") -> None:
+    def remember_registry(self, upload: tuple[str, ...], found: FromRegistry) -> None:
         """Note that the image keepdocker will be asked to store as ``upload``
         (``IMAGE [TAG]``) was resolved in its registry: the upload stores ``found``."""
         with self._lock:
             self._from_registry[tuple(upload)] = found
 
-    def from_registry(self, upload: Tuple[str, ...]) -> Optional["FromRegistry"]:
+    def from_registry(self, upload: tuple[str, ...]) -> FromRegistry | None:
         """What :meth:`remember_registry` noted for ``upload``, if anything."""
         with self._lock:
             return self._from_registry.get(tuple(upload))
 
-    def original(self, image: str, tag: str) -> Optional[str]:
+    def original(self, image: str, tag: str) -> str | None:
         """The reference the lookups let through that a-c-r split into ``image``, ``tag``.
 
         ``None`` when there is none; :class:`Refused` when two references
@@ -237,10 +240,10 @@ class WorkflowImages:
 
 
 #: The rule in force: set by :func:`activate`, an untrusting one otherwise.
-_current: Optional[WorkflowImages] = None
+_current: WorkflowImages | None = None
 
 
-def activate(images: Optional[WorkflowImages]) -> None:
+def activate(images: WorkflowImages | None) -> None:
     """Make ``images`` the rule the lookups and the upload wrapper use (``None``: none)."""
     global _current
     _current = images

@@ -30,7 +30,7 @@ import logging
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 from ..errors import KeepdockerError, printable
 
@@ -61,9 +61,9 @@ class Requirement:
     :ivar fields: the fields it sets (of :data:`FIELDS`), with their values.
     """
 
-    fields: Tuple[Tuple[str, str], ...]
+    fields: tuple[tuple[str, str], ...]
 
-    def get(self, field: str) -> Optional[str]:
+    def get(self, field: str) -> str | None:
         return dict(self.fields).get(field)
 
 
@@ -77,8 +77,8 @@ class WorkflowRead:
         a cycle).
     """
 
-    requirements: List[Requirement] = dataclasses.field(default_factory=list)
-    unread: List[str] = dataclasses.field(default_factory=list)
+    requirements: list[Requirement] = dataclasses.field(default_factory=list)
+    unread: list[str] = dataclasses.field(default_factory=list)
 
 
 def _cwl_utils():
@@ -116,10 +116,11 @@ def local_fetcher_class():
         def __init__(self) -> None:
             super().__init__({}, None)
 
-        def fetch_text(self, url: str, content_types: Optional[List[str]] = None) -> str:
+        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
             if not is_local(url):
-                raise RemoteDocument("refused to fetch {}: --cwl reads local files only, "
-                                     "never the network".format(shown(url)))
+                raise RemoteDocument(f"refused to fetch {shown(url)}: --cwl reads local files "
+                                     "only, "
+                                     "never the network")
             return str(super().fetch_text(url, content_types))
 
         def check_exists(self, url: str) -> bool:
@@ -145,10 +146,10 @@ class Reader:
     def __init__(self) -> None:
         self.parser, self.docker_extract = _cwl_utils()
         self.fetcher = local_fetcher_class()()
-        self.loaded: Dict[str, Any] = {}
-        self.unread: List[str] = []
+        self.loaded: dict[str, Any] = {}
+        self.unread: list[str] = []
         #: ``id(requirement object) -> {field: value as written}``.
-        self.written: Dict[int, Dict[str, str]] = {}
+        self.written: dict[int, dict[str, str]] = {}
 
     def load(self, uri: str, load_all: bool = False) -> Any:
         """The process (or, with ``load_all``, the processes) at ``uri``."""
@@ -160,15 +161,14 @@ class Reader:
         return self.parser.load_document_by_uri(uri, loadingOptions=options,
                                                 load_all=load_all)
 
-    def top(self, path: str) -> List[Any]:
+    def top(self, path: str) -> list[Any]:
         """The processes to read ``path`` from: ``#main`` (or the fragment), else all."""
         from cwl_utils.errors import GraphTargetMissingException
 
         location, _, fragment = path.partition("#")
         uri = Path(location).resolve().as_uri() + ("#" + fragment if fragment else "")
         if not os.path.exists(location):
-            raise WorkflowUnreadable("cannot read the workflow {}: no such file".format(
-                shown(location)))
+            raise WorkflowUnreadable(f"cannot read the workflow {shown(location)}: no such file")
         try:
             return [self.load(uri)]
         except GraphTargetMissingException:
@@ -177,7 +177,7 @@ class Reader:
         loaded = self.load(uri, load_all=True)
         return list(loaded) if isinstance(loaded, list) else [loaded]
 
-    def load_runs(self, process: Any, path: Tuple[str, ...] = ()) -> None:
+    def load_runs(self, process: Any, path: tuple[str, ...] = ()) -> None:
         """Load every step's ``run:`` URI (each document once) and put it in place."""
         self.note_written(process)
         steps = getattr(process, "steps", None)
@@ -189,13 +189,15 @@ class Reader:
             run = step.run
             if isinstance(run, str):
                 if not is_local(run):
-                    self.unread.append("refused the run: {} of step {}: a remote document "
+                    self.unread.append(f"refused the run: {shown(run)} of step {shown(step.id)}: a "
+                                       "remote document "
                                        "(--cwl reads local files only, never the network)"
-                                       .format(shown(run), shown(step.id)))
+                                       )
                     continue
                 if run in path:
-                    self.unread.append("refused the run: {} of step {}: it runs a workflow "
-                                       "that contains it".format(shown(run), shown(step.id)))
+                    self.unread.append(f"refused the run: {shown(run)} of step {shown(step.id)}: "
+                                       "it runs a workflow "
+                                       "that contains it")
                     continue
                 if run not in self.loaded:
                     self.loaded[run] = self.load(run)
@@ -214,9 +216,9 @@ class Reader:
                 field: getattr(req, field) for field in FIELDS
                 if isinstance(getattr(req, field, None), str)})
 
-    def requirements(self, processes: List[Any]) -> List[Requirement]:
-        found: List[Requirement] = []
-        seen: Set[Tuple[Tuple[str, str], ...]] = set()
+    def requirements(self, processes: list[Any]) -> list[Requirement]:
+        found: list[Requirement] = []
+        seen: set[tuple[tuple[str, str], ...]] = set()
         for process in processes:
             for req in self.docker_extract.traverse(process):
                 written = self.written.get(id(req))
@@ -245,16 +247,15 @@ def read_workflow(path: str) -> WorkflowRead:
     except KeepdockerError as error:
         if isinstance(error, WorkflowUnreadable):
             raise
-        raise WorkflowUnreadable("cannot read the workflow {}: {}".format(
-            shown(path), error)) from None
+        raise WorkflowUnreadable(f"cannot read the workflow {shown(path)}: {error}") from None
     except RecursionError:
-        raise WorkflowUnreadable("cannot read the workflow {}: nested too deeply".format(
-            shown(path))) from None
+        raise WorkflowUnreadable(f"cannot read the workflow {shown(path)}: nested too "
+                                 "deeply") from None
     except BaseException as error:
         if isinstance(error, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
-        raise WorkflowUnreadable("cannot read the workflow {}: {}".format(
-            shown(path), one_line(error))) from None
+        raise WorkflowUnreadable(f"cannot read the workflow {shown(path)}: "
+                                 f"{one_line(error)}") from None
     return WorkflowRead(requirements, reader.unread)
 
 

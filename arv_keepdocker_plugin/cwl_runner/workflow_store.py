@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from ..errors import KeepdockerError, printable
 from ..steps.outcome import COPIED, FOUND, LINKED, STORED
@@ -71,11 +71,11 @@ class ImageResult:
     """
 
     image: str
-    name: Optional[str]
+    name: str | None
     action: str
-    collection: Optional[Dict[str, Any]] = None
-    source: Optional[str] = None
-    error: Optional[str] = None
+    collection: dict[str, Any] | None = None
+    source: str | None = None
+    error: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -88,11 +88,11 @@ class WorkflowReport:
 
     workflow: str
     dry_run: bool
-    images: List[ImageResult]
-    skipped: List[Tuple[str, str]]
-    unread: List[str]
+    images: list[ImageResult]
+    skipped: list[tuple[str, str]]
+    unread: list[str]
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         counts = {action: 0 for action in (STORED, COPIED, LINKED, FOUND, FAILED, REFUSED)}
         for result in self.images:
             counts[result.action] += 1
@@ -112,7 +112,7 @@ class WorkflowReport:
             return 2
         return 0
 
-    def document(self) -> Dict[str, Any]:
+    def document(self) -> dict[str, Any]:
         """The ``--json`` document (docs/command.md)."""
         from ..steps.documents import JSON_VERSION
 
@@ -128,18 +128,18 @@ class WorkflowReport:
 
     def summary(self) -> str:
         counts = self.counts()
-        done = ", ".join("{} {}".format(counts[a], a) for a in (STORED, COPIED, LINKED, FOUND)
+        done = ", ".join(f"{counts[a]} {a}" for a in (STORED, COPIED, LINKED, FOUND)
                          if counts[a])
         parts = ["{} image{}{}".format(len(self.images), "" if len(self.images) == 1 else "s",
                                        ": " + done if done else "")]
         if counts[FAILED] or counts[REFUSED]:
-            parts.append("{} not stored".format(counts[FAILED] + counts[REFUSED]))
+            parts.append(f"{counts[FAILED] + counts[REFUSED]} not stored")
         if self.skipped:
             parts.append("{} requirement{} skipped ({})".format(
                 len(self.skipped), "" if len(self.skipped) == 1 else "s",
                 ", ".join(sorted({field for field, _ in self.skipped}))))
         if self.unread:
-            parts.append("{} run: not read".format(len(self.unread)))
+            parts.append(f"{len(self.unread)} run: not read")
         return "{}{}: {}".format("dry run: " if self.dry_run else "", printable(self.workflow),
                                  "; ".join(parts))
 
@@ -147,22 +147,22 @@ class WorkflowReport:
 def line(result: ImageResult) -> str:
     """The one stdout line of an image: ``ACTION NAME COLLECTION``."""
     uuid = (result.collection or {}).get("uuid") or "-"
-    return "{:8} {} {}".format(result.action, printable(result.image), uuid)
+    return f"{result.action:8} {printable(result.image)} {uuid}"
 
 
 def skipped_line(field: str, value: str) -> str:
     shown = printable(value.splitlines()[0] if value.strip() else value)
     if len(shown) > 60 or "\n" in value:
         shown = shown[:60] + "..."
-    return "{:8} {}: {} ({})".format(SKIPPED, field, shown, SKIP_REASONS[field])
+    return f"{SKIPPED:8} {field}: {shown} ({SKIP_REASONS[field]})"
 
 
-def images_and_skipped(read: WorkflowRead) -> Tuple[List[str], List[Tuple[str, str]]]:
+def images_and_skipped(read: WorkflowRead) -> tuple[list[str], list[tuple[str, str]]]:
     """The ``dockerPull`` names, each once (by the name a-c-r looks up), and the
     requirements with nothing to pull."""
-    images: List[str] = []
+    images: list[str] = []
     keys = set()
-    skipped: List[Tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for requirement in read.requirements:
         pull = requirement.get("dockerPull")
         if pull is None:
@@ -229,22 +229,22 @@ def store_image(api, pm, options: argparse.Namespace, text: str) -> ImageResult:
     except Refused as error:
         return ImageResult(text, name, REFUSED, error=str(error))
     except KeepdockerError as error:
-        return ImageResult(text, name, FAILED, error="{}: {}".format(printable(text), error))
+        return ImageResult(text, name, FAILED, error=f"{printable(text)}: {error}")
     except Exception as error:
         message = _api_error_line(error)
         if message is None:
             raise
-        return ImageResult(text, name, FAILED, error="{}: {}".format(printable(text), message))
+        return ImageResult(text, name, FAILED, error=f"{printable(text)}: {message}")
 
 
 def _store_image(api, pm, options: argparse.Namespace, text: str,
-                 lookup: Optional[ImageLookup]) -> ImageResult:
+                 lookup: ImageLookup | None) -> ImageResult:
     from ..steps import pipeline
     from ..steps.documents import with_portable_data_hash
 
     name = lookup.shown if lookup is not None else None
     project = options.project_uuid
-    elsewhere: List[Tuple[str, Dict[str, Any]]] = []
+    elsewhere: list[tuple[str, dict[str, Any]]] = []
     if lookup is not None and not options.refresh:
         found = find(api, options, lookup, project)
         if found:
@@ -282,7 +282,7 @@ def _store_image(api, pm, options: argparse.Namespace, text: str,
 
 
 def find(api, options: argparse.Namespace, lookup: ImageLookup,
-         project: Optional[str]) -> List[Tuple[str, Dict[str, Any]]]:
+         project: str | None) -> list[tuple[str, dict[str, Any]]]:
     """The stored images ``lookup`` names, in a-c-r's order (``list_images_in_arv``'s)."""
     from ..steps.listing import list_images_in_arv
 
@@ -290,6 +290,6 @@ def find(api, options: argparse.Namespace, lookup: ImageLookup,
                                             project))
 
 
-def collection(api, options: argparse.Namespace, uuid: str) -> Dict[str, Any]:
+def collection(api, options: argparse.Namespace, uuid: str) -> dict[str, Any]:
     record = api.collections().get(uuid=uuid).execute(num_retries=options.retries)
     return {key: record.get(key) for key in COLLECTION_KEYS}

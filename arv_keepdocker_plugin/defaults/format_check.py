@@ -8,7 +8,7 @@ The discovery document's ``dockerImageFormats`` lists the accepted formats
 refused, as 3.2.1 does (and as the API server's image lookup would fail).
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .. import hookimpl
 from ..hooktypes import FormatVerdict
@@ -20,10 +20,10 @@ NO_FORMATS = ("server does not specify supported image formats "
 
 @hookimpl(trylast=True)
 def keepdocker_check_format(image: Image,
-                            supported_formats: Optional[Sequence[str]]) -> FormatVerdict:
+                            supported_formats: Sequence[str] | None) -> FormatVerdict:
     if not supported_formats:
         return FormatVerdict(False, NO_FORMATS)
     if image.format in supported_formats:
         return FormatVerdict(True)
-    return FormatVerdict(False, "image format is {!r} but server supports only {!r}".format(
-        image.format, supported_formats))
+    return FormatVerdict(False, f"image format is {image.format!r} but server supports only "
+                                f"{supported_formats!r}")

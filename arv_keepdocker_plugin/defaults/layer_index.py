@@ -7,7 +7,7 @@ upload, and answers ``keepdocker_stored_layers`` from those links (see
 arv-keepdocker 3.2.1 leaves; uploads then reuse nothing.
 """
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 from .. import hookimpl
 from ..hooktypes import LayerRecord, LinkSpec
@@ -16,10 +16,10 @@ from ..keep.layer_links import find_layer_records, layer_links
 
 
 @hookimpl(trylast=True)
-def keepdocker_links(image: Image) -> List[LinkSpec]:
+def keepdocker_links(image: Image) -> list[LinkSpec]:
     return layer_links(image.layers)
 
 
 @hookimpl(trylast=True)
-def keepdocker_stored_layers(api, digests: Sequence[str], num_retries: int) -> List[LayerRecord]:
+def keepdocker_stored_layers(api, digests: Sequence[str], num_retries: int) -> list[LayerRecord]:
     return find_layer_records(api, num_retries, digests)

@@ -13,7 +13,7 @@ OCI layouts, pulled images, Docker's containerd store), so that either digest
 finds the image.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .. import hookimpl
 from ..hooktypes import (
@@ -29,8 +29,8 @@ from ..image import Image
 REPO_TAG_PROPERTY = "docker-image-repo-tag"
 
 
-def link_properties(image: Image) -> Dict[str, Any]:
-    properties: Dict[str, Any] = {}
+def link_properties(image: Image) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
     if image.created is not None:
         properties["image_timestamp"] = image.created
     if image.manifest_digest and image.manifest_digest != image.image_id:
@@ -42,14 +42,14 @@ def link_properties(image: Image) -> Dict[str, Any]:
 
 
 @hookimpl(trylast=True)
-def keepdocker_collection_properties(repo_tag: Optional[str]) -> Dict[str, Any]:
+def keepdocker_collection_properties(repo_tag: str | None) -> dict[str, Any]:
     return {REPO_TAG_PROPERTY: repo_tag}
 
 
 @hookimpl(trylast=True)
-def keepdocker_links(image: Image, repo_tag: Optional[str]) -> List[LinkSpec]:
+def keepdocker_links(image: Image, repo_tag: str | None) -> list[LinkSpec]:
     properties = link_properties(image)
-    links: List[LinkSpec] = [
+    links: list[LinkSpec] = [
         {"link_class": HASH_LINK, "name": image.image_id, "properties": properties}]
     if repo_tag:
         links.append({"link_class": REPO_TAG_LINK, "name": repo_tag,

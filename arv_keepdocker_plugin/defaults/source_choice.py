@@ -1,7 +1,7 @@
 """Which source serves a bare ``NAME[:TAG]``: the Docker engine, else podman (essential)."""
 
 import argparse
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from .. import hookimpl
 from ..image import ImageSource
@@ -9,7 +9,7 @@ from ..image import ImageSource
 
 @hookimpl(trylast=True)
 def keepdocker_default_source(sources: Mapping[str, ImageSource],
-                              options: argparse.Namespace) -> Optional[str]:
+                              options: argparse.Namespace) -> str | None:
     engines = [source for source in sources.values() if source.serves_bare_names]
     preferred = sorted(engines, key=lambda s: s.name != "docker-daemon")
     for source in preferred:

@@ -63,7 +63,7 @@ _ON_FIRST_USE = {"CHUNK_SIZE": "blobs", "BlobStream": "blobs", "ResolvedImage": 
 def __getattr__(name: str) -> Any:
     module = _ON_FIRST_USE.get(name)
     if module is None:
-        raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module("." + module, __name__), name)
     globals()[name] = value
     return value

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 from ..archive.safety import JSONRefused, load_json
 from .credentials import Credential
@@ -30,7 +30,7 @@ class Challenge:
     """One challenge: ``scheme`` in lower case (``basic``, ``bearer``) and its parameters."""
 
     scheme: str
-    params: Tuple[Tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
 
     def get(self, key: str, default: str = "") -> str:
         for name, value in self.params:
@@ -45,14 +45,14 @@ def _skip_spaces(text: str, i: int) -> int:
     return i
 
 
-def _token(text: str, i: int) -> Tuple[str, int]:
+def _token(text: str, i: int) -> tuple[str, int]:
     start = i
     while i < len(text) and text[i] not in " \t,=\"":
         i += 1
     return text[start:i], i
 
 
-def _quoted(text: str, i: int) -> Tuple[str, int]:
+def _quoted(text: str, i: int) -> tuple[str, int]:
     """A quoted string starting at ``text[i] == '"'``; backslash escapes."""
     i += 1
     out = []
@@ -69,17 +69,17 @@ def _quoted(text: str, i: int) -> Tuple[str, int]:
     return "".join(out), i
 
 
-def parse_challenges(header: Optional[str]) -> List[Challenge]:
+def parse_challenges(header: str | None) -> list[Challenge]:
     """Parse a ``WWW-Authenticate`` value (RFC 7235; tolerant of sloppy servers).
 
     Challenges are separated by commas, as are their ``name=value``
     parameters; a bare word right after a scheme (a token68 without ``=``
     padding) is kept as a parameter with an empty name.
     """
-    challenges: List[Challenge] = []
+    challenges: list[Challenge] = []
     text, i = header or "", 0
-    scheme: Optional[str] = None
-    params: List[Tuple[str, str]] = []
+    scheme: str | None = None
+    params: list[tuple[str, str]] = []
     after_comma = True
     while i < len(text):
         i = _skip_spaces(text, i)
@@ -112,7 +112,7 @@ def parse_challenges(header: Optional[str]) -> List[Challenge]:
     return challenges
 
 
-def choose_challenge(challenges: List[Challenge]) -> Optional[Challenge]:
+def choose_challenge(challenges: list[Challenge]) -> Challenge | None:
     """Bearer if offered, else Basic, else ``None``."""
     for wanted in ("bearer", "basic"):
         for challenge in challenges:
@@ -143,10 +143,10 @@ class TokenCache:
     """Bearer tokens by ``(registry, scope)``; expired ones are dropped."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._tokens: Dict[Tuple[str, str], Token] = {}
+        self._tokens: dict[tuple[str, str], Token] = {}
         self._clock = clock
 
-    def get(self, registry: str, scope: str) -> Optional[Token]:
+    def get(self, registry: str, scope: str) -> Token | None:
         token = self._tokens.get((registry, scope))
         if token is not None and token.expires <= self._clock():
             del self._tokens[(registry, scope)]
@@ -171,13 +171,13 @@ class TokenRequest:
 
     method: str
     url: str
-    params: Tuple[Tuple[str, str], ...] = ()
-    data: Tuple[Tuple[str, str], ...] = ()
-    basic: Optional[Credential] = None
+    params: tuple[tuple[str, str], ...] = ()
+    data: tuple[tuple[str, str], ...] = ()
+    basic: Credential | None = None
 
 
 def token_request(challenge: Challenge, scope: str,
-                  credential: Optional[Credential]) -> TokenRequest:
+                  credential: Credential | None) -> TokenRequest:
     """The request for a token for ``scope`` answering a bearer ``challenge``.
 
     With an identity token, an OAuth2 ``refresh_token`` POST (as Docker
@@ -206,7 +206,7 @@ def token_request(challenge: Challenge, scope: str,
     return TokenRequest("GET", realm, params=tuple(params), basic=basic)
 
 
-def parse_token_response(body: bytes) -> Tuple[str, float]:
+def parse_token_response(body: bytes) -> tuple[str, float]:
     """``(token, lifetime in seconds)`` from a token server's JSON answer.
 
     :raises ValueError: no token in it (the message holds no part of the body).

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import Any, Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 
@@ -58,7 +59,7 @@ class BlobStream:
     """
 
     def __init__(self, client: RegistryClient, repository: str, descriptor: Descriptor, *,
-                 offset: int = 0, hasher: Optional[Any] = None,
+                 offset: int = 0, hasher: Any | None = None,
                  chunk_size: int = CHUNK_SIZE) -> None:
         if not 0 <= offset <= descriptor.size:
             raise ValueError("offset %d outside blob of %d bytes" % (offset, descriptor.size))
@@ -74,8 +75,8 @@ class BlobStream:
         self._position = offset if hasher is not None else 0
         #: How many times the download was resumed or restarted.
         self.resumes = 0
-        self._response: Optional[requests.Response] = None
-        self._iterator: Optional[Iterator[bytes]] = None
+        self._response: requests.Response | None = None
+        self._iterator: Iterator[bytes] | None = None
 
     @property
     def what(self) -> str:
@@ -87,7 +88,7 @@ class BlobStream:
             self._iterator = self._chunks()
         return self._iterator
 
-    def __enter__(self) -> "BlobStream":
+    def __enter__(self) -> BlobStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,7 +114,7 @@ class BlobStream:
             self._response.close()
             self._response = None
 
-    def _open(self) -> Tuple[requests.Response, int]:
+    def _open(self) -> tuple[requests.Response, int]:
         """GET the blob from ``self._position``; return the response and where its body starts."""
         start = self._position
         headers = {"Range": "bytes=%d-" % start} if start else {}

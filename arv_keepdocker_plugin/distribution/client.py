@@ -29,7 +29,7 @@ import json
 import logging
 import urllib.parse
 import warnings
-from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
+from collections.abc import Callable, Iterable, Mapping
 
 import requests
 import requests.utils
@@ -68,7 +68,7 @@ def api_host(registry: str) -> str:
     return DOCKER_HUB_API if registry == DOCKER_HUB else registry
 
 
-def _netloc(url: str) -> Tuple[str, str]:
+def _netloc(url: str) -> tuple[str, str]:
     """``(scheme, host:port)`` of ``url`` with the default port made explicit."""
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -78,7 +78,7 @@ def _netloc(url: str) -> Tuple[str, str]:
     return parts.scheme, "%s:%d" % (host.lower(), port)
 
 
-def same_origin(home: Tuple[str, str], url: str) -> bool:
+def same_origin(home: tuple[str, str], url: str) -> bool:
     """Whether ``url`` is at ``home`` (``(scheme, host:port)``), or HTTPS there."""
     scheme, netloc = _netloc(url)
     return netloc == home[1] and (scheme == home[0] or scheme == "https")
@@ -108,10 +108,10 @@ class RegistryClient:
     """
 
     def __init__(self, registry: str, *, insecure: bool = False,
-                 tls: HostTLS = _NO_TLS_SETTINGS, credential: Optional[Credential] = None,
+                 tls: HostTLS = _NO_TLS_SETTINGS, credential: Credential | None = None,
                  retry: RetryPolicy = _DEFAULT_RETRY, timeout: float = 60.0,
-                 tokens: Optional[auth.TokenCache] = None,
-                 redactor: Optional[Redactor] = None) -> None:
+                 tokens: auth.TokenCache | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.registry = registry
         self.host = api_host(registry)
         self.insecure = insecure
@@ -127,8 +127,8 @@ class RegistryClient:
         self._session = requests.Session()
         self._session.trust_env = False  # no ~/.netrc; proxies are read per request
         self._session.headers["User-Agent"] = USER_AGENT
-        self._base: Optional[str] = None
-        self._challenge: Optional[auth.Challenge] = None
+        self._base: str | None = None
+        self._challenge: auth.Challenge | None = None
         #: Bytes of manifests and blobs received from this endpoint (counted by
         #: :func:`~.lookup.fetch_manifest` and :class:`~.blobs.BlobStream`,
         #: bytes received again after a restart included).
@@ -152,7 +152,7 @@ class RegistryClient:
     def ping(self) -> None:
         """``GET /v2/``: choose the scheme and remember the auth challenge."""
         schemes = ["https"] + (["http"] if self.plain_http_allowed else [])
-        failure: Optional[RegistryError] = None
+        failure: RegistryError | None = None
         for scheme in schemes:
             url = "%s://%s/v2/" % (scheme, self.host)
             # When plain HTTP may follow, a failing HTTPS attempt is not retried:
@@ -179,8 +179,8 @@ class RegistryClient:
         raise failure
 
     def request(self, method: str, path: str, *, repository: str,
-                headers: Optional[Mapping[str, str]] = None, expect: Iterable[int] = (200,),
-                what: str = "", not_found: Optional[ErrorFactory] = None) -> requests.Response:
+                headers: Mapping[str, str] | None = None, expect: Iterable[int] = (200,),
+                what: str = "", not_found: ErrorFactory | None = None) -> requests.Response:
         """Send ``method path`` (``/v2/...``) with auth, redirects and retries.
 
         Returns the streaming response when its status is in ``expect`` (the
@@ -227,7 +227,7 @@ class RegistryClient:
         if self._bundle is not None:
             self._bundle.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -243,7 +243,7 @@ class RegistryClient:
 
     # -- authentication ------------------------------------------------------
 
-    def _authorize(self, headers: Dict[str, str], repository: str) -> Optional[str]:
+    def _authorize(self, headers: dict[str, str], repository: str) -> str | None:
         """Add ``Authorization`` for the current challenge; return what was sent."""
         challenge = self._challenge
         if challenge is None:
@@ -264,7 +264,7 @@ class RegistryClient:
         headers["Authorization"] = value
         return value
 
-    def _can_reauthenticate(self, response: requests.Response, sent: Optional[str]) -> bool:
+    def _can_reauthenticate(self, response: requests.Response, sent: str | None) -> bool:
         """After a 401: adopt its challenge; whether another try could succeed."""
         offered = auth.choose_challenge(
             auth.parse_challenges(response.headers.get("WWW-Authenticate")))
@@ -331,7 +331,7 @@ class RegistryClient:
     # -- sending -------------------------------------------------------------
 
     def _with_retries(self, method: str, url: str, headers: Mapping[str, str], what: str,
-                      data: Optional[Mapping[str, str]] = None,
+                      data: Mapping[str, str] | None = None,
                       retry_network: bool = True) -> requests.Response:
         """Send with redirects, retrying retryable failures; any status is returned.
 
@@ -364,7 +364,7 @@ class RegistryClient:
             return response
 
     def _follow(self, method: str, url: str, headers: Mapping[str, str],
-                data: Optional[Mapping[str, str]], what: str = "") -> requests.Response:
+                data: Mapping[str, str] | None, what: str = "") -> requests.Response:
         """One request, following redirects by hand.
 
         ``Authorization`` and the client certificate go only to the first
@@ -403,7 +403,7 @@ class RegistryClient:
                                                                       MAX_REDIRECTS))
 
     def _send(self, method: str, url: str, headers: Mapping[str, str],
-              data: Optional[Mapping[str, str]], client_cert: bool) -> requests.Response:
+              data: Mapping[str, str] | None, client_cert: bool) -> requests.Response:
         verify = self._bundle.path if self._bundle is not None else False
         cert = self.tls.client_cert if client_cert and url.startswith("https:") else None
         proxies = requests.utils.get_environ_proxies(url)

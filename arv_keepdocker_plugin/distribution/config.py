@@ -29,7 +29,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import BadReference
 from .reference import RegistryReference, parse_reference
@@ -63,7 +64,7 @@ class RegistryEntry:
     insecure: bool = False
     blocked: bool = False
     mirror_by_digest_only: bool = False
-    mirrors: Tuple[Mirror, ...] = ()
+    mirrors: tuple[Mirror, ...] = ()
     source: str = ""
 
     def matches(self, ref_text: str) -> int:
@@ -111,10 +112,10 @@ class PullSource:
 class RegistriesConf:
     """The ``[[registry]]`` tables of all files read; ``files`` lists them in order."""
 
-    entries: Tuple[RegistryEntry, ...] = ()
-    files: Tuple[str, ...] = ()
+    entries: tuple[RegistryEntry, ...] = ()
+    files: tuple[str, ...] = ()
 
-    def find(self, ref: RegistryReference) -> Optional[RegistryEntry]:
+    def find(self, ref: RegistryReference) -> RegistryEntry | None:
         """The entry with the longest prefix matching ``ref``, or ``None``."""
         text = str(ref)
         best, best_length = None, -1
@@ -124,7 +125,7 @@ class RegistriesConf:
                 best, best_length = entry, length
         return best
 
-    def pull_sources(self, ref: RegistryReference) -> List[PullSource]:
+    def pull_sources(self, ref: RegistryReference) -> list[PullSource]:
         """Where to try ``ref``, in order: usable mirrors, then the primary.
 
         :raises RegistryBlocked: when the matching entry is blocked.
@@ -229,7 +230,7 @@ def _parse_entry(table: object, path: str, number: int) -> RegistryEntry:
                          source=path)
 
 
-def parse_file(path: str) -> Optional[List[RegistryEntry]]:
+def parse_file(path: str) -> list[RegistryEntry] | None:
     """The ``[[registry]]`` entries of one file; ``None`` if it does not exist."""
     try:
         with open(path, "rb") as f:
@@ -246,16 +247,16 @@ def parse_file(path: str) -> Optional[List[RegistryEntry]]:
     return [_parse_entry(table, path, n) for n, table in enumerate(tables, 1)]
 
 
-def _drop_ins(directory: Optional[str]) -> List[str]:
+def _drop_ins(directory: str | None) -> list[str]:
     if not directory or not os.path.isdir(directory):
         return []
     return [os.path.join(directory, name) for name in sorted(os.listdir(directory))
             if name.endswith(".conf") and os.path.isfile(os.path.join(directory, name))]
 
 
-def config_files(path: Optional[str] = None, *, system_path: str = SYSTEM_REGISTRIES_CONF,
-                 user_path: Optional[str] = None,
-                 env: Optional[Mapping[str, str]] = None) -> List[str]:
+def config_files(path: str | None = None, *, system_path: str = SYSTEM_REGISTRIES_CONF,
+                 user_path: str | None = None,
+                 env: Mapping[str, str] | None = None) -> list[str]:
     """The registries.conf files to read, main file first, then drop-ins.
 
     :param path: an explicit main file; like ``$CONTAINERS_REGISTRIES_CONF``,
@@ -273,7 +274,7 @@ def config_files(path: Optional[str] = None, *, system_path: str = SYSTEM_REGIST
     main = path or env.get(ENV_OVERRIDE) or None
     if main is None and os.path.exists(user_path):
         main = user_path
-    dirs: Sequence[Optional[str]]
+    dirs: Sequence[str | None]
     if main is None:
         main = system_path
         dirs = (system_path + ".d", user_path + ".d")
@@ -285,15 +286,15 @@ def config_files(path: Optional[str] = None, *, system_path: str = SYSTEM_REGIST
     return files
 
 
-def load_registries_conf(path: Optional[str] = None, *,
+def load_registries_conf(path: str | None = None, *,
                          system_path: str = SYSTEM_REGISTRIES_CONF,
-                         user_path: Optional[str] = None,
-                         env: Optional[Mapping[str, str]] = None) -> RegistriesConf:
+                         user_path: str | None = None,
+                         env: Mapping[str, str] | None = None) -> RegistriesConf:
     """Read registries.conf and its drop-ins (see :func:`config_files`).
 
     Missing files are skipped; invalid ones raise :class:`RegistryConfigError`.
     """
-    by_prefix: Dict[str, RegistryEntry] = {}
+    by_prefix: dict[str, RegistryEntry] = {}
     read = []
     for file in config_files(path, system_path=system_path, user_path=user_path, env=env):
         entries = parse_file(file)

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import subprocess
-from typing import Callable, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
 
 from ..archive.safety import JSON_SIZE_LIMIT
 from .reference import DOCKER_HUB, normalize_registry
@@ -61,7 +61,7 @@ class Credential:
     identity_token: str = ""
     source: str = ""
 
-    def secrets(self) -> Tuple[str, ...]:
+    def secrets(self) -> tuple[str, ...]:
         """The secret values (for a :class:`~.registry_errors.Redactor`)."""
         secrets = [s for s in (self.password, self.identity_token) if s]
         if self.username and self.password:
@@ -80,7 +80,7 @@ class Credential:
     __str__ = __repr__
 
 
-def parse_creds(text: str, prompt: Optional[Callable[[str], str]] = None) -> Credential:
+def parse_creds(text: str, prompt: Callable[[str], str] | None = None) -> Credential:
     """Parse ``--src-creds USER[:PASSWORD]``.
 
     Without ``:PASSWORD``, ``prompt(message)`` is asked for it (the CLI passes
@@ -108,8 +108,8 @@ class CredentialOptions:
     :ivar no_creds: access registries anonymously.
     """
 
-    creds: Optional[Credential] = None
-    authfile: Optional[str] = None
+    creds: Credential | None = None
+    authfile: str | None = None
     no_creds: bool = False
 
     def __post_init__(self) -> None:
@@ -130,7 +130,7 @@ def _home(env: Mapping[str, str]) -> str:
 
 
 def auth_files(options: CredentialOptions = CredentialOptions(),
-               env: Optional[Mapping[str, str]] = None) -> List[AuthFile]:
+               env: Mapping[str, str] | None = None) -> list[AuthFile]:
     """The auth files to look in, in order (they need not exist)."""
     env = os.environ if env is None else env
     home = _home(env)
@@ -152,7 +152,7 @@ def auth_files(options: CredentialOptions = CredentialOptions(),
     return files
 
 
-def _read_json(path: str) -> Optional[dict]:
+def _read_json(path: str) -> dict | None:
     """The file's JSON object, ``None`` if it does not exist; one-line errors."""
     try:
         with open(path, "rb") as f:
@@ -193,7 +193,7 @@ def normalize_auth_key(key: str) -> str:
     return normalize_registry(stripped)
 
 
-def candidate_keys(registry: str, repository: str) -> List[str]:
+def candidate_keys(registry: str, repository: str) -> list[str]:
     """``host/ns/repo``, ``host/ns``, ``host``: namespaced keys, most specific first."""
     parts = repository.split("/") if repository else []
     keys = ["/".join([registry] + parts[:n]) for n in range(len(parts), 0, -1)]
@@ -201,7 +201,7 @@ def candidate_keys(registry: str, repository: str) -> List[str]:
     return keys
 
 
-def _decode_entry(entry: object, path: str, key: str) -> Optional[Credential]:
+def _decode_entry(entry: object, path: str, key: str) -> Credential | None:
     """A credential from one ``auths`` entry; ``None`` for an empty placeholder."""
     if not isinstance(entry, dict):
         raise CredentialError("auth file %s: entry %r is not a JSON object" % (path, key))
@@ -228,7 +228,7 @@ def _decode_entry(entry: object, path: str, key: str) -> Optional[Credential]:
 
 
 def _from_auths(auths: object, path: str, registry: str, repository: str,
-                legacy: bool) -> Optional[Credential]:
+                legacy: bool) -> Credential | None:
     if not isinstance(auths, dict) or not auths:
         return None
     keys = [registry] if legacy else candidate_keys(registry, repository)
@@ -257,7 +257,7 @@ def helper_server_url(registry: str) -> str:
 
 
 def run_credential_helper(name: str, registry: str,
-                          env: Optional[Mapping[str, str]] = None) -> Optional[Credential]:
+                          env: Mapping[str, str] | None = None) -> Credential | None:
     """Ask ``docker-credential-NAME get`` for ``registry``'s credential.
 
     Returns ``None`` when the helper has none ("credentials not found").
@@ -268,8 +268,7 @@ def run_credential_helper(name: str, registry: str,
         raise CredentialError("credential helper %s (for %s) is not in PATH" % (program, registry))
     try:
         result = subprocess.run([path, "get"], input=helper_server_url(registry).encode(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                timeout=HELPER_TIMEOUT,
+                                capture_output=True, timeout=HELPER_TIMEOUT,
                                 env=dict(env) if env is not None else None)
     except subprocess.TimeoutExpired:
         raise CredentialError("credential helper %s did not answer within %ds"
@@ -301,7 +300,7 @@ def run_credential_helper(name: str, registry: str,
 
 
 def _from_file(auth_file: AuthFile, registry: str, repository: str,
-               env: Optional[Mapping[str, str]]) -> Optional[Credential]:
+               env: Mapping[str, str] | None) -> Credential | None:
     content = _read_json(auth_file.path)
     if content is None:
         return None
@@ -320,7 +319,7 @@ def _from_file(auth_file: AuthFile, registry: str, repository: str,
 
 def find_credential(registry: str, repository: str = "",
                     options: CredentialOptions = CredentialOptions(),
-                    env: Optional[Mapping[str, str]] = None) -> Optional[Credential]:
+                    env: Mapping[str, str] | None = None) -> Credential | None:
     """The credential for ``repository`` at ``registry``, or ``None`` (anonymous).
 
     :param registry: ``host[:port]`` as in references (``docker.io`` for Hub).

@@ -33,7 +33,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def check_bytes(data: bytes, digest: str, size: "int | None", what: str) -> None:
+def check_bytes(data: bytes, digest: str, size: int | None, what: str) -> None:
     """Raise :class:`DigestMismatch` unless ``data`` has ``digest`` (and ``size``)."""
     if size is not None and len(data) != size:
         raise DigestMismatch("%s: got %d bytes, expected %d" % (what, len(data), size))

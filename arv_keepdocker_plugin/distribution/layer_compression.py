@@ -10,7 +10,7 @@ package (``pip install 'arv-keepdocker-plugin[zstd]'``).
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
 
 from ..archive import compression as core
 from .registry_errors import DecompressionError
@@ -87,13 +87,13 @@ def _decompressed(chunks: Iterable[bytes], kind: str, what: str) -> Iterator[byt
             seen = seen or bool(chunk)
             yield from decompressor.feed(chunk)
         if not seen:
-            raise core.CompressionError("empty {} stream".format(kind))
+            raise core.CompressionError(f"empty {kind} stream")
         decompressor.end()
     except core.CompressionError as error:
         raise DecompressionError("%s: %s" % (what, error)) from None
 
 
 def layer_decompressor(media_type: str, chunks: Iterable[bytes],
-                       what: Optional[str] = None) -> Iterator[bytes]:
+                       what: str | None = None) -> Iterator[bytes]:
     """:func:`decompress` with the compression named by ``media_type``."""
     return decompress(chunks, compression_of(media_type), what or media_type)

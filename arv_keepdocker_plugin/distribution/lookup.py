@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from ..archive.platforms import Platform
 from .blobs import BlobStream
@@ -50,15 +50,15 @@ class ResolvedImage:
 
     reference: RegistryReference
     source: PullSource
-    index_digest: Optional[str]
+    index_digest: str | None
     manifest_digest: str
     manifest_media_type: str
     manifest_bytes: bytes
     config_descriptor: Descriptor
     config_bytes: bytes
-    config: Dict[str, Any] = dataclasses.field(hash=False, compare=False)
-    layers: Tuple[Descriptor, ...] = ()
-    platform: Optional[Platform] = None
+    config: dict[str, Any] = dataclasses.field(hash=False, compare=False)
+    layers: tuple[Descriptor, ...] = ()
+    platform: Platform | None = None
 
     @property
     def registry(self) -> str:
@@ -70,7 +70,7 @@ class ResolvedImage:
         return self.reference.repository
 
     @property
-    def tag(self) -> Optional[str]:
+    def tag(self) -> str | None:
         return self.reference.tag
 
     @property
@@ -95,7 +95,7 @@ class ResolvedImage:
 
 
 def fetch_manifest(client: RegistryClient, repository: str, reference: str, *,
-                   expected: Optional[Descriptor] = None, what: str = "") -> Manifest:
+                   expected: Descriptor | None = None, what: str = "") -> Manifest:
     """GET ``/v2/REPOSITORY/manifests/REFERENCE`` and parse it.
 
     :param reference: a tag or a digest; a digest is checked against the
@@ -140,7 +140,7 @@ def fetch_manifest(client: RegistryClient, repository: str, reference: str, *,
 
 
 def fetch_config(client: RegistryClient, repository: str, descriptor: Descriptor,
-                 what: str) -> Tuple[bytes, Dict[str, Any]]:
+                 what: str) -> tuple[bytes, dict[str, Any]]:
     """The image config's bytes (checked) and its JSON object."""
     if descriptor.size > MANIFEST_SIZE_LIMIT:
         raise ManifestRefused("%s: image config of %d bytes is larger than %d; refusing it"

@@ -10,7 +10,7 @@ Pure functions: fetching is :mod:`.lookup`'s business.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from ..archive.platforms import Platform
 from ..archive.safety import JSON_SIZE_LIMIT, JSONRefused, load_json
@@ -42,11 +42,11 @@ class Descriptor:
     media_type: str
     digest: str
     size: int
-    platform: Optional[Platform] = None
-    urls: Tuple[str, ...] = ()
+    platform: Platform | None = None
+    urls: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, raw: Any, what: str) -> "Descriptor":
+    def parse(cls, raw: Any, what: str) -> Descriptor:
         """A descriptor from JSON; :class:`ManifestRefused` if malformed."""
         if not isinstance(raw, dict):
             raise ManifestRefused("%s is not a JSON object" % what)
@@ -76,16 +76,16 @@ class Manifest:
     media_type: str
     raw: bytes
     digest: str
-    config: Optional[Descriptor] = None
-    layers: Tuple[Descriptor, ...] = ()
-    manifests: Tuple[Descriptor, ...] = ()
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    manifests: tuple[Descriptor, ...] = ()
 
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEXES
 
 
-def _media_type_of(document: Dict[str, Any], content_type: Optional[str]) -> str:
+def _media_type_of(document: dict[str, Any], content_type: str | None) -> str:
     """The document's type: its ``mediaType``, the header's, or a guess."""
     declared = document.get("mediaType")
     if isinstance(declared, str) and declared:
@@ -101,7 +101,7 @@ def _media_type_of(document: Dict[str, Any], content_type: Optional[str]) -> str
     return header or "unknown"
 
 
-def parse_manifest(raw: bytes, content_type: Optional[str], what: str) -> Manifest:
+def parse_manifest(raw: bytes, content_type: str | None, what: str) -> Manifest:
     """Parse a manifest or index; refuse schema 1, oversize and malformed ones.
 
     :param content_type: the HTTP ``Content-Type`` (may be ``None``).
@@ -149,12 +149,12 @@ def parse_document(raw: bytes, what: str) -> Any:
         raise ManifestRefused("%s %s" % (what, one_line(str(e), QUOTE_LIMIT))) from None
 
 
-def describe_platform(platform: Optional[Platform]) -> str:
+def describe_platform(platform: Platform | None) -> str:
     """A registry's platform name for a message (bounded: it is the registry's text)."""
     return one_line(str(platform), 60) if platform is not None else "(no platform)"
 
 
-def refuse_schema1(content_type: Optional[str], what: str) -> None:
+def refuse_schema1(content_type: str | None, what: str) -> None:
     """Refuse a response whose ``Content-Type`` is a Docker schema 1 manifest."""
     if (content_type or "").split(";")[0].strip().lower() in SCHEMA1:
         raise _schema1(what)
@@ -171,13 +171,13 @@ def select_platform(index: Manifest, wanted: Platform, what: str) -> Descriptor:
     :raises PlatformNotFound: naming, on one line, the first
         :data:`PLATFORMS_SHOWN` platforms the index holds and how many more.
     """
-    candidates: List[Descriptor] = [
+    candidates: list[Descriptor] = [
         d for d in index.manifests
         if d.platform is not None and wanted.matches(d.platform)]
     exact = [d for d in candidates if d.platform == wanted]
     if exact or candidates:
         return (exact or candidates)[0]
-    held: Dict[str, None] = {}
+    held: dict[str, None] = {}
     for d in index.manifests:
         held.setdefault(describe_platform(d.platform))
     names = list(held)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import socket
 import ssl
 import urllib.parse
-from typing import List, Optional
 
 import requests
 
@@ -23,9 +22,9 @@ _PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "RECORD LAY
                      "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
 
 
-def causes(error: BaseException) -> List[BaseException]:
+def causes(error: BaseException) -> list[BaseException]:
     """``error`` and everything it wraps (causes, contexts, urllib3 reasons, args)."""
-    seen: List[BaseException] = []
+    seen: list[BaseException] = []
     todo = [error]
     while todo:
         current = todo.pop(0)
@@ -39,14 +38,14 @@ def causes(error: BaseException) -> List[BaseException]:
     return seen
 
 
-def _first(chain: List[BaseException], *classes: type) -> Optional[BaseException]:
+def _first(chain: list[BaseException], *classes: type) -> BaseException | None:
     for cause in chain:
         if isinstance(cause, classes):
             return cause
     return None
 
 
-def _dns_failure(chain: List[BaseException]) -> bool:
+def _dns_failure(chain: list[BaseException]) -> bool:
     return _first(chain, socket.gaierror) is not None or \
         any(type(c).__name__ == "NameResolutionError" for c in chain)
 

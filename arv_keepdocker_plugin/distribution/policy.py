@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from ..archive.safety import JSON_SIZE_LIMIT, JSONRefused, load_json
 from ..errors import KeepdockerError
@@ -60,7 +61,7 @@ class PolicyError(KeepdockerError):
 class Scope:
     """Where an image's requirements came from: ``default`` or a docker scope."""
 
-    name: Optional[str]  # None: the policy's ``default``
+    name: str | None  # None: the policy's ``default``
 
     def __str__(self) -> str:
         if self.name is None:
@@ -73,10 +74,10 @@ class TrustPolicy:
     """A parsed policy: requirement types by scope of the ``docker`` transport."""
 
     path: str
-    default: Tuple[str, ...]
-    docker: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    default: tuple[str, ...]
+    docker: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
-    def requirements(self, reference: RegistryReference) -> Tuple[Scope, Tuple[str, ...]]:
+    def requirements(self, reference: RegistryReference) -> tuple[Scope, tuple[str, ...]]:
         """The scope that decides for ``reference`` and its requirement types."""
         for name in [identity(reference)] + namespaces(reference) + [""]:
             if name in self.docker:
@@ -103,7 +104,7 @@ def identity(reference: RegistryReference) -> str:
     return "%s:%s" % (reference.name, reference.tag)
 
 
-def namespaces(reference: RegistryReference) -> List[str]:
+def namespaces(reference: RegistryReference) -> list[str]:
     """The repository, its parents up to the registry, then domain wildcards."""
     found, name = [], reference.name
     while True:
@@ -118,8 +119,8 @@ def namespaces(reference: RegistryReference) -> List[str]:
     return found
 
 
-def default_path(env: Optional[Mapping[str, str]] = None,
-                 system_path: str = SYSTEM_POLICY) -> Optional[str]:
+def default_path(env: Mapping[str, str] | None = None,
+                 system_path: str = SYSTEM_POLICY) -> str | None:
     """The user's policy if it exists, else the system's if it exists, else ``None``."""
     env = os.environ if env is None else env
     home = env.get("HOME")
@@ -130,8 +131,8 @@ def default_path(env: Optional[Mapping[str, str]] = None,
     return system_path if os.path.exists(system_path) else None
 
 
-def load_policy(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-                system_path: str = SYSTEM_POLICY) -> Optional[TrustPolicy]:
+def load_policy(path: str | None = None, env: Mapping[str, str] | None = None,
+                system_path: str = SYSTEM_POLICY) -> TrustPolicy | None:
     """The policy in force: ``path`` (``--policy``), else :func:`default_path`.
 
     :returns: ``None`` when there is no policy file at all (accept).
@@ -155,7 +156,7 @@ def _invalid(path: str, what: str) -> PolicyError:
     return PolicyError("trust policy %s is invalid: %s" % (path, what))
 
 
-def _object(value: Any, path: str, what: str, keys: Tuple[str, ...] = ()) -> Dict[str, Any]:
+def _object(value: Any, path: str, what: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _invalid(path, "%s is not a JSON object" % what)
     unknown = sorted(k for k in value if keys and k not in keys)
@@ -164,7 +165,7 @@ def _object(value: Any, path: str, what: str, keys: Tuple[str, ...] = ()) -> Dic
     return value
 
 
-def _requirements(value: Any, path: str, what: str) -> Tuple[str, ...]:
+def _requirements(value: Any, path: str, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise _invalid(path, "%s is not a non-empty list of requirements" % what)
     types = []
@@ -187,7 +188,7 @@ def parse_policy(document: Any, path: str) -> TrustPolicy:
         raise _invalid(path, "no default policy")
     default = _requirements(top["default"], path, "default")
     transports = _object(top.get("transports", {}), path, "transports")
-    docker: Dict[str, Tuple[str, ...]] = {}
+    docker: dict[str, tuple[str, ...]] = {}
     for transport, scopes in transports.items():
         where = "transports[%s]" % repr(transport)[:60]
         scopes = _object(scopes, path, where)

@@ -45,7 +45,7 @@ class RegistryReference(ImageName):
         """What to ask ``/v2/NAME/manifests/`` for: the digest, else the tag."""
         return self.digest or self.tag or DEFAULT_TAG
 
-    def with_location(self, registry: str, repository: str) -> "RegistryReference":
+    def with_location(self, registry: str, repository: str) -> RegistryReference:
         """The same tag and digest in another registry and repository."""
         return dataclasses.replace(self, registry=registry, repository=repository)
 

@@ -11,7 +11,7 @@ network stack) goes through :func:`one_line` and a :class:`Redactor` first.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List
+from collections.abc import Iterable
 
 from ..errors import ImageNotFound, SourceError
 
@@ -52,7 +52,7 @@ class Redactor:
     MASK = "***"
 
     def __init__(self) -> None:
-        self._secrets: List[str] = []
+        self._secrets: list[str] = []
 
     def add(self, *secrets: str) -> None:
         """Remember non-empty ``secrets`` (longest first, so no part leaks)."""

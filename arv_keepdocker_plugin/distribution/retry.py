@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 #: HTTP statuses worth another try: rate limiting and server trouble.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -35,7 +35,7 @@ class RetryPolicy:
         if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
             raise ValueError("RetryPolicy delays must be >= 0 and multiplier >= 1")
 
-    def delay(self, retry: int, retry_after: Optional[float] = None) -> float:
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first).
 
         A server's ``Retry-After`` is honoured up to ``max_delay``.
@@ -44,14 +44,14 @@ class RetryPolicy:
             return max(0.0, min(retry_after, self.max_delay))
         return min(self.initial_delay * self.multiplier ** (retry - 1), self.max_delay)
 
-    def wait(self, retry: int, retry_after: Optional[float] = None) -> None:
+    def wait(self, retry: int, retry_after: float | None = None) -> None:
         """Sleep for :meth:`delay`."""
         seconds = self.delay(retry, retry_after)
         if seconds > 0:
             self.sleep(seconds)
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
     if not value:
         return None

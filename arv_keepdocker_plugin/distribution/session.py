@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 from ..archive.platforms import Platform, host_platform
 from .auth import TokenCache
@@ -54,11 +55,11 @@ class PullOptions:
 
     credentials: CredentialOptions = CredentialOptions()
     tls: TLSOptions = TLSOptions()
-    platform: Optional[Platform] = None
-    registries_conf: Optional[RegistriesConf] = None
+    platform: Platform | None = None
+    registries_conf: RegistriesConf | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 60.0
-    env: Optional[Mapping[str, str]] = dataclasses.field(default=None, repr=False)
+    env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
 
 
 class RegistrySession:
@@ -70,8 +71,8 @@ class RegistrySession:
         if options.credentials.creds is not None:
             self.redactor.add(*options.credentials.creds.secrets())
         self._tokens = TokenCache()
-        self._credentials: Dict[Tuple[str, str], Optional[Credential]] = {}
-        self._clients: Dict[Tuple[str, bool, Optional[Credential]], RegistryClient] = {}
+        self._credentials: dict[tuple[str, str], Credential | None] = {}
+        self._clients: dict[tuple[str, bool, Credential | None], RegistryClient] = {}
         self._conf = options.registries_conf
         self._received_by_closed = 0
 
@@ -82,11 +83,11 @@ class RegistrySession:
             self._conf = load_registries_conf(env=self.options.env)
         return self._conf
 
-    def pull_sources(self, reference: RegistryReference) -> List[PullSource]:
+    def pull_sources(self, reference: RegistryReference) -> list[PullSource]:
         """The endpoints to try for ``reference``, in order (raises when blocked)."""
         return self.registries_conf.pull_sources(reference)
 
-    def credential(self, registry: str, repository: str) -> Optional[Credential]:
+    def credential(self, registry: str, repository: str) -> Credential | None:
         """The credential for ``registry``/``repository`` (looked up once)."""
         key = (registry, repository)
         if key not in self._credentials:
@@ -113,7 +114,7 @@ class RegistrySession:
             self._clients[key] = client
         return client
 
-    def resolve(self, reference: Union[str, RegistryReference]) -> ResolvedImage:
+    def resolve(self, reference: str | RegistryReference) -> ResolvedImage:
         """Resolve ``reference`` (``[REGISTRY/]NAME[:TAG][@DIGEST]``) to an image.
 
         Endpoints (mirrors, then the primary) are tried in order; the first
@@ -126,7 +127,7 @@ class RegistrySession:
         ref = parse_reference(reference) if isinstance(reference, str) else reference
         platform = self.options.platform or host_platform()
         sources = self.pull_sources(ref)
-        failures: List[Tuple[PullSource, RegistryError]] = []
+        failures: list[tuple[PullSource, RegistryError]] = []
         for source in sources:
             try:
                 image = resolve_image(self.client(source), source, ref, platform)
@@ -144,7 +145,7 @@ class RegistrySession:
             "%s: %s" % (s.describe(), e) for s, e in failures)))
 
     def blob(self, image: ResolvedImage, descriptor: Descriptor, *, offset: int = 0,
-             hasher: Optional[Any] = None, chunk_size: int = CHUNK_SIZE) -> BlobStream:
+             hasher: Any | None = None, chunk_size: int = CHUNK_SIZE) -> BlobStream:
         """A verified stream of one of ``image``'s blobs, from the endpoint that served it.
 
         See :class:`~.blobs.BlobStream` for ``offset`` and ``hasher``.
@@ -165,7 +166,7 @@ class RegistrySession:
             self._received_by_closed += client.bytes_received
         self._clients.clear()
 
-    def __enter__(self) -> "RegistrySession":
+    def __enter__(self) -> RegistrySession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import ssl
 import tempfile
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
 
 from .registry_errors import RegistryConfigError
 
@@ -39,11 +39,11 @@ class TLSOptions:
     """
 
     verify: bool = True
-    cert_dir: Optional[str] = None
-    certs_d_roots: Optional[Tuple[str, ...]] = None
+    cert_dir: str | None = None
+    certs_d_roots: tuple[str, ...] | None = None
 
 
-def default_certs_d_roots(env: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
+def default_certs_d_roots(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """``~/.config/containers/certs.d``, ``/etc/containers/certs.d``, ``/etc/docker/certs.d``."""
     env = os.environ if env is None else env
     home = env.get("HOME") or os.path.expanduser("~")
@@ -61,13 +61,13 @@ class HostTLS:
     """
 
     verify: bool = True
-    ca_files: Tuple[str, ...] = ()
-    client_cert: Optional[Tuple[str, str]] = None
-    directory: Optional[str] = None
+    ca_files: tuple[str, ...] = ()
+    client_cert: tuple[str, str] | None = None
+    directory: str | None = None
 
 
 def cert_directory(host: str, options: TLSOptions,
-                   env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+                   env: Mapping[str, str] | None = None) -> str | None:
     """The directory holding ``host``'s certificates, or ``None``."""
     if options.cert_dir:
         return options.cert_dir
@@ -81,7 +81,7 @@ def cert_directory(host: str, options: TLSOptions,
     return None
 
 
-def read_cert_dir(directory: str) -> Tuple[Tuple[str, ...], Optional[Tuple[str, str]]]:
+def read_cert_dir(directory: str) -> tuple[tuple[str, ...], tuple[str, str] | None]:
     """``(CA files, client (cert, key) or None)`` found in ``directory``.
 
     A ``.cert`` without its ``.key`` (or the reverse) is an error, as in
@@ -93,7 +93,7 @@ def read_cert_dir(directory: str) -> Tuple[Tuple[str, ...], Optional[Tuple[str, 
         raise RegistryConfigError("cannot read certificate directory %s: %s"
                                   % (directory, e.strerror)) from None
     cas = tuple(os.path.join(directory, n) for n in names if n.endswith(".crt"))
-    pairs: List[Tuple[str, str]] = []
+    pairs: list[tuple[str, str]] = []
     for name in names:
         base, ext = os.path.splitext(name)
         if ext == ".cert":
@@ -108,7 +108,7 @@ def read_cert_dir(directory: str) -> Tuple[Tuple[str, ...], Optional[Tuple[str, 
 
 
 def host_tls(host: str, options: TLSOptions = TLSOptions(), insecure: bool = False,
-             env: Optional[Mapping[str, str]] = None) -> HostTLS:
+             env: Mapping[str, str] | None = None) -> HostTLS:
     """TLS settings for ``host`` (``HOST[:PORT]`` as in references).
 
     :param insecure: the registry is marked insecure in registries.conf;
@@ -120,7 +120,7 @@ def host_tls(host: str, options: TLSOptions = TLSOptions(), insecure: bool = Fal
                    client_cert=client, directory=directory)
 
 
-def system_ca_file() -> Optional[str]:
+def system_ca_file() -> str | None:
     """The system's CA bundle file, else certifi's, else ``None``."""
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile):
@@ -142,10 +142,10 @@ class CABundle:
     """
 
     def __init__(self, extra: Sequence[str] = ()) -> None:
-        self._temporary: Optional[str] = None
+        self._temporary: str | None = None
         base = system_ca_file()
         if not extra:
-            self.path: Union[str, bool] = base or True
+            self.path: str | bool = base or True
             return
         parts = []
         for path in ([base] if base else []) + list(extra):
@@ -169,7 +169,7 @@ class CABundle:
                 pass
             self._temporary = None
 
-    def __enter__(self) -> "CABundle":
+    def __enter__(self) -> CABundle:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,8 @@ from the start, so the result is what ``keyset_list_all`` gives either way.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 import arvados.util
 
@@ -22,7 +23,7 @@ PAGE_SIZE = 1000
 ORDER = ["created_at asc", "uuid asc"]
 
 
-def list_all(fn: Callable[..., Any], num_retries: int, **kwargs: Any) -> List[Dict[str, Any]]:
+def list_all(fn: Callable[..., Any], num_retries: int, **kwargs: Any) -> list[dict[str, Any]]:
     """Every record ``fn(**kwargs)`` matches (``fn`` as ``api.links().list``)."""
     first = dict(kwargs, limit=PAGE_SIZE, count="exact", order=ORDER)
     if "select" in first:

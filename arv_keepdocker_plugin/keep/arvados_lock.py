@@ -34,7 +34,8 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import arvados.errors
 import ciso8601
@@ -55,7 +56,7 @@ HOLDER_PROPERTY = "arv_keepdocker_lock_holder"
 
 
 def lock_name(image_id: str) -> str:
-    return "arv-keepdocker upload lock {}".format(image_id)
+    return f"arv-keepdocker upload lock {image_id}"
 
 
 def _boot_id() -> str:
@@ -74,16 +75,16 @@ def _pid_namespace() -> str:
         return ""
 
 
-def _process_start(pid: int) -> Optional[str]:
+def _process_start(pid: int) -> str | None:
     """A process's start time (clock ticks since boot), to tell a reused pid apart."""
     try:
-        with open("/proc/{}/stat".format(pid)) as f:
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
 
 
-def this_process() -> Dict[str, Any]:
+def this_process() -> dict[str, Any]:
     return {"host": socket.gethostname(), "boot": _boot_id(), "pidns": _pid_namespace(),
             "pid": os.getpid(), "start": _process_start(os.getpid())}
 
@@ -117,23 +118,23 @@ def holder_is_gone(holder: Any) -> bool:
     return _process_start(holder["pid"]) != holder.get("start")
 
 
-def _parse_time(text: Any) -> Optional[datetime.datetime]:
+def _parse_time(text: Any) -> datetime.datetime | None:
     try:
         return ciso8601.parse_datetime(text)
     except (TypeError, ValueError):
         return None
 
 
-def lease_problem(record: Mapping[str, Any], now: datetime.datetime) -> Optional[str]:
+def lease_problem(record: Mapping[str, Any], now: datetime.datetime) -> str | None:
     """Why a record with the lock's name is not a lease, or None when it is one."""
     trash_at = record.get("trash_at")
     if not trash_at:
         return "it has no trash_at"
     until = _parse_time(trash_at)
     if until is None or until.tzinfo is None:
-        return "its trash_at {!r} is not a time".format(trash_at)
+        return f"its trash_at {trash_at!r} is not a time"
     if (until - now).total_seconds() > LEASE + LEASE_SLACK:
-        return "its trash_at {} is more than {} s ahead".format(trash_at, LEASE + LEASE_SLACK)
+        return f"its trash_at {trash_at} is more than {LEASE + LEASE_SLACK} s ahead"
     holder = (record.get("properties") or {}).get(HOLDER_PROPERTY)
     if holder is None:
         return "it names no holder"
@@ -162,7 +163,7 @@ class ArvadosLock:
         self.user_uuid = user_uuid
         self.wait = wait
         self.name = lock_name(image_id)
-        self.uuid: Optional[str] = None
+        self.uuid: str | None = None
 
     def check(self) -> None:
         """Refuse now (before any upload) a record with the lock's name that is no lease.
@@ -173,7 +174,7 @@ class ArvadosLock:
         if record is not None:
             self._not_a_lease(record)
 
-    def __enter__(self) -> "ArvadosLock":
+    def __enter__(self) -> ArvadosLock:
         deadline = time.monotonic() + self.wait
         told = False
         unexplained = 0
@@ -246,7 +247,7 @@ class ArvadosLock:
         self.uuid = record["uuid"]
         return True
 
-    def _current(self) -> Optional[Dict[str, Any]]:
+    def _current(self) -> dict[str, Any] | None:
         items = self.api.collections().list(
             filters=[["owner_uuid", "=", self.owner], ["name", "=", self.name]],
             select=["uuid", "properties", "trash_at", "modified_by_user_uuid"], limit=1,

@@ -20,7 +20,8 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import threading
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
 
 from .. import stagetimes
 from ..archive.layer_digests import Digests
@@ -76,8 +77,8 @@ class BlockWriter:
     """
 
     def __init__(self, keep, copies: int, num_retries: int, progress: Progress,
-                 known: Optional[Dict[str, str]] = None,
-                 on_stored: Optional[Callable[[str], None]] = None, hold: bool = False):
+                 known: dict[str, str] | None = None,
+                 on_stored: Callable[[str], None] | None = None, hold: bool = False):
         self.keep = keep
         self.copies = copies
         self.num_retries = num_retries
@@ -87,17 +88,17 @@ class BlockWriter:
         self.position = 0
         self._buffer = bytearray(BLOCK_SIZE)
         self._fill = 0
-        self._cuts: List[int] = []
-        self._locators: List[Union[str, concurrent.futures.Future, _Held]] = []
+        self._cuts: list[int] = []
+        self._locators: list[str | concurrent.futures.Future | _Held] = []
         #: Where each entry of ``_locators`` starts in the stream, and its size.
-        self._spans: List[Tuple[int, int]] = []
-        self._waiting: List[Tuple[int, int, Callable[[List[str]], None]]] = []
+        self._spans: list[tuple[int, int]] = []
+        self._waiting: list[tuple[int, int, Callable[[list[str]], None]]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT, "keep-put")
         self._slots = threading.Semaphore(IN_FLIGHT)
         self._hold = hold
         self._held_bytes = 0
         #: ``[(start, end)]`` of layer data (never held).
-        self._layers: List[Tuple[int, int]] = []
+        self._layers: list[tuple[int, int]] = []
 
     def layer_at(self, start: int, end: int) -> None:
         """Stream bytes ``[start, end)`` are a layer's data (cut at both ends)."""
@@ -166,7 +167,7 @@ class BlockWriter:
         self._check_waiting()
 
     def when_stored(self, start: int, end: int,
-                    callback: Callable[[List[str]], None]) -> None:
+                    callback: Callable[[list[str]], None]) -> None:
         """Call ``callback(locators)`` once the blocks holding stream bytes
         ``[start, end)`` are all in Keep.
 
@@ -177,7 +178,7 @@ class BlockWriter:
         self._waiting.append((start, end, callback))
         self._check_waiting()
 
-    def close(self) -> List[str]:
+    def close(self) -> list[str]:
         """Store the last block, wait for every upload; return the locators in order."""
         self._flush()
         self.release()
@@ -249,7 +250,7 @@ class BlockWriter:
         try:
             if self.known:
                 with stagetimes.stage("md5 (known blocks)"):
-                    key = "{}+{}".format(hashlib.md5(block).hexdigest(), len(block))
+                    key = f"{hashlib.md5(block).hexdigest()}+{len(block)}"
                 locator = self.known.get(key)
                 if locator is not None:
                     self.progress.add(reused=len(block), written=len(block))
@@ -265,8 +266,8 @@ class BlockWriter:
             self._slots.release()
 
 
-def _when_done(items: List[Union[str, concurrent.futures.Future, _Held]],
-               callback: Callable[[List[str]], None]) -> None:
+def _when_done(items: list[str | concurrent.futures.Future | _Held],
+               callback: Callable[[list[str]], None]) -> None:
     """``callback(locators)`` once every future of ``items`` has succeeded."""
     if any(isinstance(item, _Held) for item in items):
         return  # never for a layer's range, whose blocks are not held
@@ -274,7 +275,7 @@ def _when_done(items: List[Union[str, concurrent.futures.Future, _Held]],
     lock = threading.Lock()
     left = [len(futures)]
 
-    def finished(_future: Optional[concurrent.futures.Future] = None) -> None:
+    def finished(_future: concurrent.futures.Future | None = None) -> None:
         if _future is not None:
             with lock:
                 left[0] -= 1
@@ -293,7 +294,7 @@ def _when_done(items: List[Union[str, concurrent.futures.Future, _Held]],
 
 def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
                  stored: Mapping[str, LayerBlocks],
-                 downloaded: Optional[Callable[[], int]] = None) -> None:
+                 downloaded: Callable[[], int] | None = None) -> None:
     """Feed an export (bytes and StoredData pieces) through ``tap`` into ``writer``.
 
     ``tap`` (a :class:`~..archive.tap.TarTap` without a stream) learns the
@@ -317,9 +318,9 @@ def write_pieces(pieces: Iterable, tap, writer: BlockWriter,
         if isinstance(piece, StoredData):
             layer = stored[piece.digest]
             if layer.size != piece.size:
-                raise BadArchive("{}: stored layer {} is {} bytes in Keep, but the image "
-                                 "says {}".format(tap.archive, piece.digest, layer.size,
-                                                  piece.size))
+                raise BadArchive(f"{tap.archive}: stored layer {piece.digest} is {layer.size} "
+                                 "bytes in Keep, but the image "
+                                 f"says {piece.size}")
             tap.skip(piece.size, Digests(piece.digest, layer.diff_id))
             writer.stored(layer.locators, piece.size)
             continue

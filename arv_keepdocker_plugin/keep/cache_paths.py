@@ -26,8 +26,8 @@ def cache_dir() -> str:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
-        raise LocalError("cannot create the cache directory {}: {}".format(
-            path, error.strerror or error)) from None
+        raise LocalError(f"cannot create the cache directory {path}: "
+                         f"{error.strerror or error}") from None
     return str(path)
 
 

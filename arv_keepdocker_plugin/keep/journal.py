@@ -38,7 +38,8 @@ import re
 import stat
 import threading
 import time
-from typing import IO, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 from .cache_paths import cache_file
 from .layer_blocks import LayerBlocks
@@ -56,7 +57,7 @@ _LOCATOR = re.compile(r"^[0-9a-f]{32}\+[0-9]+(\+[A-Z][A-Za-z0-9@_-]*)*$")
 _TOKEN_UUID = re.compile(r"^v2/([a-z0-9]{5}-gj3su-[a-z0-9]{15})/")
 _DIGEST = r"sha256:[0-9a-f]{64}"
 #: ``layer <digest> <diff id> <locator> [<locator>...]``
-_LAYER = re.compile(r"^layer ({d}) ({d})((?: \S+)+)$".format(d=_DIGEST))
+_LAYER = re.compile(rf"^layer ({_DIGEST}) ({_DIGEST})((?: \S+)+)$")
 
 
 @dataclasses.dataclass
@@ -69,15 +70,15 @@ class JournalContents:
         checked by an earlier run with this token, every block usable.
     """
 
-    blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
-    layers: Dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
+    blocks: dict[str, str] = dataclasses.field(default_factory=dict)
+    layers: dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
 
 
 def journal_path(image_id: str) -> str:
     return cache_file(image_id, ".tar.journal")
 
 
-def token_uuid(token: Optional[str]) -> Optional[str]:
+def token_uuid(token: str | None) -> str | None:
     """The UUID part of a v2 token (``v2/<uuid>/<secret>``), else None."""
     match = _TOKEN_UUID.match(token or "")
     return match.group(1) if match else None
@@ -86,22 +87,22 @@ def token_uuid(token: Optional[str]) -> Optional[str]:
 class Journal:
     """One image's journal. ``token`` is the API token; only its UUID is written."""
 
-    def __init__(self, image_id: str, enabled: bool = True, token: Optional[str] = None):
+    def __init__(self, image_id: str, enabled: bool = True, token: str | None = None):
         self.path = journal_path(image_id)
         self.enabled = enabled
         self.token_uuid = token_uuid(token)
         self._lock = threading.Lock()
-        self._file: Optional[IO[str]] = None
+        self._file: IO[str] | None = None
         #: Set by :meth:`load` when the journal on disk is ours to append to.
         self._appendable = False
 
     # -- reading ---------------------------------------------------------------
 
-    def load(self, keep, valid_until: Optional[float] = None) -> Dict[str, str]:
+    def load(self, keep, valid_until: float | None = None) -> dict[str, str]:
         """Usable blocks from an earlier run, ``{"<md5>+<size>": locator}``."""
         return self.read(keep, valid_until).blocks
 
-    def read(self, keep, valid_until: Optional[float] = None) -> JournalContents:
+    def read(self, keep, valid_until: float | None = None) -> JournalContents:
         """Usable blocks and whole layers from an earlier run (see the module docstring).
 
         ``valid_until``: every locator used must be valid until then (default:
@@ -121,7 +122,7 @@ class Journal:
             return JournalContents()
         self._appendable = recorded is not None and recorded == (self.token_uuid or "-")
         deadline = valid_until if valid_until is not None else time.time() + MARGIN
-        known: Dict[str, str] = {}
+        known: dict[str, str] = {}
         layers = []
         for entry in entries:
             layer = _LAYER.match(entry)
@@ -134,16 +135,16 @@ class Journal:
                     known[block_key(locator)] = locator
         if self.token_uuid is None:
             known = self._head_checked(keep, known)
-        stored: Dict[str, LayerBlocks] = {}
+        stored: dict[str, LayerBlocks] = {}
         for digest, diff_id, locators in layers:
             usable = [known.get(block_key(locator)) for locator in locators]
             if all(usable):
                 stored[digest] = LayerBlocks([u for u in usable if u], diff_id)
         return JournalContents(known, stored)
 
-    def _head_checked(self, keep, known: Dict[str, str]) -> Dict[str, str]:
+    def _head_checked(self, keep, known: dict[str, str]) -> dict[str, str]:
         """Without a token UUID to compare, ask Keep whether each signature is valid."""
-        checked: Dict[str, str] = {}
+        checked: dict[str, str] = {}
         for key, locator in list(known.items())[:MAX_HEADS]:
             try:
                 keep.head(locator, num_retries=0)
@@ -152,13 +153,13 @@ class Journal:
             checked[key] = locator
         return checked
 
-    def _read_lines(self) -> List[str]:
+    def _read_lines(self) -> list[str]:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             return []
         except OSError as error:
-            self._unusable("cannot open it ({})".format(error.strerror or error))
+            self._unusable(f"cannot open it ({error.strerror or error})")
             return []
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -167,12 +168,12 @@ class Journal:
             return []
         with os.fdopen(fd, "rb") as f:
             if info.st_size > MAX_SIZE:
-                self._unusable("it is larger than {} bytes".format(MAX_SIZE))
+                self._unusable(f"it is larger than {MAX_SIZE} bytes")
                 return []
             try:
                 text = f.read(MAX_SIZE + 1).decode("ascii")
             except (OSError, UnicodeDecodeError) as error:
-                self._unusable("it cannot be read as text ({})".format(error))
+                self._unusable(f"it cannot be read as text ({error})")
                 return []
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         bad = [line for line in lines[1:] if not _valid_entry(line)]

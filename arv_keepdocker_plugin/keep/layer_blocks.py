@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
 
 from .locators import locator_size
 
@@ -16,8 +15,8 @@ class LayerBlocks:
     :ivar diff_id: its diff id, as recorded when the record was checked.
     """
 
-    locators: List[str]
-    diff_id: Optional[str]
+    locators: list[str]
+    diff_id: str | None
 
     @property
     def size(self) -> int:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import arvados.util
 
@@ -51,7 +52,7 @@ def _blocks(manifest_text: str):
     return blocks
 
 
-def locators_for_range(manifest_text: str, offset: int, size: int) -> Optional[List[str]]:
+def locators_for_range(manifest_text: str, offset: int, size: int) -> list[str] | None:
     """The blocks that hold exactly ``[offset, offset + size)``, if they are aligned."""
     blocks = _blocks(manifest_text)
     if blocks is None or size <= 0:
@@ -65,12 +66,12 @@ def locators_for_range(manifest_text: str, offset: int, size: int) -> Optional[L
 DIFF_ID_PROPERTY = "diff_id"
 
 
-def find_layer_records(api, num_retries: int, digests: Iterable[str]) -> List[LayerRecord]:
+def find_layer_records(api, num_retries: int, digests: Iterable[str]) -> list[LayerRecord]:
     """Every readable index link for ``digests``, by name or by diff id, newest first."""
     wanted = sorted({d for d in digests if d})
     if not wanted:
         return []
-    found: Dict[str, Tuple[str, LayerRecord]] = {}
+    found: dict[str, tuple[str, LayerRecord]] = {}
     for column in ("name", "properties." + DIFF_ID_PROPERTY):
         for link in arvados.util.keyset_list_all(
                 api.links().list, num_retries=num_retries,
@@ -83,7 +84,7 @@ def find_layer_records(api, num_retries: int, digests: Iterable[str]) -> List[La
     return [record for _, record in ordered]
 
 
-def layer_record(link) -> Optional[LayerRecord]:
+def layer_record(link) -> LayerRecord | None:
     """The record a ``docker_image_layer`` link makes, or None when it is malformed."""
     props = link.get("properties") or {}
     try:
@@ -101,13 +102,13 @@ def layer_record(link) -> Optional[LayerRecord]:
                        link_uuid=link.get("uuid"))
 
 
-def layer_links(layers: Sequence[Layer]) -> List[LinkSpec]:
+def layer_links(layers: Sequence[Layer]) -> list[LinkSpec]:
     """Link specs recording ``layers`` (with offsets) of a just-stored tar."""
     seen, links = set(), []
     for layer in layers:
         if layer.digest and layer.offset is not None and layer.digest not in seen:
             seen.add(layer.digest)
-            properties: Dict[str, Any] = {"offset": layer.offset, "size": layer.size}
+            properties: dict[str, Any] = {"offset": layer.offset, "size": layer.size}
             if layer.diff_id is not None:
                 properties.update({DIFF_ID_PROPERTY: layer.diff_id,
                                    CHECKED_PROPERTY: CHECKED_MARKER})

@@ -10,7 +10,7 @@ image's worth of blocks in memory while it is read once.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import arvados.keep
 
@@ -39,15 +39,15 @@ def read_back(keep, locators: Sequence[str], num_retries: int) -> Digests:
 
 
 def problem_with_layer(keep, locators: Sequence[str], digest: str,
-                       num_retries: int) -> "tuple[Optional[str], Optional[str]]":
+                       num_retries: int) -> tuple[str | None, str | None]:
     """``(problem, diff id)``: why the blocks are not layer ``digest``, or its diff id."""
     try:
         found = read_back(keep, locators, num_retries)
     except Exception as error:  # a block that cannot be read: the record is not usable
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return "cannot read it back ({})".format(text), None
+        return f"cannot read it back ({text})", None
     if found.raw != digest:
-        return "its bytes hash to {}".format(found.raw), None
+        return f"its bytes hash to {found.raw}", None
     if found.diff_id is None:
-        return "it cannot be decompressed ({})".format(found.problem), None
+        return f"it cannot be decompressed ({found.problem})", None
     return None, found.diff_id

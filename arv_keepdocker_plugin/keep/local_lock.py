@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import LocalError
 from .cache_paths import cache_file
@@ -23,8 +23,7 @@ def image_lock(image_id: str) -> Iterator[str]:
     try:
         lockfile = open(path, "w+")
     except OSError as error:
-        raise LocalError("cannot open the lock file {}: {}".format(
-            path, error.strerror or error)) from None
+        raise LocalError(f"cannot open the lock file {path}: {error.strerror or error}") from None
     with lockfile:
         fcntl.flock(lockfile, fcntl.LOCK_EX)
         yield path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import List, Optional
 
 #: The empty block, which needs no signature.
 EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e+0"
@@ -29,7 +28,7 @@ def locator_size(locator: str) -> int:
     return int(locator.split("+")[1])
 
 
-def signature_expiry(locator: str) -> Optional[int]:
+def signature_expiry(locator: str) -> int | None:
     """When a signed locator's permission signature expires (Unix seconds), else None."""
     match = _EXPIRY.search(locator)
     return int(match.group(1), 16) if match else None
@@ -45,7 +44,7 @@ def unescape_name(token: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), token)
 
 
-def manifest_text(locators: List[str], size: int, filename: str) -> str:
+def manifest_text(locators: list[str], size: int, filename: str) -> str:
     """A one-file manifest: ``. <blocks> 0:<size>:<name>``."""
     blocks = locators or [EMPTY_BLOCK]
     return ". {} 0:{}:{}\n".format(" ".join(blocks), size, escape_name(filename))
@@ -86,4 +85,4 @@ def portable_data_hash(manifest_text: str) -> str:
     record can say which content its writer stored.
     """
     portable = portable_manifest_text(manifest_text).encode()
-    return "{}+{}".format(hashlib.md5(portable).hexdigest(), len(portable))
+    return f"{hashlib.md5(portable).hexdigest()}+{len(portable)}"

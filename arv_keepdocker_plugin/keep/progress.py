@@ -32,14 +32,13 @@ import shutil
 import sys
 import threading
 import time
-from typing import Optional
 
 #: Seconds before a rate (and the time left) is shown: the first blocks say little.
 RATE_AFTER = 1.0
 
 
 def mebibytes(count: int) -> str:
-    return "{}M".format(count >> 20)
+    return f"{count >> 20}M"
 
 
 def duration(seconds: float) -> str:
@@ -47,8 +46,7 @@ def duration(seconds: float) -> str:
     seconds = int(seconds + 0.5)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    return "{}:{:02}:{:02}".format(hours, minutes, secs) if hours else "{}:{:02}".format(
-        minutes, secs)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
 class Progress:
@@ -59,8 +57,8 @@ class Progress:
     :param estimated: ``total`` is only an estimate.
     """
 
-    def __init__(self, mode: Optional[str], stream=None, interval: float = 0.5,
-                 downloads: bool = False, total: Optional[int] = None,
+    def __init__(self, mode: str | None, stream=None, interval: float = 0.5,
+                 downloads: bool = False, total: int | None = None,
                  estimated: bool = False, clock=time.monotonic):
         self.mode = mode  # None, "human" or "machine"
         self.stream = stream or sys.stderr
@@ -101,7 +99,7 @@ class Progress:
 
     # -- what the lines say ------------------------------------------------------
 
-    def shown_total(self) -> Optional[int]:
+    def shown_total(self) -> int | None:
         """The total to show: an estimate never below what is written, and at the end
         exactly what was written."""
         if self.total is None:
@@ -110,7 +108,7 @@ class Progress:
             return self.written if self.finished else max(self.total, self.written)
         return self.total
 
-    def rate(self) -> Optional[float]:
+    def rate(self) -> float | None:
         """Bytes stored per second so far, once there is something to go by."""
         elapsed = self._clock() - self._start
         if elapsed < RATE_AFTER or self.written <= 0:
@@ -122,33 +120,33 @@ class Progress:
         return "{} {}: {} written {} total {} read {} uploaded {} reused{}\n".format(
             sys.argv[0], os.getpid(), self.written, -1 if total is None else total,
             self.read, self.uploaded, self.reused,
-            " {} downloaded".format(self.downloaded) if self.downloads else "")
+            f" {self.downloaded} downloaded" if self.downloads else "")
 
     def human_line(self) -> str:
         total = self.shown_total()
         rate = None if self.finished else self.rate()
         if total is None:
-            head = "{} stored (total unknown)".format(mebibytes(self.written))
+            head = f"{mebibytes(self.written)} stored (total unknown)"
         else:
             head = "{} / {}{} stored ({})".format(
                 mebibytes(self.written), "~" if self.estimated and not self.finished else "",
                 mebibytes(total), self._percent(total))
         if rate is not None:
-            head += ", {:.1f}M/s".format(rate / (1 << 20))
+            head += f", {rate / (1 << 20):.1f}M/s"
             if total is not None and total > self.written:
                 head += ", {}{} left".format("~" if self.estimated else "",
                                              duration((total - self.written) / rate))
         return "{}: {} read, {} uploaded, {} reused{}".format(
             head, mebibytes(self.read), mebibytes(self.uploaded), mebibytes(self.reused),
-            ", {} downloaded".format(mebibytes(self.downloaded)) if self.downloads else "")
+            f", {mebibytes(self.downloaded)} downloaded" if self.downloads else "")
 
     def _percent(self, total: int) -> str:
         if total <= 0:
             return "100.0%"
         fraction = min(self.written / total, 1.0)
         if not self.estimated or self.finished:
-            return "{:.1%}".format(fraction)
-        return "{}%".format(min(int(fraction * 100), 99))
+            return f"{fraction:.1%}"
+        return f"{min(int(fraction * 100), 99)}%"
 
     def _emit(self) -> None:
         if self.mode == "machine":
@@ -171,7 +169,7 @@ def _isatty(stream) -> bool:
         return False
 
 
-def mode_from_options(options) -> Optional[str]:
+def mode_from_options(options) -> str | None:
     """arv-put 3.2.1's rule: --progress, else --batch-progress; a terminal gets --progress."""
     progress = getattr(options, "progress", False)
     if not (getattr(options, "batch_progress", False) or getattr(options, "no_progress", False)

@@ -25,7 +25,8 @@ carry no hash and are never trusted unread.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .api_lists import list_all
 
@@ -42,18 +43,18 @@ LINK_FIELDS = ["uuid", "link_class", "name", "head_uuid", "owner_uuid",
                "modified_by_user_uuid", "properties", "created_at"]
 
 
-def stamp(portable_data_hash: str) -> Dict[str, Any]:
+def stamp(portable_data_hash: str) -> dict[str, Any]:
     """The properties that make a record trustworthy to its writer (and only to them)."""
     return {CHECKED_PROPERTY: CHECKED_MARKER, CONTENT_PROPERTY: portable_data_hash}
 
 
-def unstamped(properties: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def unstamped(properties: Mapping[str, Any] | None) -> dict[str, Any]:
     """``properties`` without a stamp: what may be copied from someone else's record."""
     return {k: v for k, v in (properties or {}).items()
             if k not in (CHECKED_PROPERTY, CONTENT_PROPERTY)}
 
 
-def recorded_content(link: Mapping[str, Any]) -> Optional[str]:
+def recorded_content(link: Mapping[str, Any]) -> str | None:
     """The portable data hash a stamped record holds, else None."""
     properties = link.get("properties") or {}
     marker = properties.get(CHECKED_PROPERTY)
@@ -76,8 +77,8 @@ class WriterRule:
         """Whether this user was the last to write ``link``."""
         return link.get("modified_by_user_uuid") == self.user_uuid
 
-    def trusts(self, link: Optional[Mapping[str, Any]],
-               collection: Optional[Mapping[str, Any]]) -> bool:
+    def trusts(self, link: Mapping[str, Any] | None,
+               collection: Mapping[str, Any] | None) -> bool:
         """Whether ``link`` vouches, unread, for ``collection`` as it is now."""
         if link is None or collection is None or not self.wrote(link):
             return False
@@ -86,7 +87,7 @@ class WriterRule:
                 and collection.get("portable_data_hash") == content)
 
 
-def links_by_uuid(api, num_retries: int, uuids: Iterable[Optional[str]]) -> Dict[str, Dict]:
+def links_by_uuid(api, num_retries: int, uuids: Iterable[str | None]) -> dict[str, dict]:
     """The links ``uuids`` name, read by the core itself (what a plugin said is not used)."""
     wanted = sorted({uuid for uuid in uuids if uuid})
     if not wanted:

@@ -17,7 +17,7 @@ import argparse
 import re
 import shutil
 import subprocess
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from .. import hookimpl
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
@@ -34,7 +34,7 @@ INSPECT_TIMEOUT = 120
 _LOOPBACK_REGISTRY = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$")
 
 
-def podman_binary() -> Optional[str]:
+def podman_binary() -> str | None:
     return shutil.which("podman")
 
 
@@ -55,9 +55,9 @@ class ContainersStorageSource(ImageSource):
     # -- the CLI ----------------------------------------------------------
 
     @staticmethod
-    def store_args(options: Optional[argparse.Namespace]) -> List[str]:
+    def store_args(options: argparse.Namespace | None) -> list[str]:
         """podman's global options from ``--podman-*`` (unset ones omitted)."""
-        args: List[str] = []
+        args: list[str] = []
         for flag, dest in (("--root", "podman_root"), ("--runroot", "podman_runroot"),
                            ("--storage-driver", "podman_storage_driver")):
             value = getattr(options, dest, None)
@@ -65,7 +65,7 @@ class ContainersStorageSource(ImageSource):
                 args += [flag, value]
         return args
 
-    def _command(self, options, *args: str) -> List[str]:
+    def _command(self, options, *args: str) -> list[str]:
         binary = podman_binary()
         if binary is None:
             raise EngineUnavailable("cannot find the podman command in PATH")
@@ -74,15 +74,15 @@ class ContainersStorageSource(ImageSource):
     def _run(self, options, args: Sequence[str], timeout) -> subprocess.CompletedProcess:
         argv = self._command(options, *args)
         try:
-            return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=timeout)
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise EngineUnavailable("podman did not answer `podman {}` within {}s"
-                                    .format(args[0], timeout)) from None
+            raise EngineUnavailable(f"podman did not answer `podman {args[0]}` within {timeout}s"
+                                    ) from None
 
     # -- ImageSource ------------------------------------------------------
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
+    def parse(self, details: str, tag: str | None) -> Reference:
         return parse_engine_reference(details, details, tag, transport=self.name)
 
     def available(self, options: argparse.Namespace) -> bool:
@@ -104,9 +104,9 @@ class ContainersStorageSource(ImageSource):
         if result.returncode != 0:
             message = first_line(result.stderr.decode("utf-8", "replace"))
             if "image not known" in message or "no such image" in message.lower():
-                raise ImageNotFound("no matching image found for {}".format(
-                    reference.image_id or reference.repo_tag))
-            raise SourceError("podman image inspect failed: {}".format(message))
+                raise ImageNotFound("no matching image found for "
+                                    f"{reference.image_id or reference.repo_tag}")
+            raise SourceError(f"podman image inspect failed: {message}")
         info = inspected(result.stdout, target, "podman image inspect")
         # podman prints the id as bare hex; the image's id is the config digest.
         hex_id = checked_image_id(info.get("Id")).rpartition(":")[2]
@@ -119,8 +119,9 @@ class ContainersStorageSource(ImageSource):
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None or reference.name is None:
-            raise SourceError("cannot pull {}: an image id is not a pullable name"
-                              .format(reference.image_id))
+            raise SourceError(f"cannot pull {reference.image_id}: an image id is not a pullable "
+                              "name"
+                              )
         args = ["pull", "--quiet"]
         if is_loopback_registry(reference.name):
             args.append("--tls-verify=false")

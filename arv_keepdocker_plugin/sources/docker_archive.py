@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .. import hookimpl
 from ..archive import safety
 from ..archive.docker_archive_reader import DockerArchive
-from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..archive.streamed import compression_of, decompressed, estimated_length, placeholder_id
 from ..errors import BadReference, ImageNotFound
 from ..image import Image, ImageSource, ReadOnce, Reference
 from ..names import familiar, matching, split_name_tag, split_path
@@ -46,20 +45,19 @@ class DockerArchiveSource(ImageSource):
     description = "a docker save or podman save tar, plain or compressed"
     syntax = "PATH[:NAME[:TAG]|:@INDEX]"
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
-        raw = "{}:{}".format(self.name, details)
+    def parse(self, details: str, tag: str | None) -> Reference:
+        raw = f"{self.name}:{details}"
         path, rest = split_path(details, self.name)
         ref = Reference(raw=raw, transport=self.name, path=path)
         if rest is None or rest == "":
             if tag is not None:
-                raise BadReference("{}: a tag needs a name: {}:{}:NAME:{}".format(
-                    raw, self.name, path, tag))
+                raise BadReference(f"{raw}: a tag needs a name: {self.name}:{path}:NAME:{tag}")
             return ref
         if rest.startswith("@"):
             if tag is not None:
-                raise BadReference("{}: an image chosen by @INDEX takes no tag".format(raw))
+                raise BadReference(f"{raw}: an image chosen by @INDEX takes no tag")
             if not rest[1:].isdigit():
-                raise BadReference("{}: @INDEX must be a number from 0".format(raw))
+                raise BadReference(f"{raw}: @INDEX must be a number from 0")
             ref.index = int(rest[1:])
             return ref
         ref.name, ref.tag = split_name_tag(rest, tag)
@@ -75,23 +73,19 @@ class DockerArchiveSource(ImageSource):
     def _read_once(self, reference: Reference, options: argparse.Namespace, path: str,
                    kind: str) -> Image:
         """A compressed archive, to be decompressed once: learnt as it is stored."""
-        st = os.stat(path)
-        # A placeholder id (the file's identity) until the stream has said it;
-        # the resume journal of an interrupted upload is kept under it.
-        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
-            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
+        placeholder = placeholder_id(path)
 
         def export():
             return decompressed(path, kind)
 
-        def identify(entry: Dict[str, Any]) -> Image:
+        def identify(entry: dict[str, Any]) -> Image:
             tags = entry.get("RepoTags") or []
             wanted = reference.repo_tag
             if wanted is not None:
                 if not matching(wanted, [tags], lambda t: t):
                     raise ImageNotFound("{}: no image tagged {}; it holds @0 ({})".format(
                         path, wanted, ", ".join(tags) or "untagged"))
-                repo_tag: Optional[str] = wanted
+                repo_tag: str | None = wanted
             elif len(tags) == 1:
                 repo_tag = familiar(tags[0])
             else:
@@ -134,7 +128,7 @@ class DockerArchiveSource(ImageSource):
                          lambda skip: archive.export_pieces(entry, skip, expected_id=image_id)))
 
 
-def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:
+def _manifest_digest(archive: DockerArchive, image_id: str) -> str | None:
     """The manifest digest from a Docker 25 archive's ``index.json``, if any."""
     if archive.members.find("index.json") is None:
         return None
@@ -148,8 +142,8 @@ def _manifest_digest(archive: DockerArchive, image_id: str) -> Optional[str]:
             continue
         data = archive.members.read(member, "manifest")
         if hashlib.sha256(data).hexdigest() != digest[7:]:
-            raise safety.bad(archive.path, "manifest blob {} does not match its digest"
-                             .format(digest))
+            raise safety.bad(archive.path, f"manifest blob {digest} does not match its digest"
+                             )
         try:
             manifest = json.loads(data)
         except (ValueError, RecursionError):

@@ -22,7 +22,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from .. import hookimpl, stagetimes
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
@@ -45,7 +45,7 @@ _UNREACHABLE = (
 )
 
 
-def docker_binary() -> Optional[str]:
+def docker_binary() -> str | None:
     """``docker``, else ``docker.io`` (Debian's name), else ``None``."""
     for name in ("docker", "docker.io"):
         path = shutil.which(name)
@@ -59,7 +59,7 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def pick_repo_digest(repo_digests: Optional[List[str]], name: Optional[str]) -> Optional[str]:
+def pick_repo_digest(repo_digests: list[str] | None, name: str | None) -> str | None:
     """The manifest digest from ``RepoDigests``, preferring the typed repository
     (compared as Docker compares names, ``docker.io/library/x`` being ``x``)."""
     digests = [entry.split("@", 1) for entry in repo_digests or [] if "@" in entry]
@@ -69,7 +69,7 @@ def pick_repo_digest(repo_digests: Optional[List[str]], name: Optional[str]) -> 
     return digests[0][1] if digests else None
 
 
-def engine_socket() -> Optional[str]:
+def engine_socket() -> str | None:
     """The engine's unix socket when the environment says which, else None.
 
     ``DOCKER_HOST=unix://...`` or, with no DOCKER_HOST and no docker context
@@ -101,9 +101,10 @@ def socket_answers(path: str, timeout: float = 2.0) -> bool:
     return True
 
 
-def _no_answer(command: str, timeout: Optional[float]) -> EngineUnavailable:
-    return EngineUnavailable("the Docker engine at {} did not answer `docker {}` "
-                             "within {}s".format(docker_host(), command, timeout))
+def _no_answer(command: str, timeout: float | None) -> EngineUnavailable:
+    return EngineUnavailable(f"the Docker engine at {docker_host()} did not answer `docker "
+                             f"{command}` "
+                             f"within {timeout}s")
 
 
 class DockerDaemonSource(ImageSource):
@@ -116,10 +117,10 @@ class DockerDaemonSource(ImageSource):
     serves_bare_names = True
 
     def __init__(self) -> None:
-        self._containerd: Optional[bool] = None
+        self._containerd: bool | None = None
         #: ``GET /info`` on the socket, asked in the background once the
         #: engine answers (it takes the engine several milliseconds).
-        self._store_query: Optional[concurrent.futures.Future] = None
+        self._store_query: concurrent.futures.Future | None = None
 
     # -- the CLI ----------------------------------------------------------
 
@@ -130,12 +131,11 @@ class DockerDaemonSource(ImageSource):
                 "cannot find the docker command ('docker' or 'docker.io') in PATH")
         return binary
 
-    def _run(self, args: Sequence[str], timeout: Optional[float]
+    def _run(self, args: Sequence[str], timeout: float | None
              ) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([self._binary(), *args], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=timeout)
+                                  capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise _no_answer(args[0], timeout) from None
 
@@ -143,15 +143,15 @@ class DockerDaemonSource(ImageSource):
         message = first_line(stderr.decode("utf-8", "replace"))
         lowered = message.lower()
         if "no such image" in lowered or "no such object" in lowered:
-            return ImageNotFound("no matching image found for {}".format(target))
+            return ImageNotFound(f"no matching image found for {target}")
         if any(marker in lowered for marker in _UNREACHABLE):
-            return EngineUnavailable("cannot reach the Docker engine at {}: {}".format(
-                docker_host(), message))
-        return SourceError("docker {} failed: {}".format(what, message))
+            return EngineUnavailable(f"cannot reach the Docker engine at {docker_host()}: "
+                                     f"{message}")
+        return SourceError(f"docker {what} failed: {message}")
 
     # -- ImageSource ------------------------------------------------------
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
+    def parse(self, details: str, tag: str | None) -> Reference:
         return parse_engine_reference(details, details, tag, transport=self.name)
 
     def available(self, options: argparse.Namespace) -> bool:
@@ -254,7 +254,7 @@ class DockerDaemonSource(ImageSource):
             lambda: exporting([binary, "save", image_id], "docker save " + image_id),
             containerd)
 
-    def _probe_store(self) -> Optional[subprocess.Popen]:
+    def _probe_store(self) -> subprocess.Popen | None:
         """Start ``docker info``, which says whether the engine keeps images in
         containerd's store (Docker 29's default): its driver status then has
         ``driver-type: io.containerd.snapshotter.v1``. Asked once per run."""
@@ -264,7 +264,7 @@ class DockerDaemonSource(ImageSource):
                                  "{{json .DriverStatus}}"], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
-    def _store_answer(self, probe: Optional[subprocess.Popen]) -> bool:
+    def _store_answer(self, probe: subprocess.Popen | None) -> bool:
         if probe is not None:
             try:
                 out, _ = probe.communicate(timeout=INSPECT_TIMEOUT)
@@ -277,8 +277,9 @@ class DockerDaemonSource(ImageSource):
 
     def pull(self, reference: Reference, options: argparse.Namespace) -> None:
         if reference.repo_tag is None:
-            raise SourceError("cannot pull {}: an image id is not a pullable name"
-                              .format(reference.image_id))
+            raise SourceError(f"cannot pull {reference.image_id}: an image id is not a pullable "
+                              "name"
+                              )
         result = self._run(["pull", reference.repo_tag], timeout=None)
         if result.returncode != 0:
             raise self._error("pull", result.stderr, reference.repo_tag)

@@ -22,7 +22,8 @@ import http.client
 import json
 import socket
 import urllib.parse
-from typing import Any, Dict, Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import ByteStream
@@ -34,7 +35,7 @@ TIMEOUT = 120
 class UnixConnection(http.client.HTTPConnection):
     """An HTTP/1.1 connection to a unix socket (the ``Host`` is a formality)."""
 
-    def __init__(self, path: str, timeout: Optional[float] = TIMEOUT):
+    def __init__(self, path: str, timeout: float | None = TIMEOUT):
         super().__init__("localhost", timeout=timeout)
         self.socket_path = path
 
@@ -61,23 +62,23 @@ class EngineApi:
         self.path = path
         self.timeout = timeout
 
-    def _open(self, method: str, target: str, timeout: Optional[float]
-              ) -> Tuple[UnixConnection, http.client.HTTPResponse]:
+    def _open(self, method: str, target: str, timeout: float | None
+              ) -> tuple[UnixConnection, http.client.HTTPResponse]:
         connection = UnixConnection(self.path, timeout)
         try:
             connection.request(method, target)
             return connection, connection.getresponse()
-        except socket.timeout:
+        except TimeoutError:
             connection.close()
-            raise EngineUnavailable("the Docker engine at unix://{} did not answer {} {} "
-                                    "within {}s".format(self.path, method, target,
-                                                        timeout)) from None
+            raise EngineUnavailable(f"the Docker engine at unix://{self.path} did not answer "
+                                    f"{method} {target} "
+                                    f"within {timeout}s") from None
         except OSError as error:
             connection.close()
-            raise EngineUnavailable("cannot reach the Docker engine at unix://{}: {}".format(
-                self.path, error.strerror or error)) from None
+            raise EngineUnavailable(f"cannot reach the Docker engine at unix://{self.path}: "
+                                    f"{error.strerror or error}") from None
 
-    def get_json(self, target: str, timeout: Optional[float] = None) -> Tuple[int, Any]:
+    def get_json(self, target: str, timeout: float | None = None) -> tuple[int, Any]:
         """``(status, decoded JSON body)`` of ``GET target`` (the body None when not JSON)."""
         connection, response = self._open("GET", target, timeout or self.timeout)
         try:
@@ -103,20 +104,20 @@ class EngineApi:
             connection.close()
         return response.status == 200
 
-    def inspect(self, name: str) -> Dict[str, Any]:
+    def inspect(self, name: str) -> dict[str, Any]:
         """``docker image inspect NAME``'s record."""
         status, body = self.get_json(image_path(name, "json"))
         if status == 404:
-            raise ImageNotFound("no matching image found for {}".format(name))
+            raise ImageNotFound(f"no matching image found for {name}")
         if status != 200 or not isinstance(body, dict):
-            raise SourceError("docker image inspect failed: {}".format(message(body, status)))
+            raise SourceError(f"docker image inspect failed: {message(body, status)}")
         return body
 
     def containerd_store(self) -> bool:
         """Whether the engine keeps images in containerd's store (``docker info``)."""
         status, body = self.get_json("/info")
         if status != 200 or not isinstance(body, dict):
-            raise SourceError("docker info failed: {}".format(message(body, status)))
+            raise SourceError(f"docker info failed: {message(body, status)}")
         return "io.containerd.snapshotter" in json.dumps(body.get("DriverStatus") or [])
 
     @contextlib.contextmanager
@@ -137,8 +138,8 @@ class EngineApi:
             connection.request("GET", target)
         except OSError as error:
             connection.close()
-            raise EngineUnavailable("cannot reach the Docker engine at unix://{}: {}".format(
-                self.path, error.strerror or error)) from None
+            raise EngineUnavailable(f"cannot reach the Docker engine at unix://{self.path}: "
+                                    f"{error.strerror or error}") from None
         stream = ExportStream(connection, image_id)
         try:
             yield stream
@@ -152,7 +153,7 @@ class ExportStream:
     def __init__(self, connection: UnixConnection, image_id: str):
         self._connection = connection
         self._image_id = image_id
-        self._response: Optional[http.client.HTTPResponse] = None
+        self._response: http.client.HTTPResponse | None = None
         self.closed = False
 
     def _answer(self) -> http.client.HTTPResponse:
@@ -161,16 +162,17 @@ class ExportStream:
         try:
             response = self._connection.getresponse()
         except (OSError, http.client.HTTPException) as error:
-            raise SourceError("docker save {} failed: the engine closed the connection ({})"
-                              .format(self._image_id, error)) from None
+            raise SourceError(f"docker save {self._image_id} failed: the engine closed the "
+                              f"connection ({error})"
+                              ) from None
         if response.status != 200:
             body = response.read(1 << 16)
             try:
                 decoded = json.loads(body)
             except (ValueError, RecursionError):
                 decoded = None
-            raise SourceError("docker save {} failed: {}".format(
-                self._image_id, message(decoded, response.status)))
+            raise SourceError(f"docker save {self._image_id} failed: "
+                              f"{message(decoded, response.status)}")
         self._response = response
         return response
 
@@ -196,4 +198,4 @@ def message(body: Any, status: int) -> str:
     """The engine's error message (``{"message": ...}``), else the HTTP status."""
     if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]:
         return body["message"].strip().splitlines()[0]
-    return "HTTP {}".format(status)
+    return f"HTTP {status}"

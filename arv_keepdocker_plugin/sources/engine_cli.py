@@ -12,7 +12,9 @@ import contextlib
 import json
 import subprocess
 import tempfile
-from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from .. import stagetimes
 from ..errors import ImageNotFound, SourceError
@@ -33,7 +35,7 @@ def first_line(text: str) -> str:
     return lines[0] if lines else "(no message)"
 
 
-def inspected(stdout: bytes, target: str, command: str) -> Dict[str, Any]:
+def inspected(stdout: bytes, target: str, command: str) -> dict[str, Any]:
     """The one image record that ``docker``/``podman image inspect TARGET`` printed.
 
     Both engines print a JSON list of records. :class:`ImageNotFound` when it
@@ -43,13 +45,13 @@ def inspected(stdout: bytes, target: str, command: str) -> Dict[str, Any]:
     try:
         matches = json.loads(stdout)
     except (ValueError, RecursionError):
-        raise SourceError("{} {} printed no JSON".format(command, target)) from None
+        raise SourceError(f"{command} {target} printed no JSON") from None
     if not isinstance(matches, list) or not all(isinstance(m, dict) for m in matches):
-        raise SourceError("{} {} printed no list of images".format(command, target))
+        raise SourceError(f"{command} {target} printed no list of images")
     if not matches:
-        raise ImageNotFound("no matching image found for {}".format(target))
+        raise ImageNotFound(f"no matching image found for {target}")
     if len(matches) > 1:
-        raise ImageNotFound("{} images match {}".format(len(matches), target))
+        raise ImageNotFound(f"{len(matches)} images match {target}")
     return matches[0]
 
 
@@ -72,7 +74,7 @@ def exporting(argv: Sequence[str], what: str) -> Iterator[ByteStream]:
         def failure() -> SourceError:
             errors.seek(0)
             message = first_line(errors.read().decode("utf-8", "replace"))
-            return SourceError("{} failed: {}".format(what, message))
+            return SourceError(f"{what} failed: {message}")
 
         stdout = process.stdout
         assert stdout is not None  # stdout=PIPE
@@ -109,9 +111,9 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def image_from_inspect(info: Dict[str, Any], source: str, reference: Reference,
-                       image_id: str, export: Callable[[], ContextManager[ByteStream]],
-                       manifest_digest: Optional[str] = None) -> Image:
+def image_from_inspect(info: dict[str, Any], source: str, reference: Reference,
+                       image_id: str, export: Callable[[], AbstractContextManager[ByteStream]],
+                       manifest_digest: str | None = None) -> Image:
     """Build an :class:`Image` from one ``docker``/``podman image inspect`` record."""
     config = {"created": info.get("Created"), "config": info.get("Config") or {},
               "architecture": info.get("Architecture"), "os": info.get("Os")}

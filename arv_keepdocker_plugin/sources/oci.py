@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import os
-from typing import Any, Dict, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from .. import hookimpl
 from ..archive.docker_archive_writer import IMAGE_NAME, export_length
 from ..archive.oci_layout_reader import OciImage, OciLayout, read_once_docker_archive
-from ..archive.streamed import compression_of, decompressed, estimated_length
+from ..archive.streamed import compression_of, decompressed, estimated_length, placeholder_id
 from ..archive.streams import ChunkReader
 from ..errors import BadReference
 from ..image import ByteStream, Image, ImageSource, ReadOnce, Reference
@@ -44,12 +43,12 @@ class _LayoutSource(ImageSource):
     directory = False
     honours_platform = True
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
-        raw = "{}:{}".format(self.name, details)
+    def parse(self, details: str, tag: str | None) -> Reference:
+        raw = f"{self.name}:{details}"
         path, ref_name = split_path(details, self.name)
         if tag is not None:
-            raise BadReference("{}: {} takes no separate tag; select with {}:{}:REF".format(
-                raw, self.name, self.name, path))
+            raise BadReference(f"{raw}: {self.name} takes no separate tag; select with "
+                               f"{self.name}:{path}:REF")
         ref = Reference(raw=raw, transport=self.name, path=path, ref=ref_name or None)
         repo_tag = as_repo_tag(ref.ref)
         if repo_tag:
@@ -67,12 +66,10 @@ class _LayoutSource(ImageSource):
                    kind: str) -> Image:
         """A compressed layout tar, decompressed once: learnt as it is stored."""
         platform = getattr(options, "platform", None)
-        st = os.stat(path)
-        placeholder = "sha256:" + hashlib.sha256("{}\0{}\0{}\0{}".format(
-            os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns).encode()).hexdigest()
-        chosen: Dict[str, Optional[str]] = {}
+        placeholder = placeholder_id(path)
+        chosen: dict[str, str | None] = {}
 
-        def name_of(image: OciImage) -> Optional[str]:
+        def name_of(image: OciImage) -> str | None:
             chosen["repo_tag"] = _repo_tag(reference, image)
             return chosen["repo_tag"]
 
@@ -85,7 +82,7 @@ class _LayoutSource(ImageSource):
                         name_of)) as reader:
                     yield reader
 
-        def identify(entry: Dict[str, Any]) -> Image:
+        def identify(entry: dict[str, Any]) -> Image:
             return Image(image_id=placeholder, source=self.name,
                          repo_tag=chosen.get("repo_tag"), export=export)
 
@@ -109,7 +106,7 @@ class _LayoutSource(ImageSource):
                          lambda skip: image.export_pieces(skip, repo_tag)))
 
 
-def _repo_tag(reference: Reference, image: OciImage) -> Optional[str]:
+def _repo_tag(reference: Reference, image: OciImage) -> str | None:
     """The name to link (see the module docstring)."""
     repo_tag = reference.repo_tag
     if repo_tag is None:

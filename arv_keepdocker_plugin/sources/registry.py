@@ -33,7 +33,7 @@ manifest digest), e.g. ``docker.io/library/debian@sha256:...``.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .. import hookimpl
 from ..distribution import RegistryReference, parse_reference
@@ -47,7 +47,7 @@ PREFIX = NAME + "://"
 REFERENCE_PROPERTY = "docker-image-reference"
 
 
-def with_tag(details: str, tag: Optional[str]) -> str:
+def with_tag(details: str, tag: str | None) -> str:
     """``details`` with the separate TAG argument (3.2.1's ``IMAGE TAG`` form).
 
     :raises BadReference: a tag given twice, or with a digest.
@@ -56,12 +56,13 @@ def with_tag(details: str, tag: Optional[str]) -> str:
         return details
     name = details.partition("@")[0]
     if "@" in details or ":" in name.rsplit("/", 1)[-1]:
-        raise BadReference("image {!r} already includes a tag or digest, cannot add tag "
-                           "argument {!r}".format(PREFIX + details, tag))
-    return "{}:{}".format(details, tag)
+        raise BadReference(f"image {PREFIX + details!r} already includes a tag or digest, cannot "
+                           "add tag "
+                           f"argument {tag!r}")
+    return f"{details}:{tag}"
 
 
-def requested(options: argparse.Namespace) -> Optional[RegistryReference]:
+def requested(options: argparse.Namespace) -> RegistryReference | None:
     """The registry reference this run's command line asks for, if it is ours."""
     raw = getattr(options, "image", None) or ""
     source = getattr(options, "source", None)
@@ -77,10 +78,10 @@ def requested(options: argparse.Namespace) -> Optional[RegistryReference]:
         return None
 
 
-def by_digest(reference: RegistryReference, manifest_digest: Optional[str]) -> Optional[str]:
+def by_digest(reference: RegistryReference, manifest_digest: str | None) -> str | None:
     """``REGISTRY/REPOSITORY@DIGEST``: the digest typed, else the manifest's."""
     digest = reference.digest or manifest_digest
-    return "{}@{}".format(reference.name, digest) if digest else None
+    return f"{reference.name}@{digest}" if digest else None
 
 
 class RegistrySource(ImageSource):
@@ -92,7 +93,7 @@ class RegistrySource(ImageSource):
     double_slash = True
     honours_platform = True
 
-    def parse(self, details: str, tag: Optional[str]) -> Reference:
+    def parse(self, details: str, tag: str | None) -> Reference:
         """``[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`` (after ``docker://``).
 
         ``ref`` is the fully qualified reference; ``name`` and ``tag`` are
@@ -113,7 +114,7 @@ class RegistrySource(ImageSource):
             blocked, a digest mismatch, schema 1, zstd without a decompressor...
         """
         if reference.ref is None:
-            raise BadReference("{}: no image reference".format(reference.raw))
+            raise BadReference(f"{reference.raw}: no image reference")
         policy = registry_options.trust_policy(options)
         if policy is not None:
             policy.check(parse_reference(reference.ref))
@@ -147,7 +148,7 @@ def keepdocker_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @hookimpl
 def keepdocker_collection_properties(image: Image,
-                                     options: argparse.Namespace) -> Optional[Dict[str, Any]]:
+                                     options: argparse.Namespace) -> dict[str, Any] | None:
     if image.source != NAME:
         return None
     reference = requested(options)

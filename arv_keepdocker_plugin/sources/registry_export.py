@@ -32,17 +32,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from typing import (
-    Any,
-    Dict,
-    Generator,
-    Iterable,
-    Iterator,
-    List,
-    Optional,
-    Tuple,
-    cast,
-)
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any, cast
 
 from ..archive.docker_archive_writer import (
     DocumentDigests,
@@ -72,7 +63,7 @@ class RegistryDocuments(DocumentDigests):
     """Config and manifest bytes as served (what the archive writer needs)."""
 
     path: str
-    config: Dict[str, Any]
+    config: dict[str, Any]
     config_bytes: bytes
     manifest_bytes: bytes
     manifest_media_type: str
@@ -83,7 +74,7 @@ def uncompressed_media_type(media_type: str) -> str:
     return media_type[:-len("+zstd")] if media_type.endswith("+zstd") else media_type
 
 
-def diff_ids_of(image: ResolvedImage) -> List[str]:
+def diff_ids_of(image: ResolvedImage) -> list[str]:
     """The config's ``rootfs.diff_ids``, one per manifest layer (refused otherwise).
 
     Checked before anything is downloaded: a registry also holds artifacts
@@ -100,7 +91,7 @@ def diff_ids_of(image: ResolvedImage) -> List[str]:
     return list(diff_ids)
 
 
-def plan_layers(image: ResolvedImage) -> List[PlannedLayer]:
+def plan_layers(image: ResolvedImage) -> list[PlannedLayer]:
     """How each layer goes into the archive: as served, or (zstd) decompressed.
 
     :raises DecompressionError: an unknown layer media type.
@@ -135,7 +126,7 @@ class RegistryExport:
     """
 
     def __init__(self, options: PullOptions, image: ResolvedImage,
-                 repo_tag: Optional[str], received: int = 0) -> None:
+                 repo_tag: str | None, received: int = 0) -> None:
         self.options = options
         self.image = image
         self.repo_tag = repo_tag
@@ -144,15 +135,15 @@ class RegistryExport:
                                            image.config_bytes, image.manifest_bytes,
                                            image.manifest_media_type)
         self._received = received
-        self._session: Optional[RegistrySession] = None
+        self._session: RegistrySession | None = None
         self._descriptors = {d.digest: d for d in image.layers}
 
     @property
-    def layers(self) -> Tuple[Layer, ...]:
+    def layers(self) -> tuple[Layer, ...]:
         """The image's layers as the archive holds them (digest, size when known)."""
         return tuple(Layer(plan.digest, plan.size) for plan in self.plans)
 
-    def size(self) -> Optional[int]:
+    def size(self) -> int | None:
         """The export's length from the manifest's layer sizes; for a zstd layer,
         stored decompressed, its compressed size stands in (see :meth:`size_estimated`)."""
         return export_length(self.documents, [
@@ -200,7 +191,7 @@ class RegistryExport:
     # -- layer data ------------------------------------------------------------
 
     def _layer_data(self, session: RegistrySession) -> LayerData:
-        def open_layer(plan: PlannedLayer) -> Tuple[int, Iterable[bytes]]:
+        def open_layer(plan: PlannedLayer) -> tuple[int, Iterable[bytes]]:
             desc = self._descriptors[str(plan.descriptor["digest"])]
             if not plan.converted and plan.size is not None:
                 return desc.size, self._blob(session, desc)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..archive.platforms import Platform
 from ..distribution import Credential, CredentialOptions, TLSOptions, parse_creds
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 GROUP = "docker:// registry source options (as skopeo's)"
 
 
-def creds_argument(text: str) -> Union[Credential, str]:
+def creds_argument(text: str) -> Credential | str:
     """``--src-creds``: a :class:`Credential` for ``USER:PASSWORD``, the bare
     ``USER`` (its password is asked for later) otherwise.
 
@@ -59,8 +60,8 @@ def bool_argument(text: str) -> bool:
         return True
     if value in ("false", "f", "0"):
         return False
-    raise argparse.ArgumentTypeError("expected true or false, not {!r} (write "
-                                     "--src-tls-verify=true or =false)".format(text[:40]))
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text[:40]!r} (write "
+                                     "--src-tls-verify=true or =false)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +96,7 @@ def _ask(prompt: str) -> str:
 
 
 def credential_options(options: argparse.Namespace,
-                       prompt: Optional[Callable[[str], str]] = None) -> CredentialOptions:
+                       prompt: Callable[[str], str] | None = None) -> CredentialOptions:
     """``--src-creds``/``--src-authfile``/``--src-no-creds`` as the client takes them.
 
     :param prompt: asks for a password missing from ``--src-creds USER``
@@ -113,7 +114,7 @@ def credential_options(options: argparse.Namespace,
 
 
 def pull_options(options: argparse.Namespace,
-                 prompt: Optional[Callable[[str], str]] = None) -> PullOptions:
+                 prompt: Callable[[str], str] | None = None) -> PullOptions:
     """The registry client's options for this run (environment: ``os.environ``).
 
     registries.conf and certs.d are read where podman and skopeo read them
@@ -131,7 +132,7 @@ def pull_options(options: argparse.Namespace,
                        platform=Platform.parse(platform) if platform else None)
 
 
-def trust_policy(options: argparse.Namespace) -> Optional[TrustPolicy]:
+def trust_policy(options: argparse.Namespace) -> TrustPolicy | None:
     """The trust policy for this run: ``None`` with ``--insecure-policy`` or no file.
 
     :raises PolicyError: ``--policy`` names no readable file, or a policy is invalid.

@@ -27,7 +27,7 @@ import os
 import socket
 import ssl
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import httplib2
 
@@ -44,11 +44,11 @@ RETRIED_STATUSES = frozenset({408, 409, 423, 429})
 class ApiSetting:
     """``ARVADOS_API_HOST`` and where its value came from."""
 
-    host: Optional[str]
+    host: str | None
     origin: str
 
     def __str__(self) -> str:
-        return "ARVADOS_API_HOST={} (from {})".format(self.host, self.origin)
+        return f"ARVADOS_API_HOST={self.host} (from {self.origin})"
 
 
 def api_setting() -> ApiSetting:
@@ -61,7 +61,7 @@ def api_setting() -> ApiSetting:
     return ApiSetting(host, settings_file() or "settings.conf")
 
 
-def settings_file() -> Optional[str]:
+def settings_file() -> str | None:
     """The ``settings.conf`` the SDK reads, when one exists."""
     try:  # the SDK's own search (arvados/config.py); private, so only a hint
         from arvados._internal.basedirs import BaseDirectories
@@ -78,8 +78,7 @@ class Unreachable:
     setting: ApiSetting
 
     def __str__(self) -> str:
-        return "cannot reach the Arvados API server: {}; check {}".format(
-            self.reason, self.setting)
+        return f"cannot reach the Arvados API server: {self.reason}; check {self.setting}"
 
 
 class ApiUnreachable(KeepdockerError):
@@ -91,7 +90,7 @@ class ApiUnreachable(KeepdockerError):
         return str(self.args[0])
 
 
-def hopeless(error: BaseException) -> Optional[str]:
+def hopeless(error: BaseException) -> str | None:
     """Why ``error`` can never succeed on a retry (for a first request), or None."""
     if isinstance(error, httplib2.ServerNotFoundError) or isinstance(error, socket.gaierror):
         return "the host name does not resolve"
@@ -103,13 +102,12 @@ def hopeless(error: BaseException) -> Optional[str]:
     return None
 
 
-def retried(error: BaseException) -> Optional[str]:
+def retried(error: BaseException) -> str | None:
     """What googleapiclient retries (a network failure), in a few words, or None."""
     if isinstance(error, (socket.timeout, TimeoutError)):
         return "no answer (timed out)"
     if isinstance(error, (ConnectionError, ssl.SSLError, httplib2.ServerNotFoundError)):
-        return hopeless(error) or "the connection failed ({})".format(
-            type(error).__name__)
+        return hopeless(error) or f"the connection failed ({type(error).__name__})"
     return None
 
 
@@ -141,7 +139,7 @@ class Watch:
             stagetimes.add("api", wall, cpu)
             method = kwargs.get("method") or (args[1] if len(args) > 1 else "GET")
             path = urllib.parse.urlsplit(str(kwargs.get("uri") or args[0])).path
-            stagetimes.add("api {} {}".format(method, path), wall, cpu)
+            stagetimes.add(f"api {method} {path}", wall, cpu)
         if getattr(response, "fromcache", False):
             stagetimes.add("api from cache", 0.0)
         return response, content
@@ -163,7 +161,7 @@ class Watch:
                                               ).strip())
         return response, content
 
-    def announce(self, what: Optional[str]) -> None:
+    def announce(self, what: str | None) -> None:
         """One line, once a run, before the first retry."""
         if what is None or self.retries <= 0 or self._announced.is_set():
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import weakref
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import arvados.util
 
@@ -40,14 +40,14 @@ class RunContext:
     pm: Any
     options: argparse.Namespace
     user_uuid: str
-    project_uuid: Optional[str]
+    project_uuid: str | None
     retries: int
-    formats: Optional[Tuple[str, ...]]
+    formats: tuple[str, ...] | None
     replication: int
-    progress: Optional[str]
+    progress: str | None
 
     @classmethod
-    def build(cls, api: Any, pm: Any, options: argparse.Namespace) -> "RunContext":
+    def build(cls, api: Any, pm: Any, options: argparse.Namespace) -> RunContext:
         """Ask Arvados who the user is, check ``--project-uuid``, read the cluster's settings."""
         retries = options.retries
         user = current_user(api, retries)
@@ -98,14 +98,14 @@ class RunContext:
         return bool(self.options.force_image_format)
 
     @property
-    def collection_name(self) -> Optional[str]:
+    def collection_name(self) -> str | None:
         """``--name``, when given."""
         return self.options.name
 
 
 #: The user each API client's token belongs to, asked once per client (``--cwl``
 #: stores several images with one client, each run building its context).
-_USERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+_USERS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def current_user(api: Any, retries: int) -> str:
@@ -129,4 +129,4 @@ def check_project(api: Any, uuid: str, retries: int) -> None:
     elif arvados.util.group_uuid_pattern.match(uuid):
         api.groups().get(uuid=uuid).execute(num_retries=retries)
     else:
-        raise KeepdockerError("Not a valid project UUID: {}".format(uuid))
+        raise KeepdockerError(f"Not a valid project UUID: {uuid}")

@@ -8,7 +8,8 @@ keys may appear). docs/command.md describes every key.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .outcome import Outcome
 
@@ -18,7 +19,7 @@ JSON_VERSION = 1
 COUNTERS = ("written", "read", "uploaded", "reused", "downloaded")
 
 
-def upload_document(outcome: Outcome) -> Dict[str, Any]:
+def upload_document(outcome: Outcome) -> dict[str, Any]:
     """What an upload run did (or, with ``--dry-run``, would do)."""
     record = outcome.record
     image = outcome.image
@@ -58,7 +59,7 @@ def with_portable_data_hash(outcome: Outcome, api: Any, retries: int) -> Outcome
         record, portable_data_hash=found["portable_data_hash"]))
 
 
-def listing_document(images: Sequence[Tuple[str, Mapping[str, Any]]]) -> Dict[str, Any]:
+def listing_document(images: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """The listing: 3.2.1's columns with full ids, one object per row, in its order.
 
     ``picked`` marks, for each ``repository:tag``, the row arvados-cwl-runner
@@ -66,7 +67,7 @@ def listing_document(images: Sequence[Tuple[str, Mapping[str, Any]]]) -> Dict[st
     ``sdk/cwl/arvados_cwl/arvdocker.py``): the listing's order is that
     preference order.
     """
-    rows: List[Dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     seen = set()
     for uuid, info in images:
         repo = _named(info.get("repo"))
@@ -84,11 +85,11 @@ def listing_document(images: Sequence[Tuple[str, Mapping[str, Any]]]) -> Dict[st
     return {"version": JSON_VERSION, "images": rows}
 
 
-def error_document(message: str) -> Dict[str, Any]:
+def error_document(message: str) -> dict[str, Any]:
     """A run that failed: its one-line error."""
     return {"version": JSON_VERSION, "error": message}
 
 
-def _named(value: Optional[str]) -> Optional[str]:
+def _named(value: str | None) -> str | None:
     """3.2.1's ``<none>`` and ``<unknown>`` placeholders as JSON null."""
     return None if value in (None, "<none>", "<unknown>") else value

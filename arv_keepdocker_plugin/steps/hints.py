@@ -15,7 +15,8 @@ all) does the one-line error end with ``(did you mean oci-archive:app.tar?)``:
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import BadReference, KeepdockerError, SourceError
 
@@ -42,7 +43,7 @@ def distance(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
-def suggestion(raw: str, sources) -> Optional[str]:
+def suggestion(raw: str, sources) -> str | None:
     """What the user may have meant by ``raw`` (``NAME:TAG``), or None."""
     head, sep, rest = raw.partition(":")
     if not sep or not rest or head in sources:
@@ -56,7 +57,7 @@ def suggestion(raw: str, sources) -> Optional[str]:
     if os.path.isdir(path):
         return "oci:" + rest
     if os.path.isfile(path):
-        return "docker-archive:{0} or oci-archive:{0}".format(rest)
+        return f"docker-archive:{rest} or oci-archive:{rest}"
     return None
 
 
@@ -68,7 +69,7 @@ def with_hint(step: Callable[[], T], sources, raw: str, chosen_by_default: bool 
         hint = suggestion(raw, sources) if chosen_by_default else None
         if hint is None:
             raise
-        message = "{} (did you mean {}?)".format(error, hint)
+        message = f"{error} (did you mean {hint}?)"
         try:
             hinted: KeepdockerError = type(error)(message)
         except TypeError:  # an error class that takes other arguments

@@ -14,7 +14,8 @@ its links does not count.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..hooktypes import HASH_LINK
 from ..keep.api_lists import list_all
@@ -25,7 +26,7 @@ logger = logging.getLogger("arvados.keepdocker")
 
 
 def own_records(api, retries: int, rule: WriterRule, heads: Iterable[str],
-                image_id: Optional[str] = None) -> List[Dict[str, Any]]:
+                image_id: str | None = None) -> list[dict[str, Any]]:
     """This user's hash and checked links on ``heads`` (named ``image_id`` when given)."""
     wanted = sorted(set(heads))
     if not wanted:
@@ -39,14 +40,14 @@ def own_records(api, retries: int, rule: WriterRule, heads: Iterable[str],
 
 
 def vouched_for(rule: WriterRule, collections: Iterable[Mapping[str, Any]],
-                records: Iterable[Mapping[str, Any]]) -> Set[str]:
+                records: Iterable[Mapping[str, Any]]) -> set[str]:
     """The UUIDs of ``collections`` (with ``portable_data_hash``) a record vouches for."""
     by_uuid = {c["uuid"]: c for c in collections}
     return {r["head_uuid"] for r in records if rule.trusts(r, by_uuid.get(r.get("head_uuid")))}
 
 
 def trusted_copies(api, retries: int, rule: WriterRule, uuids: Iterable[str],
-                   image_id: Optional[str] = None) -> Set[str]:
+                   image_id: str | None = None) -> set[str]:
     """Of the collections ``uuids``, those this user's records vouch for."""
     wanted = sorted(set(uuids))
     records = own_records(api, retries, rule, wanted, image_id)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..hooktypes import LAYER_LINK, LayerRecord
 from ..image import Image
@@ -51,8 +52,8 @@ class ReusableLayers:
         reuse when the local bytes match.
     """
 
-    skip: Dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
-    known_blocks: Dict[str, str] = dataclasses.field(default_factory=dict)
+    skip: dict[str, LayerBlocks] = dataclasses.field(default_factory=dict)
+    known_blocks: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +70,8 @@ class TrustRule:
     writer: WriterRule
     valid_until: float
 
-    def may_skip(self, link: Optional[Mapping[str, Any]],
-                 collection: Optional[Mapping[str, Any]]) -> bool:
+    def may_skip(self, link: Mapping[str, Any] | None,
+                 collection: Mapping[str, Any] | None) -> bool:
         """A layer link, as the core read it, that this user wrote for ``collection``'s
         current content, recording a checked diff id."""
         if link is None or link.get("link_class") != LAYER_LINK:
@@ -85,17 +86,17 @@ class TrustRule:
         return expiry is None or expiry >= self.valid_until
 
 
-def lookup_digests(image: Image) -> List[str]:
+def lookup_digests(image: Image) -> list[str]:
     """The digests an image's layers are looked up by."""
     return sorted({layer.digest for layer in image.layers if layer.digest})
 
 
 #: (record, its collection, the blocks holding exactly its bytes)
-_Candidate = Tuple[LayerRecord, Mapping[str, Any], List[str]]
+_Candidate = tuple[LayerRecord, Mapping[str, Any], list[str]]
 
 
 def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retries: int,
-                    rule: TrustRule, keep=None, destination: Optional[str] = None
+                    rule: TrustRule, keep=None, destination: str | None = None
                     ) -> ReusableLayers:
     """Turn index records into blocks, reading each record's link and collection.
 
@@ -110,7 +111,7 @@ def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retri
     read first. Every other record's blocks are only compared with what is read.
     """
     records = list(records)
-    sizes: Dict[str, Optional[int]] = {l.digest: l.size for l in image.layers if l.digest}
+    sizes: dict[str, int | None] = {l.digest: l.size for l in image.layers if l.digest}
     links = links_by_uuid(api, num_retries, (r.link_uuid for r in records))
     collections = _collections(api, num_retries,
                                {r.collection_uuid for r in records}
@@ -119,7 +120,7 @@ def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retri
     def fits(record: LayerRecord) -> bool:
         return record.digest in sizes and sizes[record.digest] in (None, record.size)
 
-    def blocks(record: LayerRecord) -> Tuple[Optional[Mapping[str, Any]], Optional[List[str]]]:
+    def blocks(record: LayerRecord) -> tuple[Mapping[str, Any] | None, list[str] | None]:
         collection = collections.get(record.collection_uuid)
         if collection is None:
             return None, None
@@ -138,7 +139,7 @@ def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retri
         collection, locators = blocks(own)
         if locators and rule.may_skip(link, collection):
             result.skip[own.digest] = LayerBlocks(locators, own.diff_id)
-    candidates: List[_Candidate] = []
+    candidates: list[_Candidate] = []
     for record in records:
         collection, locators = blocks(record)
         if collection is None or not locators:
@@ -156,7 +157,7 @@ def reusable_layers(records: Iterable[LayerRecord], image: Image, api, num_retri
 def _read_back_others(keep, num_retries: int, candidates: Sequence[_Candidate],
                       result: ReusableLayers) -> None:
     """Check other users' records by reading their blocks; never for a covered layer."""
-    tried: Dict[str, int] = {}
+    tried: dict[str, int] = {}
     for record, collection, locators in candidates:
         if record.digest in result.skip or tried.get(record.digest, 0) >= READBACK_TRIES:
             continue
@@ -171,7 +172,7 @@ def _read_back_others(keep, num_retries: int, candidates: Sequence[_Candidate],
         result.skip[record.digest] = LayerBlocks(list(locators), diff_id)
 
 
-def _collections(api, num_retries: int, uuids: Iterable[str]) -> Dict[str, Dict]:
+def _collections(api, num_retries: int, uuids: Iterable[str]) -> dict[str, dict]:
     wanted = sorted(uuids)
     if not wanted:
         return {}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import errno
 import re
-from typing import List, Optional, Tuple
 
 import ciso8601
 
@@ -29,7 +28,7 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 TABLE_ROW = "{:30}  {:10}  {:12}  {:29}  {:20}\n"
 
 
-def _parse_naive(text) -> Optional[datetime.datetime]:
+def _parse_naive(text) -> datetime.datetime | None:
     try:
         return ciso8601.parse_datetime_as_naive(text)
     except (TypeError, ValueError):
@@ -42,7 +41,7 @@ def link_sort_key(link: dict) -> tuple:
     return (stamp or EARLIEST, _parse_naive(link.get("created_at")))
 
 
-def docker_links(api, num_retries: int, filters: list) -> List[dict]:
+def docker_links(api, num_retries: int, filters: list) -> list[dict]:
     """Every readable link matching ``filters``, most preferred first."""
     links = list(list_all(
         api.links().list, num_retries=num_retries, filters=filters))
@@ -64,9 +63,9 @@ def _entry(link: dict, dockerhash: str, repo="<none>", tag="<none>") -> dict:
     }
 
 
-def list_images_in_arv(api, num_retries: int, image_name: Optional[str] = None,
-                       image_tag: Optional[str] = None,
-                       project_uuid: Optional[str] = None) -> List[Tuple[str, dict]]:
+def list_images_in_arv(api, num_retries: int, image_name: str | None = None,
+                       image_tag: str | None = None,
+                       project_uuid: str | None = None) -> list[tuple[str, dict]]:
     """``[(collection_uuid, info), ...]`` in preference order.
 
     ``info`` has ``dockerhash``, ``repo``, ``tag``, ``timestamp`` (a naive

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Dict, Iterable, Optional, Set, Tuple
+from collections.abc import Iterable
 
 from ..archive.layer_digests import Digests
 from ..archive.streamed import READ_CHUNK
@@ -101,7 +101,7 @@ class PendingTar:
             self.writer.abort()
             self.journal.close()
 
-    def __enter__(self) -> "PendingTar":
+    def __enter__(self) -> PendingTar:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -109,7 +109,7 @@ class PendingTar:
 
 
 def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
-                    ) -> Tuple[Image, Optional[PendingTar]]:
+                    ) -> tuple[Image, PendingTar | None]:
     """Read ``image`` (a :class:`~..image.ReadOnce` source's) once, storing as it goes.
 
     Returns the image as read (id, name, config, layers checked) and its
@@ -129,7 +129,7 @@ def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
                         estimated=image.export_size_estimated)
     writer = BlockWriter(keep, ctx.replication, ctx.retries, progress, known, journal.record,
                          hold=True)
-    looked_up: Set[str] = set()
+    looked_up: set[str] = set()
 
     def look_up(digests: Iterable[str]) -> None:
         wanted = sorted({d for d in digests if d not in looked_up})
@@ -185,7 +185,7 @@ def store_read_once(ctx: RunContext, image: Image, rule: TrustRule
     return learned, pending
 
 
-def config_diff_ids(name: str, data: bytes) -> Optional[list]:
+def config_diff_ids(name: str, data: bytes) -> list | None:
     """The diff ids of ``data`` if it looks like an image config named by its digest."""
     named = HEX_JSON.match(name) or BLOB.match(name)
     if not named or hashlib.sha256(data).hexdigest() != named.group(1):
@@ -201,7 +201,7 @@ def config_diff_ids(name: str, data: bytes) -> Optional[list]:
     return diff_ids
 
 
-def recent_blocks(ctx: RunContext, rule: TrustRule) -> Dict[str, str]:
+def recent_blocks(ctx: RunContext, rule: TrustRule) -> dict[str, str]:
     """``{"<md5>+<size>": locator}`` of the newest readable layer records' blocks.
 
     Only compared with the bytes read (never trusted in their place), so any

@@ -11,7 +11,8 @@ run, to make none of them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from ..image import Image
 from ..keep.progress import Progress
@@ -40,11 +41,11 @@ class Outcome:
 
     action: str
     image: Image
-    record: Optional[Mapping[str, Any]]
-    repo_tag: Optional[str]
-    progress: Optional[Progress] = None
+    record: Mapping[str, Any] | None
+    repo_tag: str | None
+    progress: Progress | None = None
     dry_run: bool = False
-    source_record: Optional[Mapping[str, Any]] = None
+    source_record: Mapping[str, Any] | None = None
 
     @property
     def writes(self) -> bool:
@@ -71,7 +72,7 @@ class Outcome:
         if self.action == COPIED:
             return "dry run: would copy {} ({}) into the destination and link it".format(
                 (self.source_record or {}).get("uuid"), image)
-        return "dry run: would upload {} as a new collection".format(image)
+        return f"dry run: would upload {image} as a new collection"
 
 
 class NotingRecorder(Recorder):
@@ -84,9 +85,9 @@ class NotingRecorder(Recorder):
     def __init__(self, ctx: RunContext, dry_run: bool = False):
         super().__init__(ctx)
         self.dry_run = dry_run
-        self.applied: Optional[ExistingPlan] = None
+        self.applied: ExistingPlan | None = None
 
-    def apply(self, image: Image, plan: ExistingPlan) -> Dict[str, Any]:
+    def apply(self, image: Image, plan: ExistingPlan) -> dict[str, Any]:
         self.applied = plan
         if self.dry_run:
             return dict(plan.chosen)
@@ -96,12 +97,12 @@ class NotingRecorder(Recorder):
         if not self.dry_run:
             super().notify(image, record, links)
 
-    def create(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+    def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if self.dry_run:
             raise AssertionError("a dry run creates no collection")
         return super().create(*args, **kwargs)
 
-    def reused(self, image: Image, record: Mapping[str, Any], repo_tag: Optional[str]
+    def reused(self, image: Image, record: Mapping[str, Any], repo_tag: str | None
                ) -> Outcome:
         """The outcome of a run that found a stored copy (:meth:`apply` ran or not)."""
         image = as_found(image, record)

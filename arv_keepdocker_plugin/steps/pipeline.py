@@ -19,7 +19,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any, ContextManager, Optional
+from contextlib import AbstractContextManager
+from typing import Any
 
 from .. import stagetimes
 from ..errors import FormatRefused, KeepdockerError
@@ -44,7 +45,7 @@ put_logger = logging.getLogger("arvados.arv_put")
 
 
 def run(api, pm, options: argparse.Namespace,
-        resolved: Optional[FromRegistry] = None) -> Outcome:
+        resolved: FromRegistry | None = None) -> Outcome:
     """Upload or reuse ``options.image``; return what was done (nothing printed on stdout).
 
     With ``options.dry_run`` nothing is written anywhere: the run stops where
@@ -75,7 +76,7 @@ def run(api, pm, options: argparse.Namespace,
                               pm.sources, reference.raw, by_default)
     # A compressed archive is decompressed once: stored as it is read, learning
     # the image (steps/one_pass.py); its blocks become a collection only below.
-    pending: Optional[PendingTar] = None
+    pending: PendingTar | None = None
     if image.read_once is not None:
         if dry_run:
             image = image.read_once.resolve()
@@ -94,7 +95,7 @@ def run(api, pm, options: argparse.Namespace,
     with (contextlib.nullcontext() if dry_run else image_lock(image.image_id)), \
             (pending or contextlib.nullcontext()):
         # 3. reuse, or store
-        def lock(image_id: str) -> ContextManager[Any]:
+        def lock(image_id: str) -> AbstractContextManager[Any]:
             if dry_run:
                 return contextlib.nullcontext()
             return ArvadosLock(api, ctx.owner_uuid, image_id, ctx.retries, ctx.user_uuid)
@@ -110,11 +111,13 @@ def run(api, pm, options: argparse.Namespace,
             if record is not None:
                 return recorder.reused(image, record, repo_tag)
         if image.export is None and ctx.force:
-            raise KeepdockerError("image {} is only available from Arvados, so it cannot be "
-                                  "uploaded again with --force".format(image.image_id))
+            raise KeepdockerError(f"image {image.image_id} is only available from Arvados, so it "
+                                  "cannot be "
+                                  "uploaded again with --force")
         if image.export is None:
-            raise KeepdockerError("no copy of image {} in Arvados can be used (see the "
-                                  "warnings above), and no source has it".format(image.image_id))
+            raise KeepdockerError(f"no copy of image {image.image_id} in Arvados can be used (see "
+                                  "the "
+                                  "warnings above), and no source has it")
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
         if pending is not None:
@@ -220,7 +223,7 @@ def check_format(ctx: RunContext, image: Image) -> None:
         "refusing to store incompatible format (use --force-image-format to override)")
 
 
-def linked_repo_tag(image: Image, reference: Reference) -> Optional[str]:
+def linked_repo_tag(image: Image, reference: Reference) -> str | None:
     """The ``repo:tag`` to link; none when the user typed an id (3.2.1's test)."""
     repo_tag = image.repo_tag
     if repo_tag and reference.name and image.image_id.startswith(reference.name.lower()):
@@ -228,5 +231,5 @@ def linked_repo_tag(image: Image, reference: Reference) -> Optional[str]:
     return repo_tag
 
 
-def collection_name(ctx: RunContext, image: Image, repo_tag: Optional[str]) -> str:
+def collection_name(ctx: RunContext, image: Image, repo_tag: str | None) -> str:
     return ctx.collection_name or default_collection_name(image.image_id, repo_tag)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import arvados.collection
 
@@ -69,9 +70,9 @@ class ExistingPlan:
     copy: bool
     name: str
     parent: str
-    links: List[Dict[str, Any]]
+    links: list[dict[str, Any]]
     finish: bool
-    properties: Dict[str, Any]
+    properties: dict[str, Any]
     content: str
 
     @property
@@ -79,7 +80,7 @@ class ExistingPlan:
         return self.copy or bool(self.links) or self.finish
 
 
-def stamped(spec: Mapping[str, Any], content: str) -> Dict[str, Any]:
+def stamped(spec: Mapping[str, Any], content: str) -> dict[str, Any]:
     """``spec`` stamped with ``content`` when it vouches for the bytes; else as it is.
 
     The hash link always vouches (its properties copied from another user's
@@ -99,11 +100,11 @@ class ContentChanged(KeepdockerError):
     """A collection changed under this run (a collaborator rewrote it)."""
 
 
-def default_collection_name(image_id: str, repo_tag: Optional[str]) -> str:
+def default_collection_name(image_id: str, repo_tag: str | None) -> str:
     """3.2.1's name: ``Docker image <repo tag, "/" as " "> <id[:12]>``."""
     if repo_tag:
         return "Docker image {} {}".format(repo_tag.replace("/", " "), image_id[0:12])
-    return "Docker image {}".format(image_id[0:12])
+    return f"Docker image {image_id[0:12]}"
 
 
 class Recorder:
@@ -118,9 +119,9 @@ class Recorder:
 
     # -- what the hooks ask for -------------------------------------------------
 
-    def properties(self, image: Image, repo_tag: Optional[str]) -> Dict[str, Any]:
+    def properties(self, image: Image, repo_tag: str | None) -> dict[str, Any]:
         """Every plugin's properties; the essential plugin's keys keep its values."""
-        merged: Dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         kwargs = dict(image=image, repo_tag=repo_tag, options=self.options)
         # pluggy calls the newest plugin first: apply in registration order.
         for result in reversed(self.pm.other_hook("keepdocker_collection_properties")(**kwargs)):
@@ -129,14 +130,14 @@ class Recorder:
             merged.update(result or {})
         return merged
 
-    def link_specs(self, image: Image, repo_tag: Optional[str]
-                   ) -> Tuple[List[LinkSpec], List[LinkSpec]]:
+    def link_specs(self, image: Image, repo_tag: str | None
+                   ) -> tuple[list[LinkSpec], list[LinkSpec]]:
         """``(core links, added links)``; a plugin's core-class link is refused."""
         kwargs = dict(image=image, repo_tag=repo_tag, options=self.options)
-        core: List[LinkSpec] = []
+        core: list[LinkSpec] = []
         for result in self.pm.essential_hook("keepdocker_links")(**kwargs):
             core.extend(result or ())
-        added: List[LinkSpec] = []
+        added: list[LinkSpec] = []
         for result in reversed(self.pm.other_hook("keepdocker_links")(**kwargs)):
             for spec in result or ():
                 if spec.get("link_class") in CORE_LINK_CLASSES:
@@ -149,8 +150,8 @@ class Recorder:
 
     # -- a fresh upload -----------------------------------------------------------
 
-    def create(self, image: Image, repo_tag: Optional[str], name: str,
-               manifest_text: str) -> Dict[str, Any]:
+    def create(self, image: Image, repo_tag: str | None, name: str,
+               manifest_text: str) -> dict[str, Any]:
         """Save ``manifest_text`` as the image collection and link it.
 
         The collection is born pending: with a ``trash_at`` and the
@@ -183,7 +184,7 @@ class Recorder:
         self.notify(image, record, rollback.records)
         return record
 
-    def finish(self, record: Mapping[str, Any], content: str) -> Dict[str, Any]:
+    def finish(self, record: Mapping[str, Any], content: str) -> dict[str, Any]:
         """Clear a pending collection's ``trash_at`` and marker: it is complete.
 
         Only if it still holds ``content``: a collaborator may have rewritten
@@ -214,9 +215,9 @@ class Recorder:
 
     # -- an image already in Arvados ----------------------------------------------
 
-    def plan_existing(self, image: Image, repo_tag: Optional[str], name: str, parent: str,
+    def plan_existing(self, image: Image, repo_tag: str | None, name: str, parent: str,
                       chosen: Mapping[str, Any], hash_links: Sequence[Mapping[str, Any]],
-                      tag_links: Sequence[Mapping[str, Any]]) -> "ExistingPlan":
+                      tag_links: Sequence[Mapping[str, Any]]) -> ExistingPlan:
         """What 3.2.1's "already in Arvados" path must write for ``chosen``.
 
         ``chosen`` is the collection to reuse (owned by ``parent``) or to
@@ -248,7 +249,7 @@ class Recorder:
         return ExistingPlan(chosen, copy, name, parent, links, pending,
                             self.properties(image, repo_tag) if copy else {}, content)
 
-    def apply(self, image: Image, plan: "ExistingPlan") -> Dict[str, Any]:
+    def apply(self, image: Image, plan: ExistingPlan) -> dict[str, Any]:
         """Make what ``plan`` says; undone together if a write fails."""
         with Rollback(self.api, self.retries) as rollback:
             if plan.copy:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import Optional
 
 from ..errors import BadReference
 from ..image import Image, ImageSource, Reference
@@ -73,7 +72,7 @@ def engine_answers(source: ImageSource, options: argparse.Namespace) -> bool:
     return bool(source.available(options))
 
 
-def registry_location(typed: str, tag: Optional[str] = None) -> Optional[str]:
+def registry_location(typed: str, tag: str | None = None) -> str | None:
     """``docker://<normalised>`` for a bare ``NAME[:TAG][@DIGEST]``; None when it names
     no registry image (an image id, a name Docker refuses)."""
     try:
@@ -82,8 +81,8 @@ def registry_location(typed: str, tag: Optional[str] = None) -> Optional[str]:
         return None
 
 
-def from_registry(pm, options: argparse.Namespace, typed: str, tag: Optional[str],
-                  linked: Optional[str]) -> FromRegistry:
+def from_registry(pm, options: argparse.Namespace, typed: str, tag: str | None,
+                  linked: str | None) -> FromRegistry:
     """Resolve ``typed`` (and a separate ``tag``) in its registry, to be linked as ``linked``.
 
     ``linked`` is the ``repo:tag`` the upload links (None: only the hash
@@ -106,13 +105,13 @@ def from_registry(pm, options: argparse.Namespace, typed: str, tag: Optional[str
         reference = dataclasses.replace(reference, name=None)
     image = source.resolve(reference, registry_options(options, location))
     logger.info("%s: no Docker engine or podman answers; taking it from its registry, %s",
-                typed if tag is None else "{}:{}".format(typed, tag), location)
+                typed if tag is None else f"{typed}:{tag}", location)
     return FromRegistry(typed, location, reference,
                         dataclasses.replace(image, repo_tag=linked))
 
 
 def fallback_for_pull(pm, options: argparse.Namespace, source: ImageSource,
-                      reference: Reference, by_default: bool) -> Optional[FromRegistry]:
+                      reference: Reference, by_default: bool) -> FromRegistry | None:
     """The registry fallback of ``--pull`` for a bare name, or None (the engine's turn).
 
     Only with ``--pull``, only for a bare ``NAME[:TAG]`` the default source

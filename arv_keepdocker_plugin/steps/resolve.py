@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from .. import names as refs
 from ..errors import SourceError
@@ -65,7 +66,7 @@ def pick_source(pm, options: argparse.Namespace) -> PickedSource:
 
 
 def choose_source(pm, options: argparse.Namespace,
-                  picked: Optional[PickedSource] = None) -> Tuple[ImageSource, Reference, bool]:
+                  picked: PickedSource | None = None) -> tuple[ImageSource, Reference, bool]:
     """Pick the source for ``options.image`` and parse the reference with it.
 
     Returns ``(source, reference, chosen_by_default)``; the last is true for a
@@ -106,8 +107,8 @@ def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
             in_arvados = list_images_in_arv(ctx.api, ctx.retries, lookup_name, reference.tag)
         if not in_arvados:
             if chosen_by_default and source.name != "docker-daemon":
-                raise type(error)("{} (looked in {} since no Docker engine "
-                                  "answers)".format(error, source.name)) from None
+                raise type(error)(f"{error} (looked in {source.name} since no Docker engine "
+                                  "answers)") from None
             raise
         logger.debug("%s; using the image already in Arvados", error)
         info = preferred(ctx, in_arvados)
@@ -121,7 +122,7 @@ def resolve_image(ctx: RunContext, source: ImageSource, reference: Reference,
                                                          ctx.writer_rule))
 
 
-def preferred(ctx: RunContext, in_arvados: List[Tuple[str, dict]]) -> dict:
+def preferred(ctx: RunContext, in_arvados: list[tuple[str, dict]]) -> dict:
     """The best image the user's own records name and vouch for, else the best of all.
 
     Anyone can link a name to an image, in their projects or in a project
@@ -151,15 +152,15 @@ def preferred(ctx: RunContext, in_arvados: List[Tuple[str, dict]]) -> dict:
 def names_a_stored_image(api, retries: int, digest: str, rule: WriterRule) -> bool:
     """Whether a hash link the user's records vouch for records ``digest`` as an
     image's manifest or index digest, on a collection that still holds what it did."""
-    mine: List[Dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
     for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
         mine.extend(docker_links(api, retries, [
             ["link_class", "=", HASH_LINK], ["properties." + prop, "=", digest],
             ["modified_by_user_uuid", "=", rule.user_uuid]]))
-    heads: Set[str] = {link["head_uuid"] for link in mine}
+    heads: set[str] = {link["head_uuid"] for link in mine}
     if not heads:
         return False
-    contents: List[Mapping[str, Any]] = api.collections().list(
+    contents: list[Mapping[str, Any]] = api.collections().list(
         filters=[["uuid", "in", sorted(heads)]], select=["uuid", "portable_data_hash"],
     ).execute(num_retries=retries)["items"]
     return bool(vouched_for(rule, contents, mine))

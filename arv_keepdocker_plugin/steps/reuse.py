@@ -17,17 +17,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import (
-    Any,
-    Callable,
-    ContextManager,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Set,
-    Tuple,
-)
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 from ..errors import BadReference
 from ..hooktypes import HASH_LINK, INDEX_DIGEST_PROPERTY, MANIFEST_DIGEST_PROPERTY, REPO_TAG_LINK
@@ -52,16 +44,16 @@ NameFor = Callable[[Image], str]
 class ImageCopies:
     """An image id's readable collections and their links, best first."""
 
-    collections: List[Dict[str, Any]]
-    hash_links: List[Dict[str, Any]]
-    tag_links: List[Dict[str, Any]]
+    collections: list[dict[str, Any]]
+    hash_links: list[dict[str, Any]]
+    tag_links: list[dict[str, Any]]
     #: ``docker_image_checked`` links named after the image id (only their
     #: writers' own count: :mod:`.image_trust`).
-    checked_links: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    checked_links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def find_image_copies(api, retries: int, image_id: str,
-                      repo_tag: Optional[str]) -> Optional[ImageCopies]:
+                      repo_tag: str | None) -> ImageCopies | None:
     """The stored copies of ``image_id``, or None when there is none the user can read.
 
     Two requests: the hash, checked and repo+tag links by name in one list
@@ -75,7 +67,7 @@ def find_image_copies(api, retries: int, image_id: str,
         names.append(repo_tag)
     links = docker_links(api, retries, [["link_class", "in", classes], ["name", "in", names]])
 
-    def of(link_class: str, name: Optional[str]) -> List[Dict[str, Any]]:
+    def of(link_class: str, name: str | None) -> list[dict[str, Any]]:
         return [l for l in links if l["link_class"] == link_class and l["name"] == name]
 
     hash_links = of(HASH_LINK, image_id)
@@ -104,17 +96,17 @@ class Reuser:
     """
 
     def __init__(self, ctx: RunContext, recorder: Recorder,
-                 lock: Callable[[str], ContextManager[Any]]):
+                 lock: Callable[[str], AbstractContextManager[Any]]):
         self.api = ctx.api
         self.recorder = recorder
         self.retries = ctx.retries
         self.parent = ctx.owner_uuid
         self.rule = ctx.writer_rule
         self.lock = lock
-        self._checked: Set[Tuple[str, Optional[str]]] = set()
+        self._checked: set[tuple[str, str | None]] = set()
 
-    def reuse(self, image: Image, repo_tag: Optional[str], name: NameFor,
-              locked: bool = False) -> Optional[Dict[str, Any]]:
+    def reuse(self, image: Image, repo_tag: str | None, name: NameFor,
+              locked: bool = False) -> dict[str, Any] | None:
         """The record to hand back, made complete; None when no usable copy exists.
 
         ``name(image)`` gives the collection name for a copy. An image with a
@@ -125,8 +117,8 @@ class Reuser:
             return self.reuse_named_by(image, repo_tag, name, locked)
         return self._reuse(image, repo_tag, name, locked, None)
 
-    def reuse_named_by(self, image: Image, repo_tag: Optional[str], name: NameFor,
-                       locked: bool) -> Optional[Dict[str, Any]]:
+    def reuse_named_by(self, image: Image, repo_tag: str | None, name: NameFor,
+                       locked: bool) -> dict[str, Any] | None:
         """Find the config digest a manifest or index digest stands for, then reuse.
 
         A hash link recording that digest (``image_manifest_digest`` or
@@ -153,8 +145,8 @@ class Reuser:
                 return record
         return None
 
-    def _reuse(self, image: Image, repo_tag: Optional[str], name: NameFor, locked: bool,
-               named_by: Optional[str]) -> Optional[Dict[str, Any]]:
+    def _reuse(self, image: Image, repo_tag: str | None, name: NameFor, locked: bool,
+               named_by: str | None) -> dict[str, Any] | None:
         stored = find_image_copies(self.api, self.retries, image.image_id, repo_tag)
         if stored is None:
             return None
@@ -172,7 +164,7 @@ class Reuser:
         return self.recorder.apply(image, plan)
 
     def choose(self, stored: ImageCopies, image_id: str,
-               named_by: Optional[str] = None) -> Optional[Mapping[str, Any]]:
+               named_by: str | None = None) -> Mapping[str, Any] | None:
         """A copy the user's records vouch for, else another copy that checks out.
 
         The destination's copy comes first in each group, and no copy is
@@ -189,7 +181,7 @@ class Reuser:
         vouched = vouched_for(self.rule, stored.collections,
                               stored.hash_links + stored.checked_links)
 
-        def rank(collection: Mapping[str, Any]) -> Tuple[bool, bool]:
+        def rank(collection: Mapping[str, Any]) -> tuple[bool, bool]:
             return collection["uuid"] not in vouched, collection["owner_uuid"] != self.parent
 
         for collection in sorted(stored.collections, key=rank):  # stable: 3.2.1's order
@@ -207,7 +199,7 @@ class Reuser:
         return None
 
 
-def _contents(api, retries: int, uuids: Set[str]) -> List[Dict[str, Any]]:
+def _contents(api, retries: int, uuids: set[str]) -> list[dict[str, Any]]:
     """``[{uuid, portable_data_hash}]`` of the readable collections ``uuids``."""
     if not uuids:
         return []
@@ -216,9 +208,9 @@ def _contents(api, retries: int, uuids: Set[str]) -> List[Dict[str, Any]]:
         select=["uuid", "portable_data_hash"]))
 
 
-def _links_recording(api, retries: int, digest: str) -> List[Dict[str, Any]]:
+def _links_recording(api, retries: int, digest: str) -> list[dict[str, Any]]:
     """Hash links recording ``digest`` as the image's manifest or index digest, best first."""
-    found: Dict[str, Dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for prop in (MANIFEST_DIGEST_PROPERTY, INDEX_DIGEST_PROPERTY):
         for link in docker_links(api, retries, [["link_class", "=", HASH_LINK],
                                                 ["properties." + prop, "=", digest]]):
@@ -229,7 +221,7 @@ def _links_recording(api, retries: int, digest: str) -> List[Dict[str, Any]]:
 _FILE_TOKEN = re.compile(r"^[0-9]+:[0-9]+:")
 
 
-def tar_name(manifest_text: str) -> Optional[str]:
+def tar_name(manifest_text: str) -> str | None:
     """The one file of a one-stream manifest (unescaped), or None."""
     lines = [line for line in manifest_text.splitlines() if line]
     if len(lines) != 1:
@@ -277,14 +269,14 @@ def sweep_pending(api, owner: str, image_id: str, retries: int, rule: WriterRule
 
 
 def _not_left_by_this_user(rule: WriterRule, collection: Mapping[str, Any], image_id: str,
-                           links: List[Dict[str, Any]]) -> Optional[str]:
+                           links: list[dict[str, Any]]) -> str | None:
     """Why ``collection`` is not this user's unfinished upload of ``image_id``, or None."""
     if not rule.wrote(collection):
         return "it was last modified by {}".format(collection.get("modified_by_user_uuid"))
     if not collection.get("trash_at"):
         return "it is not due for the trash"
     if tar_name(collection.get("manifest_text") or "") != image_id + ".tar":
-        return "it does not hold exactly {}.tar".format(image_id)
+        return f"it does not hold exactly {image_id}.tar"
     recorded = {(l.get("properties") or {}).get(CONTENT_PROPERTY) for l in links
                 if rule.wrote(l)} - {None}
     if recorded and recorded != {collection.get("portable_data_hash")}:

@@ -8,7 +8,7 @@ so a failed run leaves no collection without its links and no orphan link.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Literal
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -20,21 +20,21 @@ class Rollback:
         self.api = api
         self.retries = retries
         #: Link records created so far, in order.
-        self.records: List[Dict[str, Any]] = []
-        self.collection: Optional[str] = None
+        self.records: list[dict[str, Any]] = []
+        self.collection: str | None = None
 
-    def created_collection(self, record: Dict[str, Any]) -> Dict[str, Any]:
+    def created_collection(self, record: dict[str, Any]) -> dict[str, Any]:
         """Note a collection this run created; returns ``record``."""
         self.collection = record["uuid"]
         return record
 
-    def link(self, body: Dict[str, Any]) -> Dict[str, Any]:
+    def link(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a link; it is deleted again if the block fails."""
         record = self.api.links().create(body=body).execute(num_retries=self.retries)
         self.records.append(record)
         return record
 
-    def __enter__(self) -> "Rollback":
+    def __enter__(self) -> Rollback:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:

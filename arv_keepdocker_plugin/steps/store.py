@@ -20,8 +20,9 @@ from :attr:`UploadedTar.locators` only once every block is stored.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
 import arvados.keep
 
@@ -51,19 +52,19 @@ class UploadedTar:
     :ivar journal: the resume journal, to discard once the collection exists.
     """
 
-    locators: List[str]
+    locators: list[str]
     size: int
-    config: Dict[str, Any]
+    config: dict[str, Any]
     config_digest: str
-    layers: List[Layer]
+    layers: list[Layer]
     journal: Journal
     #: From the tar's ``index.json``, when it has one.
-    manifest_digest: Optional[str] = None
-    index_digest: Optional[str] = None
+    manifest_digest: str | None = None
+    index_digest: str | None = None
 
     def manifest_text(self, image_id: str) -> str:
         """The one-file manifest ``<image_id>.tar``."""
-        return manifest_text(self.locators, self.size, "{}.tar".format(image_id))
+        return manifest_text(self.locators, self.size, f"{image_id}.tar")
 
     def stored_image(self, image: Image) -> Image:
         """``image`` as stored: the tar's config, id and layers are the truth.
@@ -74,7 +75,7 @@ class UploadedTar:
         names the image by (a registry's, an engine's RepoDigests) are kept as
         they are; the export's own ``index.json`` fills in what it did not know.
         """
-        changes: Dict[str, Any] = {"config": self.config, "layers": tuple(self.layers),
+        changes: dict[str, Any] = {"config": self.config, "layers": tuple(self.layers),
                                    "provisional_id": False}
         if self.config_digest != image.image_id and image.format == "v2":
             changes["image_id"] = self.config_digest
@@ -165,21 +166,21 @@ def store_tar(ctx: RunContext, image: Image, reusable: ReusableLayers, valid_unt
                      aligned_layers(tap), journal, tap.manifest_digest, tap.index_digest)
 
 
-def journal_layers(image: Image, layers: Mapping[str, LayerBlocks]) -> Dict[str, LayerBlocks]:
+def journal_layers(image: Image, layers: Mapping[str, LayerBlocks]) -> dict[str, LayerBlocks]:
     """The journal's whole layers that are layers of ``image`` (same digest and size)."""
     sizes = {layer.digest: layer.size for layer in image.layers if layer.digest}
     return {digest: layer for digest, layer in layers.items()
             if digest in sizes and sizes[digest] in (None, layer.size)}
 
 
-def aligned_layers(tap: TarTap) -> List[Layer]:
+def aligned_layers(tap: TarTap) -> list[Layer]:
     """The image's layers as stored and checked: digests, size, offset when aligned."""
     names = (tap.manifest or {}).get("Layers") or []
     members = {name: (offset, size) for name, offset, size in tap.members}
     layers = []
     for name, digests in zip(names, tap.layer_digests, strict=True):
         member = tap.resolve(name)
-        offset: Optional[int]
+        offset: int | None
         offset, size = members.get(member, (None, 0))
         aligned = offset is not None and is_layer_member(member, size)
         layers.append(Layer(digests.raw, size, offset if aligned else None, digests.diff_id))

@@ -15,7 +15,8 @@ holds exactly that image, whoever made it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import arvados.collection
 
@@ -30,7 +31,7 @@ READ_CHUNK = 8 << 20
 
 
 def problem_with(api, collection: Mapping[str, Any], image_id: str,
-                 retries: int, named_by: Optional[str] = None) -> Optional[str]:
+                 retries: int, named_by: str | None = None) -> str | None:
     """Why ``collection`` is not a loadable ``image_id``, or None when it is.
 
     With ``named_by`` (a manifest or index digest someone's link says names
@@ -43,12 +44,12 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
             collection["manifest_text"], api_client=api, num_retries=retries,
             keep_client=reading_client(api, retries))
         names = list(reader.keys())
-        expected = "{}.tar".format(image_id)
+        expected = f"{image_id}.tar"
         if names != [expected]:
             return "it holds {} instead of the one file {}".format(
                 ", ".join(repr(n) for n in names) or "nothing", expected)
         if not hasattr(reader.find(expected), "size"):
-            return "{} is a directory".format(expected)
+            return f"{expected} is a directory"
         with reader.open(expected, "rb") as stream:
             tap = TarTap(stream, archive=expected)
             while tap.read(READ_CHUNK):
@@ -59,14 +60,14 @@ def problem_with(api, collection: Mapping[str, Any], image_id: str,
         return "cannot read it back ({})".format(str(error).splitlines()[0] if str(error)
                                                  else type(error).__name__)
     if tap.config_digest != image_id:
-        return "its config has {}, not {}".format(tap.config_digest, image_id)
+        return f"its config has {tap.config_digest}, not {image_id}"
     if named_by is not None and named_by not in (tap.index_digest, tap.manifest_digest):
-        return "it does not show that {} names this image".format(named_by)
+        return f"it does not show that {named_by} names this image"
     return None
 
 
 def loadable(api, collection: Mapping[str, Any], image_id: str, retries: int,
-             named_by: Optional[str] = None) -> bool:
+             named_by: str | None = None) -> bool:
     """Check ``collection``; warn, naming it, when it fails."""
     logger.info("checking %s before reusing it (no record of this user's vouches for it)",
                 collection["uuid"])

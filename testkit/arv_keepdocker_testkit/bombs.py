@@ -20,7 +20,7 @@ import hashlib
 import importlib
 import tarfile
 import zlib
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from .imagebuild import MT_LAYER, LayerBlob
 
@@ -71,7 +71,7 @@ def _gzip(head: bytes, size: int, tail: bytes) -> bytes:
     return header + b"".join(body) + crc.to_bytes(4, "little") + length.to_bytes(4, "little")
 
 
-def _zstd_compressor(window_log: Optional[int] = None):
+def _zstd_compressor(window_log: int | None = None):
     """Level 1 (on zeros as small as level 19, far faster), with ``window_log`` if given:
     the window (history) a decoder must hold is ``2 ** window_log`` bytes."""
     zstd = _zstd()
@@ -81,7 +81,7 @@ def _zstd_compressor(window_log: Optional[int] = None):
     return zstd.ZstdCompressor(options=options)
 
 
-def _zstd_frame(head: bytes, size: int, tail: bytes, window_log: Optional[int] = None) -> bytes:
+def _zstd_frame(head: bytes, size: int, tail: bytes, window_log: int | None = None) -> bytes:
     zstd = _zstd()
     compressor = _zstd_compressor(window_log)
     out = [compressor.compress(head)]
@@ -91,7 +91,7 @@ def _zstd_frame(head: bytes, size: int, tail: bytes, window_log: Optional[int] =
 
 
 def compressed_zeros(kind: str, size: int, head: bytes = b"", tail: bytes = b"",
-                     window_log: Optional[int] = None) -> bytes:
+                     window_log: int | None = None) -> bytes:
     """``head``, ``size`` zero bytes and ``tail`` as one ``gzip`` member or ``zstd`` frame
     (whose decoder must hold ``2 ** window_log`` bytes, if given)."""
     if kind == "gzip":
@@ -101,7 +101,7 @@ def compressed_zeros(kind: str, size: int, head: bytes = b"", tail: bytes = b"",
     raise ValueError("kind must be gzip or zstd")
 
 
-def zstd_file(source: str, dest: str, window_log: Optional[int] = None) -> None:
+def zstd_file(source: str, dest: str, window_log: int | None = None) -> None:
     """Compress the file ``source`` into one zstd frame in ``dest``, 1 MiB at a time."""
     compressor = _zstd_compressor(window_log)
     with open(source, "rb") as f, open(dest, "wb") as out:
@@ -110,7 +110,7 @@ def zstd_file(source: str, dest: str, window_log: Optional[int] = None) -> None:
         out.write(compressor.flush(_zstd().ZstdCompressor.FLUSH_FRAME))
 
 
-def bomb_layer(kind: str, size: int, window_log: Optional[int] = None) -> LayerBlob:
+def bomb_layer(kind: str, size: int, window_log: int | None = None) -> LayerBlob:
     """A layer blob of ``size`` compressed zeros (an empty tar, padded), claiming
     :data:`WRONG_DIFF_ID`; its media type says ``kind``."""
     data = compressed_zeros(kind, size, window_log=window_log)

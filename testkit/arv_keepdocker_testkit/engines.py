@@ -38,7 +38,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 from .cluster.cluster import pid_alive
 
@@ -79,13 +79,13 @@ def free_port() -> int:
 
 def _log_tail(path: str, lines: int = 15) -> str:
     try:
-        with open(path, "r", errors="replace") as f:
+        with open(path, errors="replace") as f:
             return "".join(f.readlines()[-lines:]).rstrip()
     except OSError:
         return "(no log)"
 
 
-def _terminate(process: Optional[subprocess.Popen], pid: Optional[int],
+def _terminate(process: subprocess.Popen | None, pid: int | None,
                timeout: float = 20) -> None:
     """SIGTERM ``pid`` (or ``process``), wait, then SIGKILL; reap our child."""
     if pid is None and process is not None:
@@ -128,20 +128,20 @@ class DockerEngine:
             raise EngineStartError(
                 "socket path too long for a unix socket: %s (use a short dir under /tmp)"
                 % self.socket)
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen | None = None
 
     @property
     def host(self) -> str:
         """The ``DOCKER_HOST`` value for this engine (``unix://...``)."""
         return "unix://" + self.socket
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """A copy of ``os.environ`` pointing the docker CLI at this engine."""
         env = dict(os.environ)
         env["DOCKER_HOST"] = self.host
         return env
 
-    def _dockerd_command(self) -> List[str]:
+    def _dockerd_command(self) -> list[str]:
         """The ``dockerd`` command line (subclasses add or change options)."""
         dockerd = shutil.which("dockerd")
         if dockerd is None:
@@ -154,11 +154,11 @@ class DockerEngine:
                 "--iptables=false", "--ip6tables=false",
                 "--bridge=none", "--storage-driver=vfs"]
 
-    def _dockerd_env(self) -> Optional[Dict[str, str]]:
+    def _dockerd_env(self) -> dict[str, str] | None:
         """``dockerd``'s environment (None: this process's)."""
         return None
 
-    def start(self, timeout: float = 30) -> "DockerEngine":
+    def start(self, timeout: float = 30) -> DockerEngine:
         """Start ``dockerd`` and wait until ``docker info`` answers."""
         command = self._dockerd_command()
         docker_command()
@@ -178,7 +178,7 @@ class DockerEngine:
                 probe = subprocess.run(
                     [docker_command(), "info", "--format", "{{.ServerVersion}}"],
                     env=self.env(), stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+                    capture_output=True, timeout=timeout)
                 if probe.returncode == 0 and probe.stdout.strip():
                     return self
             if time.monotonic() > deadline:
@@ -240,7 +240,7 @@ class DockerEngine:
         process = subprocess.Popen([docker_command(), "save", reference], env=self.env(),
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
-        small: Dict[str, bytes] = {}
+        small: dict[str, bytes] = {}
         try:
             with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
                 for member in tar:
@@ -259,7 +259,7 @@ class DockerEngine:
         [entry] = json.loads(small["manifest.json"])
         return "sha256:" + hashlib.sha256(small[entry["Config"]]).hexdigest()
 
-    def __enter__(self) -> "DockerEngine":
+    def __enter__(self) -> DockerEngine:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -328,7 +328,7 @@ class Docker26Engine(DockerEngine):
     loaded, saved, inspected, tagged, removed and built (:meth:`build`).
     """
 
-    def __init__(self, dir: str, containerd_store: bool = False, root: Optional[str] = None):
+    def __init__(self, dir: str, containerd_store: bool = False, root: str | None = None):
         super().__init__(dir)
         self.containerd_store = containerd_store
         self._root = root
@@ -340,7 +340,7 @@ class Docker26Engine(DockerEngine):
             raise EngineStartError(
                 "socket path too long for a unix socket: %s.ttrpc (use a short dir under /tmp)"
                 % self.containerd_socket)
-        self._containerd: Optional[subprocess.Popen] = None
+        self._containerd: subprocess.Popen | None = None
 
     @property
     def root(self) -> str:
@@ -355,7 +355,7 @@ class Docker26Engine(DockerEngine):
             raise EngineStartError("%s is missing (run .ci/install-engines)" % path)
         return path
 
-    def _dockerd_env(self) -> Dict[str, str]:
+    def _dockerd_env(self) -> dict[str, str]:
         # runc, containerd-shim* and docker-init are looked up in PATH.
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([os.path.join(self.root, "usr", "bin"),
@@ -363,7 +363,7 @@ class Docker26Engine(DockerEngine):
                                        env.get("PATH", os.defpath)])
         return env
 
-    def _dockerd_command(self) -> List[str]:
+    def _dockerd_command(self) -> list[str]:
         features = {"containerd-snapshotter": self.containerd_store}
         with open(self.daemon_json, "w") as f:
             json.dump({"features": features,
@@ -410,7 +410,7 @@ class Docker26Engine(DockerEngine):
                     % (timeout, self.containerd_log, _log_tail(self.containerd_log)))
             time.sleep(0.1)
 
-    def start(self, timeout: float = 30) -> "Docker26Engine":
+    def start(self, timeout: float = 30) -> Docker26Engine:
         """Start containerd, then ``dockerd``; wait until ``docker info`` answers.
 
         Raises :class:`EngineStartError` (with the log's end) when the
@@ -460,10 +460,10 @@ class PodmanStore:
         self.root = os.path.join(self.dir, "root")
         self.runroot = os.path.join(self.dir, "run")
         self.driver = driver
-        self._storage_conf: Optional[str] = None
+        self._storage_conf: str | None = None
 
     @property
-    def args(self) -> List[str]:
+    def args(self) -> list[str]:
         """podman's global options selecting this store."""
         return ["--root", self.root, "--runroot", self.runroot,
                 "--storage-driver", self.driver]
@@ -484,13 +484,13 @@ class PodmanStore:
             self._storage_conf = path
         return self._storage_conf
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """A copy of ``os.environ`` with ``CONTAINERS_STORAGE_CONF`` set to this store."""
         env = dict(os.environ)
         env["CONTAINERS_STORAGE_CONF"] = self.storage_conf
         return env
 
-    def start(self) -> "PodmanStore":
+    def start(self) -> PodmanStore:
         """Check that podman works with this store (there is no daemon)."""
         if shutil.which("podman") is None:
             raise EngineStartError("podman not found in PATH (install podman)")
@@ -533,18 +533,18 @@ class Registry:
     ``registry.address + "/name:tag"`` without TLS.
     """
 
-    def __init__(self, dir: str, port: Optional[int] = None):
+    def __init__(self, dir: str, port: int | None = None):
         self.dir = os.path.abspath(dir)
         self.port = port
         self.log = os.path.join(self.dir, "registry.log")
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
         """``127.0.0.1:PORT``, the prefix of image names in this registry."""
         return "127.0.0.1:%d" % self.port
 
-    def start(self, timeout: float = 30) -> "Registry":
+    def start(self, timeout: float = 30) -> Registry:
         binary = shutil.which("docker-registry")
         if binary is None:
             raise EngineStartError("docker-registry not found in PATH (install docker-registry)")
@@ -582,16 +582,16 @@ class Registry:
             _terminate(self._process, None)
             self._process = None
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
-def build_layered_image(engine_or_store: Union[DockerEngine, PodmanStore], tag: str,
-                        layers: Sequence[Dict[str, bytes]], base: Optional[str] = None,
-                        labels: Optional[Dict[str, str]] = None) -> str:
+def build_layered_image(engine_or_store: DockerEngine | PodmanStore, tag: str,
+                        layers: Sequence[dict[str, bytes]], base: str | None = None,
+                        labels: dict[str, str] | None = None) -> str:
     """Build ``tag`` with one ``COPY`` layer per dict of ``{path: content}``.
 
     The image starts ``FROM scratch`` or ``FROM base`` (a local image, so two

@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 #: The user every :class:`FakeApi` belongs to.
 FAKE_USER_UUID = "zzzzz-tpzed-000000000000000"
 
 
-def signed(block: bytes, expiry: Optional[int] = None) -> str:
+def signed(block: bytes, expiry: int | None = None) -> str:
     """A locator as Keep answers a PUT: ``<md5>+<size>+A<sig>@<expiry hex>``."""
     expiry = int(time.time()) + 14 * 86400 if expiry is None else expiry
     return "{}+{}+A{}@{:08x}".format(hashlib.md5(block).hexdigest(), len(block), "0" * 40,
@@ -42,9 +43,9 @@ class FakeKeep:
     """
 
     def __init__(self, fail_puts: int = 0) -> None:
-        self.puts: List[Tuple[bytes, int]] = []
-        self.heads: List[str] = []
-        self.blocks: Dict[str, bytes] = {}
+        self.puts: list[tuple[bytes, int]] = []
+        self.heads: list[str] = []
+        self.blocks: dict[str, bytes] = {}
         self.fail_puts = fail_puts
         self._lock = threading.Lock()
 
@@ -52,7 +53,7 @@ class FakeKeep:
         with self._lock:
             if self.fail_puts:
                 self.fail_puts -= 1
-                raise IOError("Keep refused the block")
+                raise OSError("Keep refused the block")
             self.puts.append((bytes(block), copies))
             locator = signed(bytes(block))
             self.blocks[locator.split("+")[0]] = bytes(block)
@@ -61,7 +62,7 @@ class FakeKeep:
     def head(self, locator, num_retries=0) -> bool:
         self.heads.append(locator)
         if locator.split("+")[0] not in self.blocks:
-            raise IOError("404 not found")
+            raise OSError("404 not found")
         return True
 
 
@@ -77,12 +78,12 @@ class _Request:
 
 
 class _Resource:
-    def __init__(self, api: "FakeApi", kind: str) -> None:
+    def __init__(self, api: FakeApi, kind: str) -> None:
         self.api, self.kind = api, kind
 
     def create(self, body, **kwargs) -> _Request:
         self.api.serial += 1
-        uuid = "zzzzz-{}-{:015d}".format(self.api.infix[self.kind], self.api.serial)
+        uuid = f"zzzzz-{self.api.infix[self.kind]}-{self.api.serial:015d}"
         result = self.api.failures.pop(("create", self.kind), None) or dict(body, uuid=uuid)
         return _Request(self.api.log, ("create", self.kind, body.get("name")), result)
 
@@ -96,9 +97,9 @@ class _Resource:
 
     def list(self, **kwargs):
         raise NotImplementedError(
-            "FakeApi answers no {}().list(): a run that looks records up needs a real "
+            f"FakeApi answers no {self.kind}().list(): a run that looks records up needs a real "
             "API server; use the arv_api fixture (the test kit's local cluster)"
-            .format(self.kind))
+            )
 
 
 class _Users(_Resource):
@@ -116,15 +117,15 @@ class FakeApi:
 
     infix = {"links": "o0j2j", "collections": "4zz18", "users": "tpzed", "groups": "j7d0g"}
 
-    def __init__(self, formats: Optional[Sequence[str]] = ("v2",), replication: int = 2,
+    def __init__(self, formats: Sequence[str] | None = ("v2",), replication: int = 2,
                  user_uuid: str = FAKE_USER_UUID) -> None:
-        self.log: List[tuple] = []
-        self.failures: Dict[Tuple[str, str], Exception] = {}
+        self.log: list[tuple] = []
+        self.failures: dict[tuple[str, str], Exception] = {}
         self.serial = 0
         self.user_uuid = user_uuid
         self.keep = FakeKeep()
         self.api_token = "fake-token"
-        self._rootDesc: Dict[str, Any] = {"defaultCollectionReplication": replication}
+        self._rootDesc: dict[str, Any] = {"defaultCollectionReplication": replication}
         if formats is not None:
             self._rootDesc["dockerImageFormats"] = list(formats)
 

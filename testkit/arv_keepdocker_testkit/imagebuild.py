@@ -29,7 +29,8 @@ import io
 import json
 import os
 import tarfile
-from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO
 
 #: Fixed mtime of every tar member written here.
 MTIME = 0
@@ -64,8 +65,8 @@ class LayerBlob:
     size: int
     diff_id: str
     media_type: str
-    data: Optional[bytes] = None
-    path: Optional[str] = None
+    data: bytes | None = None
+    path: str | None = None
 
     def chunks(self) -> Iterator[bytes]:
         if self.data is not None:
@@ -89,10 +90,10 @@ class BuiltImage:
 
     config: dict
     config_bytes: bytes
-    layers: List[LayerBlob]
+    layers: list[LayerBlob]
     manifest_bytes: bytes
     platform: dict
-    repo_tags: List[str]
+    repo_tags: list[str]
 
     @property
     def image_id(self) -> str:
@@ -105,14 +106,14 @@ class BuiltImage:
     def manifest_digest(self) -> str:
         return "sha256:" + sha256_hex(self.manifest_bytes)
 
-    def descriptor(self, annotations: Optional[dict] = None) -> dict:
+    def descriptor(self, annotations: dict | None = None) -> dict:
         d = {"mediaType": MT_OCI_MANIFEST, "digest": self.manifest_digest,
              "size": len(self.manifest_bytes), "platform": dict(self.platform)}
         if annotations:
             d["annotations"] = dict(annotations)
         return d
 
-    def blobs(self) -> Iterator[Tuple[str, int, Iterable[bytes]]]:
+    def blobs(self) -> Iterator[tuple[str, int, Iterable[bytes]]]:
         """``(hex, size, chunks)`` of every blob: layers, config, manifest."""
         for layer in self.layers:
             yield layer.hex, layer.size, layer.chunks()
@@ -124,7 +125,7 @@ class BuiltImage:
 class BuiltIndex:
     """An OCI image index over several images (one per platform, typically)."""
 
-    images: List[BuiltImage]
+    images: list[BuiltImage]
     index_bytes: bytes
 
     @property
@@ -133,7 +134,7 @@ class BuiltIndex:
 
     manifest_digest = digest
 
-    def descriptor(self, annotations: Optional[dict] = None) -> dict:
+    def descriptor(self, annotations: dict | None = None) -> dict:
         d = {"mediaType": MT_OCI_INDEX, "digest": self.digest, "size": len(self.index_bytes)}
         if annotations:
             d["annotations"] = dict(annotations)
@@ -183,7 +184,7 @@ class _Chunks(io.RawIOBase):
 
 
 def add_file(tar: tarfile.TarFile, name: str,
-             data: Union[bytes, Tuple[int, Iterable[bytes]]]) -> None:
+             data: bytes | tuple[int, Iterable[bytes]]) -> None:
     """Add a regular file from bytes or ``(size, chunks)``."""
     if isinstance(data, bytes):
         tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
@@ -200,7 +201,7 @@ def add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
     tar.addfile(_tarinfo(name, kind=tarfile.SYMTYPE, linkname=target))
 
 
-def layer_tar(files: Dict[str, bytes]) -> bytes:
+def layer_tar(files: dict[str, bytes]) -> bytes:
     """An uncompressed layer tar of ``{path: bytes}``, parents added, sorted."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -237,7 +238,7 @@ def zstd_bytes(data: bytes) -> bytes:
     return bytes(out)
 
 
-def make_layer(layer: Union[Dict[str, bytes], str, os.PathLike],
+def make_layer(layer: dict[str, bytes] | str | os.PathLike,
                compression: str = "none") -> LayerBlob:
     """Make a :class:`LayerBlob` from files or from a layer tar on disk."""
     if compression not in MT_LAYER:
@@ -259,11 +260,11 @@ def make_layer(layer: Union[Dict[str, bytes], str, os.PathLike],
     return LayerBlob(digest, os.path.getsize(path), digest, MT_LAYER["none"], path=path)
 
 
-def build_image(layers: Sequence[Union[Dict[str, bytes], str, os.PathLike, LayerBlob]],
-                *, repo_tags: Sequence[str] = (), labels: Optional[dict] = None,
-                created: Optional[str] = DEFAULT_CREATED, architecture: str = "amd64",
-                os_name: str = "linux", variant: Optional[str] = None,
-                env: Optional[List[str]] = None, cmd: Optional[List[str]] = None,
+def build_image(layers: Sequence[dict[str, bytes] | str | os.PathLike | LayerBlob],
+                *, repo_tags: Sequence[str] = (), labels: dict | None = None,
+                created: str | None = DEFAULT_CREATED, architecture: str = "amd64",
+                os_name: str = "linux", variant: str | None = None,
+                env: list[str] | None = None, cmd: list[str] | None = None,
                 compression: str = "none") -> BuiltImage:
     """Build an image's config, layers and OCI manifest.
 
@@ -305,7 +306,7 @@ def build_image(layers: Sequence[Union[Dict[str, bytes], str, os.PathLike, Layer
                       platform, list(repo_tags))
 
 
-def build_index(images: Sequence[BuiltImage], annotations: Optional[dict] = None) -> BuiltIndex:
+def build_index(images: Sequence[BuiltImage], annotations: dict | None = None) -> BuiltIndex:
     """A multi-platform OCI image index over ``images``."""
     index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX,
              "manifests": [img.descriptor() for img in images]}
@@ -316,13 +317,13 @@ def build_index(images: Sequence[BuiltImage], annotations: Optional[dict] = None
 
 # -- writers -----------------------------------------------------------------
 
-def _open_tar(dest: Union[str, os.PathLike, IO[bytes]]) -> tarfile.TarFile:
+def _open_tar(dest: str | os.PathLike | IO[bytes]) -> tarfile.TarFile:
     if isinstance(dest, (str, os.PathLike)):
         return tarfile.open(os.fspath(dest), mode="w", format=tarfile.PAX_FORMAT)
     return tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT)
 
 
-def _v1_ids(image: BuiltImage) -> List[str]:
+def _v1_ids(image: BuiltImage) -> list[str]:
     """Legacy per-layer ids, chained like Docker's (any stable hex works for load)."""
     ids, parent = [], ""
     for layer in image.layers:
@@ -331,8 +332,8 @@ def _v1_ids(image: BuiltImage) -> List[str]:
     return ids
 
 
-def _repositories(images: Sequence[BuiltImage], top: Dict[int, str]) -> bytes:
-    repos: Dict[str, Dict[str, str]] = {}
+def _repositories(images: Sequence[BuiltImage], top: dict[int, str]) -> bytes:
+    repos: dict[str, dict[str, str]] = {}
     for n, image in enumerate(images):
         for tag in image.repo_tags:
             name, _, t = tag.rpartition(":")
@@ -340,7 +341,7 @@ def _repositories(images: Sequence[BuiltImage], top: Dict[int, str]) -> bytes:
     return json.dumps(repos, sort_keys=True).encode() if repos else b""
 
 
-def write_docker_archive(dest: Union[str, os.PathLike, IO[bytes]],
+def write_docker_archive(dest: str | os.PathLike | IO[bytes],
                          images: Sequence[BuiltImage], layout: str = "classic") -> None:
     """Write a ``docker save``-style archive of one or more images.
 
@@ -354,8 +355,8 @@ def write_docker_archive(dest: Union[str, os.PathLike, IO[bytes]],
     entries, top = [], {}
     with _open_tar(dest) as tar:
         if layout == "classic":
-            written_dirs: Dict[str, str] = {}
-            by_diff: Dict[str, str] = {}
+            written_dirs: dict[str, str] = {}
+            by_diff: dict[str, str] = {}
             for n, image in enumerate(images):
                 layer_names = []
                 ids = _v1_ids(image)
@@ -413,7 +414,7 @@ def write_docker_archive(dest: Union[str, os.PathLike, IO[bytes]],
             add_file(tar, "repositories", repos)
 
 
-Entry = Union[BuiltImage, BuiltIndex, Tuple[Optional[str], Union[BuiltImage, BuiltIndex]]]
+Entry = BuiltImage | BuiltIndex | tuple[str | None, BuiltImage | BuiltIndex]
 
 
 def oci_index(entries: Sequence[Entry]) -> bytes:
@@ -436,7 +437,7 @@ def _layout_blobs(entries: Sequence[Entry]):
                 yield hexd, size, chunks
 
 
-def write_oci_layout(dest: Union[str, os.PathLike, IO[bytes]], entries: Sequence[Entry],
+def write_oci_layout(dest: str | os.PathLike | IO[bytes], entries: Sequence[Entry],
                      as_tar: bool = True) -> None:
     """Write an OCI image layout: a tar (``oci-archive``) or a directory (``oci``).
 
@@ -466,9 +467,9 @@ def write_oci_layout(dest: Union[str, os.PathLike, IO[bytes]], entries: Sequence
                 f.write(data)
 
 
-def write_tar(dest: Union[str, os.PathLike, IO[bytes]],
-              members: Sequence[Tuple[str, Union[bytes, str, None]]],
-              symlinks: Dict[str, str] = None) -> None:
+def write_tar(dest: str | os.PathLike | IO[bytes],
+              members: Sequence[tuple[str, bytes | str | None]],
+              symlinks: dict[str, str] = None) -> None:
     """Write an arbitrary tar of ``(name, bytes)`` (``None`` makes a directory).
 
     For tests that need archives no real tool would write.

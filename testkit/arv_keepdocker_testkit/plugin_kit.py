@@ -31,8 +31,9 @@ import importlib.metadata
 import io
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from arv_keepdocker_plugin import PROJECT_NAME, cli
 from arv_keepdocker_plugin.plugins import (
@@ -50,7 +51,7 @@ HOOK_PREFIX = "keepdocker_"
 #: A plugin to register: a module or object with ``@hookimpl`` functions
 #: (named after its ``__name__`` or class), ``(name, plugin)``, or the name of
 #: an installed ``arv_keepdocker`` entry point (loaded as the command loads it).
-PluginSpec = Union[str, Tuple[str, object], object]
+PluginSpec = str | tuple[str, object] | object
 
 
 class PluginProblem(AssertionError):
@@ -83,12 +84,12 @@ def plugin_manager(*plugins: PluginSpec, defaults: bool = True) -> PluginManager
         pm.register_checked(plugin, name, version, distribution)
     pm.sources  # noqa: B018  (built once: refused sources are reported now)
     if pm.broken:
-        raise PluginProblem("; ".join("plugin {!r}: {}".format(b.name, b.error)
+        raise PluginProblem("; ".join(f"plugin {b.name!r}: {b.error}"
                                       for b in pm.broken))
     return pm
 
 
-def _resolve(spec: PluginSpec) -> Tuple[str, object, str, Optional[str]]:
+def _resolve(spec: PluginSpec) -> tuple[str, object, str, str | None]:
     """``(name, plugin, version, distribution)`` for a :data:`PluginSpec`."""
     if isinstance(spec, str):
         for ep in installed_entry_points():
@@ -97,13 +98,13 @@ def _resolve(spec: PluginSpec) -> Tuple[str, object, str, Optional[str]]:
                 try:
                     plugin = ep.load()
                 except Exception as error:
-                    raise PluginProblem("entry point {!r} ({}) does not load: {}".format(
-                        spec, ep.value, error)) from error
+                    raise PluginProblem(f"entry point {spec!r} ({ep.value}) does not load: "
+                                        f"{error}") from error
                 return (spec, plugin, dist.version if dist else "unknown",
                         dist.metadata["Name"] if dist else None)
-        raise PluginProblem("no {!r} entry point named {!r} is installed; is the "
+        raise PluginProblem(f"no {PROJECT_NAME!r} entry point named {spec!r} is installed; is the "
                             "distribution installed (pip install -e .) and its entry point "
-                            "spelt so?".format(PROJECT_NAME, spec))
+                            "spelt so?")
     if isinstance(spec, tuple):
         name, plugin = spec
         return name, plugin, "test", None
@@ -111,7 +112,7 @@ def _resolve(spec: PluginSpec) -> Tuple[str, object, str, Optional[str]]:
     return name.rpartition(".")[2], spec, "test", None
 
 
-def _unmarked_hooks(plugin: object) -> List[str]:
+def _unmarked_hooks(plugin: object) -> list[str]:
     """Callables named ``keepdocker_*`` that carry no ``@hookimpl`` mark."""
     marker = PROJECT_NAME + "_impl"
     found = []
@@ -142,14 +143,14 @@ class RunResult:
     status: int
     outcome: str
     stdout: str
-    records: Tuple[Tuple[str, Dict[str, Any]], ...]
+    records: tuple[tuple[str, dict[str, Any]], ...]
 
     @property
-    def collections(self) -> List[Dict[str, Any]]:
+    def collections(self) -> list[dict[str, Any]]:
         return [record for kind, record in self.records if kind == "collections"]
 
     @property
-    def links(self) -> List[Dict[str, Any]]:
+    def links(self) -> list[dict[str, Any]]:
         return [record for kind, record in self.records if kind == "links"]
 
 
@@ -179,7 +180,7 @@ class RecordingApi:
 
     def __init__(self, api: Any) -> None:
         self._api = api
-        self._written: Dict[str, Tuple[str, Dict[str, Any]]] = {}
+        self._written: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._api, name)
@@ -187,14 +188,14 @@ class RecordingApi:
             return lambda *a, **kw: _RecordingResource(self, name, attribute(*a, **kw))
         return attribute
 
-    def _note(self, kind: str, method: str, result: Any, uuid: Optional[str]) -> None:
+    def _note(self, kind: str, method: str, result: Any, uuid: str | None) -> None:
         if method in ("create", "update") and isinstance(result, Mapping) and "uuid" in result:
             if method == "create" or result["uuid"] in self._written:
                 self._written[result["uuid"]] = (kind, dict(result))
         elif method == "delete" and uuid is not None:
             self._written.pop(uuid, None)
 
-    def records(self) -> Tuple[Tuple[str, Dict[str, Any]], ...]:
+    def records(self) -> tuple[tuple[str, dict[str, Any]], ...]:
         return tuple(self._written.values())
 
 
@@ -214,7 +215,7 @@ class _RecordingResource:
 
 
 class _RecordingRequest:
-    def __init__(self, api: RecordingApi, kind: str, method: str, uuid: Optional[str],
+    def __init__(self, api: RecordingApi, kind: str, method: str, uuid: str | None,
                  request: Any) -> None:
         self._api, self._kind, self._method, self._uuid = api, kind, method, uuid
         self._request = request
@@ -241,14 +242,14 @@ class InstalledDistributions:
     pip would. Use it through the ``keepdocker_installed`` fixture.
     """
 
-    def __init__(self, site: Union[str, Path]) -> None:
+    def __init__(self, site: str | Path) -> None:
         self.site = Path(site)
         self.site.mkdir(parents=True, exist_ok=True)
-        self.added: List[Path] = []
+        self.added: list[Path] = []
         self._real = importlib.metadata.entry_points
 
     def add(self, name: str, entry_points: Mapping[str, Any],
-            modules: Optional[Mapping[str, str]] = None, version: str = "1.0") -> None:
+            modules: Mapping[str, str] | None = None, version: str = "1.0") -> None:
         """Install distribution ``name``.
 
         ``entry_points`` is ``{entry point: "module[:attr]"}`` for the
@@ -261,11 +262,11 @@ class InstalledDistributions:
         info = self.site / "{}-{}.dist-info".format(name.replace("-", "_"), version)
         info.mkdir()
         (info / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: {}\nVersion: {}\n".format(name, version))
-        lines: List[str] = []
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines: list[str] = []
         for group, eps in groups.items():
-            lines.append("[{}]".format(group))
-            lines.extend("{} = {}".format(k, v) for k, v in eps.items())
+            lines.append(f"[{group}]")
+            lines.extend(f"{k} = {v}" for k, v in eps.items())
         (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
         self.added.append(info)
         for module, source in (modules or {}).items():
@@ -273,7 +274,7 @@ class InstalledDistributions:
             sys.modules.pop(module, None)
         importlib.invalidate_caches()
 
-    def entry_points(self, group: str) -> List[importlib.metadata.EntryPoint]:
+    def entry_points(self, group: str) -> list[importlib.metadata.EntryPoint]:
         """Ours, then the added distributions', in the order they were added."""
         ours = importlib.metadata.distribution(OUR_DISTRIBUTION).entry_points
         found = [ep for ep in ours if ep.group == group]
@@ -290,7 +291,7 @@ class InstalledDistributions:
         return self._real(**params)
 
 
-def installed_only(monkeypatch: Any, site: Union[str, Path]) -> InstalledDistributions:
+def installed_only(monkeypatch: Any, site: str | Path) -> InstalledDistributions:
     """Make ``monkeypatch`` hide every installed plugin but ours; returns the
     :class:`InstalledDistributions` to :meth:`~InstalledDistributions.add` more."""
     installed = InstalledDistributions(site)

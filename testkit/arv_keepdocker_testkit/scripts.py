@@ -24,5 +24,5 @@ def script(name: str) -> str:
     if not path.exists():
         import pytest
 
-        pytest.fail("console script {} is not installed beside {}".format(name, sys.executable))
+        pytest.fail(f"console script {name} is not installed beside {sys.executable}")
     return str(path)

@@ -204,8 +204,8 @@ def test_missing_blob_is_refused(tmp_path, two_images, which):
     digest = {"layer": image.layers[0].digest, "config": image.image_id,
               "manifest": image.manifest_digest}[which]
     os.unlink(os.path.join(path, "blobs", "sha256", digest[7:]))
-    with pytest.raises(BadArchive, match=r"oci: {} blob sha256:[0-9a-f]{{64}} is "
-                       r"missing".format(which)):
+    with pytest.raises(BadArchive, match=rf"oci: {which} blob sha256:[0-9a-f]{{64}} is "
+                       r"missing"):
         with OciLayout(path, directory=True) as layout:
             layout.select()
 

@@ -76,7 +76,7 @@ def test_config_after_manifest_and_long_gnu_names(two_images):
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-        names = ["{}{}/layer.tar".format(long_dir, n) for n in range(len(image.layers))]
+        names = [f"{long_dir}{n}/layer.tar" for n in range(len(image.layers))]
         add("manifest.json", json.dumps([{
             "Config": long_dir + "/config.json", "RepoTags": ["x:1"],
             "Layers": names}]).encode())
@@ -101,7 +101,7 @@ def test_pax_long_names_are_followed(two_images):
         tar.addfile(info, io.BytesIO(image.config_bytes))
         layer_names = []
         for n, layer in enumerate(image.layers):
-            layer_names.append("l{}/".format(n) + "ü" * 90 + ".tar")
+            layer_names.append(f"l{n}/" + "ü" * 90 + ".tar")
             info = tarfile.TarInfo(layer_names[-1])
             info.size = len(layer.data)
             tar.addfile(info, io.BytesIO(layer.data))
@@ -224,7 +224,7 @@ def test_a_layer_tar_that_does_not_match_its_diff_id_is_refused(two_images):
     corrupt = bytearray(image.layers[0].data)
     corrupt[600] ^= 1  # one bit of a file's content
     data, name = replaced_layer(image, 0, bytes(corrupt))
-    with pytest.raises(BadArchive, match="layer '{}' does not match its diff id".format(name)):
+    with pytest.raises(BadArchive, match=f"layer '{name}' does not match its diff id"):
         tap_all(data)
 
 

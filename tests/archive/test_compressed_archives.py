@@ -30,11 +30,11 @@ COMPRESSORS = {
 @pytest.fixture(scope="module")
 def images():
     return [ib.build_image([{"a": b"a" * 5000}, {"n": str(n).encode() * 100}],
-                           repo_tags=["app/{}:1".format(n)]) for n in range(2)]
+                           repo_tags=[f"app/{n}:1"]) for n in range(2)]
 
 
 def write(tmp_path, data, kind, name="image.tar"):
-    path = tmp_path / "{}.{}".format(name, kind)
+    path = tmp_path / f"{name}.{kind}"
     path.write_bytes(COMPRESSORS[kind](data))
     return str(path)
 
@@ -69,10 +69,10 @@ def test_one_image_of_a_compressed_multi_image_archive(tmp_path, images, kind, l
     path = write(tmp_path, docker_archive(images, layout), kind)
     with DockerArchive(path) as archive:
         for n, image in enumerate(images):
-            entry = archive.select(repo_tag="app/{}:1".format(n))
+            entry = archive.select(repo_tag=f"app/{n}:1")
             tap = tap_export(archive, entry, image.image_id)
             assert tap.config_digest == image.image_id
-            assert tap.manifest["RepoTags"] == ["app/{}:1".format(n)]
+            assert tap.manifest["RepoTags"] == [f"app/{n}:1"]
             assert [d.diff_id for d in tap.layer_digests] == image.config["rootfs"]["diff_ids"]
 
 

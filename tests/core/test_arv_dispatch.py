@@ -63,7 +63,7 @@ def test_every_spelling_is_our_command(command):
 def test_arv_verbose_keep_docker_is_not_the_sdks_keepdocker():
     # The SDK 3.2.1 dispatcher would have run arvados.commands.keepdocker.
     proc = run(str(ARV), "-v", "keep", "docker", "--version")
-    assert proc.stdout == "arv keepdocker {}\n".format(__version__)
+    assert proc.stdout == f"arv keepdocker {__version__}\n"
 
 
 def test_keep_ws_copy_go_to_the_sdk_dispatcher():
@@ -122,19 +122,19 @@ def test_the_plugin_command_works_when_bin_arv_is_someone_elses(ruby_arv, tmp_pa
     assert run("arv", "keepdocker", "--version", env=env).stdout == (
         "ruby arv: keepdocker --version\n")
     proc = run("arv-keepdocker-plugin", "--version", env=env)
-    assert proc.stdout == "arv-keepdocker-plugin {}\n".format(__version__)
+    assert proc.stdout == f"arv-keepdocker-plugin {__version__}\n"
     check = run("arv-keepdocker-plugin", "--check-install", env=env)
     assert check.returncode == 1
     assert check.stdout.splitlines()[0] == (
         "arv on PATH: {} (not arv-keepdocker-plugin's): `arv keepdocker` does not reach "
         "this tool".format(ruby_arv / "arv"))
     assert "run `{}`".format(BIN / "arv-keepdocker-plugin") in check.stdout
-    assert "put {} first in PATH".format(BIN) in check.stdout
+    assert f"put {BIN} first in PATH" in check.stdout
     ours = run(str(ARV), "keepdocker", "--check-install", env=path_env(BIN, ruby_arv))
     assert ours.returncode == 0
     assert ours.stdout.splitlines() == [
-        "arv on PATH: {} (arv-keepdocker-plugin's): `arv keepdocker` runs this tool"
-        .format(ARV),
+        f"arv on PATH: {ARV} (arv-keepdocker-plugin's): `arv keepdocker` runs this tool"
+        ,
         "other arv subcommands go to: the Arvados SDK's dispatcher (keep, ws, copy); "
         "{} (everything else)".format(ruby_arv / "arv")]
 

@@ -25,7 +25,7 @@ def test_spec_documents_every_argument_and_its_return(spec):
     assert doc and len(doc.splitlines()) >= 3
     signature = inspect.signature(spec)
     for name in signature.parameters:
-        assert ":param {}:".format(name) in doc, name
+        assert f":param {name}:" in doc, name
         assert signature.parameters[name].annotation is not inspect.Parameter.empty
     assert signature.return_annotation is not inspect.Signature.empty
     if signature.return_annotation not in (None, "None"):

@@ -198,8 +198,8 @@ def test_without_a_token_uuid_every_block_of_a_layer_must_answer_head():
 
 def test_a_layer_line_with_a_bad_digest_or_locator_makes_the_journal_garbage(caplog):
     for line in ["layer sha256:xyz {} {}".format(X1, signed(b"a")),
-                 "layer {} {} not-a-locator".format(D1, X1),
-                 "layer {} {}".format(D1, X1)]:
+                 f"layer {D1} {X1} not-a-locator",
+                 f"layer {D1} {X1}"]:
         with open(journal_path(IMAGE), "w") as f:
             f.write("token zzzzz-gj3su-000000000000001\n" + line + "\n")
         with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):

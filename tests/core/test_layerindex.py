@@ -8,7 +8,7 @@ from arv_keepdocker_plugin.keep.layer_links import locators_for_range
 from arv_keepdocker_plugin.keep.locators import escape_name, manifest_text
 
 A, B, C = ("a" * 32 + "+10+A" + "1" * 40 + "@7fffffff", "b" * 32 + "+20", "c" * 32 + "+5")
-MANIFEST = ". {} {} {} 0:35:sha256\\072x.tar\n".format(A, B, C)
+MANIFEST = f". {A} {B} {C} 0:35:sha256\\072x.tar\n"
 
 
 @pytest.mark.parametrize("offset, size, expected", [
@@ -22,13 +22,13 @@ def test_blocks_for_a_layer_only_when_aligned(offset, size, expected):
 
 
 def test_only_one_file_manifests_are_used():
-    two_files = ". {} 0:5:a 5:5:b\n".format(A)
+    two_files = f". {A} 0:5:a 5:5:b\n"
     assert locators_for_range(two_files, 0, 10) is None
-    assert locators_for_range(MANIFEST + "./sub {} 0:20:y\n".format(B), 10, 20) is None
+    assert locators_for_range(MANIFEST + f"./sub {B} 0:20:y\n", 10, 20) is None
 
 
 def test_manifest_text_escapes_the_tar_name():
-    assert manifest_text([B], 20, "sha256:ab.tar") == ". {} 0:20:sha256\\072ab.tar\n".format(B)
+    assert manifest_text([B], 20, "sha256:ab.tar") == f". {B} 0:20:sha256\\072ab.tar\n"
     assert manifest_text([], 0, "e.tar") == ". d41d8cd98f00b204e9800998ecf8427e+0 0:0:e.tar\n"
     assert escape_name("a b\\c") == "a\\040b\\134c"
 

@@ -91,7 +91,7 @@ def test_the_portable_data_hash_is_the_api_servers():
     plain = ". {}+10 {}+20 0:30:sha256\\072x.tar\n".format("a" * 32, "b" * 32)
     assert portable_manifest_text(signed) == plain
     assert portable_data_hash(signed) == portable_data_hash(plain)
-    assert portable_data_hash(plain).endswith("+{}".format(len(plain)))
+    assert portable_data_hash(plain).endswith(f"+{len(plain)}")
     assert portable_data_hash("") == "d41d8cd98f00b204e9800998ecf8427e+0"
 
 

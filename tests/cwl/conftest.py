@@ -38,8 +38,8 @@ def arvados_cwl_runner():
         import arvados_cwl
         import arvados_cwl.arvdocker
     except ImportError as error:
-        skip_or_fail("arvados-cwl-runner is not importable ({}); install the [cwl] extra: "
-                     "pip install -e '.[cwl]'".format(error))
+        skip_or_fail(f"arvados-cwl-runner is not importable ({error}); install the [cwl] extra: "
+                     "pip install -e '.[cwl]'")
     assert arvados_cwl.__version__ == "3.2.1", arvados_cwl.__version__
     return arvados_cwl.arvdocker
 
@@ -72,7 +72,7 @@ def engine_path(tmp_path):
         for name in names:
             found = shutil.which(name) or (shutil.which("docker.io") if name == "docker" else None)
             if found is None:
-                skip_or_fail("{} is not installed".format(name))
+                skip_or_fail(f"{name} is not installed")
             os.symlink(found, directory / name)
         return str(directory)
     return make

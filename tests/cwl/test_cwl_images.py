@@ -54,7 +54,7 @@ def assert_uploaded(admin, before, after, pdh, image_id, repo_tag, owner=None):
     if pdh is not None:
         assert record["portable_data_hash"] == pdh
     files = list(arvados.collection.CollectionReader(record["uuid"], api_client=admin).keys())
-    assert files == ["{}.tar".format(image_id)]
+    assert files == [f"{image_id}.tar"]
     if owner is not None:
         assert record["owner_uuid"] == owner
     names = {(l["link_class"], l["name"]) for l in admin.links().list(
@@ -71,7 +71,7 @@ def assert_uploaded(admin, before, after, pdh, image_id, repo_tag, owner=None):
 def test_podman_image_is_uploaded_then_found(engines, request, launcher, arv_env, arv_api,
                                              arv_api_admin, snapshot, unique, tmp_path):
     store = request.getfixturevalue(engines)
-    tag = "cwl/{}:1".format(unique)
+    tag = f"cwl/{unique}:1"
     image_id = build(store, tmp_path, tag, unique)
     requirement = {"class": "DockerRequirement", "dockerPull": tag}
 
@@ -90,7 +90,7 @@ def test_docker_engine_image_is_uploaded(launcher, keepdocker_docker_engine, eng
                                          unique, tmp_path):
     monkeypatch.setenv("PATH", engine_path("docker"))
     monkeypatch.setenv("DOCKER_HOST", keepdocker_docker_engine.host)
-    tag = "cwl/{}:d".format(unique)
+    tag = f"cwl/{unique}:d"
     image_id = build(keepdocker_docker_engine, tmp_path, tag, unique)
 
     before = snapshot()
@@ -107,13 +107,13 @@ def test_absent_image_is_a_c_rs_own_error(launcher, only_podman, arv_env, arv_ap
                                           unique, caplog):
     from cwltool.errors import WorkflowException
 
-    tag = "cwl/{}-absent:1".format(unique)
+    tag = f"cwl/{unique}-absent:1"
     before = snapshot()
-    with pytest.raises(WorkflowException, match="Docker image '{}' not available".format(tag)):
+    with pytest.raises(WorkflowException, match=f"Docker image '{tag}' not available"):
         get_image(arv_api, {"dockerPull": tag}, pull_image=False)
     assert snapshot() == before
     # Our sources answered (podman's store), not cwltool's `docker inspect`.
-    assert "image {} not found locally: no matching image found".format(tag) in caplog.text
+    assert f"image {tag} not found locally: no matching image found" in caplog.text
 
 
 def test_failed_pull_is_a_c_rs_own_error(launcher, only_podman, arv_env, arv_api, snapshot,
@@ -121,12 +121,12 @@ def test_failed_pull_is_a_c_rs_own_error(launcher, only_podman, arv_env, arv_api
     """pull_image with an unreachable registry: a-c-r's message, nothing written."""
     from cwltool.errors import WorkflowException
 
-    reference = "127.0.0.1:1/cwl/{}:1".format(unique)  # a closed loopback port
+    reference = f"127.0.0.1:1/cwl/{unique}:1"  # a closed loopback port
     before = snapshot()
     with pytest.raises(WorkflowException, match="not available"):
         get_image(arv_api, {"dockerPull": reference}, pull_image=True)
     assert snapshot() == before
-    assert "image {} pull failed: podman pull".format(reference) in caplog.text
+    assert f"image {reference} pull failed: podman pull" in caplog.text
 
 
 # -- an image already stored ---------------------------------------------------
@@ -143,7 +143,7 @@ def no_engines(engine_path, monkeypatch):
 def test_stored_image_is_found_with_no_engine(launcher, only_podman, no_engines, arv_env,
                                               arv_api, arv_project, snapshot, unique, tmp_path):
     """By dockerPull, by repo:tag dockerImageId, and inside a project (project_uuid)."""
-    tag = "cwl/{}:s".format(unique)
+    tag = f"cwl/{unique}:s"
     image_id = build(only_podman, tmp_path, tag, unique)
     project = arv_project["uuid"]
     home_pdh = get_image(arv_api, {"dockerPull": tag})
@@ -164,7 +164,7 @@ def test_stored_image_is_copied_into_a_project(launcher, only_podman, no_engines
                                                arv_api, arv_api_admin, arv_project, snapshot,
                                                unique, tmp_path):
     """copy_deps: a-c-r asks keepdocker (ours) to copy the Arvados copy; no engine needed."""
-    tag = "cwl/{}:c".format(unique)
+    tag = f"cwl/{unique}:c"
     image_id = build(only_podman, tmp_path, tag, unique)
     pdh = get_image(arv_api, {"dockerPull": tag})
     only_podman.podman("rmi", "-f", image_id)
@@ -183,7 +183,7 @@ def test_stored_image_is_copied_into_a_project(launcher, only_podman, no_engines
 def test_match_local_image(launcher, only_podman, arv_env, arv_api, arv_api_admin, snapshot,
                            unique, tmp_path):
     """match_local_docker (--create-workflow turns it on) asks podman, not ``docker images``."""
-    tag = "cwl/{}:m".format(unique)
+    tag = f"cwl/{unique}:m"
     first_id = build(only_podman, tmp_path, tag, unique + "-first")
     first = get_image(arv_api, {"dockerPull": tag})
 
@@ -211,10 +211,10 @@ def test_sha256_image_id_finds_that_image(launcher, only_podman, arv_env, arv_ap
     """
     from cwltool.errors import WorkflowException
 
-    older_id = build(only_podman, tmp_path, "cwl/{}:old".format(unique), unique + "-old")
-    older = get_image(arv_api, {"dockerPull": "cwl/{}:old".format(unique)})
-    newer_id = build(only_podman, tmp_path, "cwl/{}:new".format(unique), unique + "-new")
-    newer = get_image(arv_api, {"dockerPull": "cwl/{}:new".format(unique)})
+    older_id = build(only_podman, tmp_path, f"cwl/{unique}:old", unique + "-old")
+    older = get_image(arv_api, {"dockerPull": f"cwl/{unique}:old"})
+    newer_id = build(only_podman, tmp_path, f"cwl/{unique}:new", unique + "-new")
+    newer = get_image(arv_api, {"dockerPull": f"cwl/{unique}:new"})
     assert newer != older
 
     before = snapshot()
@@ -224,7 +224,7 @@ def test_sha256_image_id_finds_that_image(launcher, only_podman, arv_env, arv_ap
     assert snapshot() == before
 
     absent = "sha256:" + "0" * 64
-    with pytest.raises(WorkflowException, match="Docker image '{}' not available".format(absent)):
+    with pytest.raises(WorkflowException, match=f"Docker image '{absent}' not available"):
         get_image(arv_api, {"dockerImageId": absent}, pull_image=True)
     assert snapshot() == before
 
@@ -232,7 +232,7 @@ def test_sha256_image_id_finds_that_image(launcher, only_podman, arv_env, arv_ap
 def test_sha256_image_id_only_in_the_engine_is_stored_by_id(launcher, only_podman, arv_env,
                                                             arv_api, arv_api_admin, snapshot,
                                                             unique, tmp_path):
-    image_id = build(only_podman, tmp_path, "cwl/{}:id".format(unique), unique + "-id")
+    image_id = build(only_podman, tmp_path, f"cwl/{unique}:id", unique + "-id")
     before = snapshot()
     pdh = get_image(arv_api, {"dockerImageId": image_id}, pull_image=False)
     collections, links = added(before, snapshot())
@@ -252,12 +252,12 @@ def test_registry_port_name_is_one_name(launcher, only_podman, arv_env, arv_api,
     a-c-r 3.2.1 splits it at each ``:`` into ``h``, ``5000/x`` and the upload
     failed ("keepdocker exited with code 1").
     """
-    reference = "localhost:5000/cwl/{}:1".format(unique)
+    reference = f"localhost:5000/cwl/{unique}:1"
     image_id = build(only_podman, tmp_path, reference, unique)
     before = snapshot()
     pdh = get_image(arv_api, {"dockerPull": reference})
     assert_uploaded(arv_api_admin, before, snapshot(), pdh, image_id, reference)
-    assert "Uploading Docker image {}".format(reference) in caplog.text
+    assert f"Uploading Docker image {reference}" in caplog.text
 
     before = snapshot()
     assert get_image(arv_api, {"dockerPull": reference}) == pdh
@@ -288,7 +288,7 @@ def test_without_the_launcher_arvados_own_keepdocker_runs(engines, request, arv_
                                                           snapshot, unique, tmp_path):
     """No silent patch: importing this package leaves a-c-r on Arvados' keepdocker and docker."""
     store = request.getfixturevalue(engines)
-    tag = "cwl/{}:n".format(unique)
+    tag = f"cwl/{unique}:n"
     build(store, tmp_path, tag, unique)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARVADOS_")}
     env.update(arv_cluster.env("alice"), HOME=str(tmp_path))

@@ -50,20 +50,20 @@ def private(tmp_path, unique):
     directory = tmp_path / "private"
     directory.mkdir()
     archive_image = imagebuild.build_image([{"secret.txt": b"archive " + unique.encode()}],
-                                           repo_tags=["private/{}:1".format(unique)])
+                                           repo_tags=[f"private/{unique}:1"])
     imagebuild.write_docker_archive(directory / "app.tar", [archive_image])
     layout_image = imagebuild.build_image([{"secret.txt": b"layout " + unique.encode()}])
     imagebuild.write_oci_layout(directory / "layout",
-                                [("private/{}-oci:1".format(unique), layout_image)], as_tar=False)
+                                [(f"private/{unique}-oci:1", layout_image)], as_tar=False)
 
     class Private:
         root = str(directory)
         archive = str(directory / "app.tar")
         layout = str(directory / "layout")
         archive_id = archive_image.image_id
-        archive_name = "private/{}:1".format(unique)
+        archive_name = f"private/{unique}:1"
         layout_id = layout_image.image_id
-        layout_name = "private/{}-oci:1".format(unique)
+        layout_name = f"private/{unique}-oci:1"
     return Private
 
 
@@ -202,11 +202,10 @@ def test_trusted_local_source_is_stored(kind, trusting_launcher, only_podman, ar
     path, image_id, repo_tag = ((private.archive, private.archive_id, private.archive_name)
                                 if kind == "docker-archive" else
                                 (private.layout, private.layout_id, private.layout_name))
-    reference = "{}:{}".format(kind, path)
+    reference = f"{kind}:{path}"
     project = arv_project["uuid"]
     before = snapshot()
-    with pytest.raises(WorkflowException, match="Could not find Docker image {}".format(
-            reference)):
+    with pytest.raises(WorkflowException, match=f"Could not find Docker image {reference}"):
         get_image(arv_api, {"dockerPull": reference}, project_uuid=project)
     assert_uploaded(arv_api_admin, before, snapshot(), None, image_id, repo_tag, owner=project)
     assert accesses, "the watch saw no access: it would not have seen one above either"
@@ -284,10 +283,10 @@ def test_a_split_transport_name_is_put_back_together(trusting_launcher, private,
 
     monkeypatch.setenv("PATH", "/nonexistent-akd-cwl")
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    reference = "docker-archive:{}:{}".format(private.archive, private.archive_name)
+    reference = f"docker-archive:{private.archive}:{private.archive_name}"
     assert local_image_id(reference) == private.archive_id
     assert upload_arguments(["docker-archive", private.archive]) == ["--", reference]
-    assert local_image_id("docker-archive:{}".format(private.archive)) == private.archive_id
+    assert local_image_id(f"docker-archive:{private.archive}") == private.archive_id
     with pytest.raises(Refused, match="under that same name"):
         upload_arguments(["docker-archive", private.archive])
 
@@ -319,7 +318,7 @@ def test_the_documented_line_is_the_real_one(launcher, caplog):
     assert local_image_id("docker-archive:/home/you/private.tar") is None
     [line] = refusals(caplog)
     docs = Path(__file__).resolve().parents[2] / "docs" / "arvados-cwl-runner.md"
-    assert "\narvados.keepdocker WARNING: {}\n".format(line.getMessage()) in docs.read_text()
+    assert f"\narvados.keepdocker WARNING: {line.getMessage()}\n" in docs.read_text()
 
 
 # -- third-party sources ----------------------------------------------------------

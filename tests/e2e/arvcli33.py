@@ -59,7 +59,7 @@ def dispatch(arguments=None):
     args, rest = parser.parse_known_args(arguments)
     method = getattr(args, "method", None)
     module = parser.external_command_modules.get(
-        "{} {}".format(args.subcommand, method) if method else args.subcommand)
+        f"{args.subcommand} {method}" if method else args.subcommand)
     if module is not None:
         sys.exit(importlib.import_module(module).main(rest))
     resource = getattr(api, parser.resource_of[args.subcommand])()

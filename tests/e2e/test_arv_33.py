@@ -46,7 +46,7 @@ def test_resource_commands_reach_the_sdk_dispatcher(arv, arv_api):
 def test_keepdocker_stays_ours(arv, words):
     # The stand-in would run the SDK's own keepdocker for "keep docker".
     proc = arv(*words, "--version")
-    assert proc.stdout == "arv keepdocker {}\n".format(__version__)
+    assert proc.stdout == f"arv keepdocker {__version__}\n"
 
 
 def test_keep_ls_goes_to_the_sdk_dispatcher(arv):

@@ -36,8 +36,8 @@ def test_unknown_image(keepdocker, unique):
 def test_no_docker_engine_falls_to_podman_which_lacks_the_image(keepdocker, unique):
     message = one_error(keepdocker("--no-progress", unique,
                                    env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}))
-    assert message == ("no matching image found for {}:latest (looked in containers-storage "
-                       "since no Docker engine answers)".format(unique))
+    assert message == (f"no matching image found for {unique}:latest (looked in containers-storage "
+                       "since no Docker engine answers)")
 
 
 def test_no_engine_at_all_and_not_in_arvados(keepdocker, unique, tmp_path):
@@ -63,7 +63,7 @@ def test_unknown_transport_with_source_flag(keepdocker):
 
 
 def test_missing_archive(keepdocker, tmp_path):
-    message = one_error(keepdocker("--no-progress", "docker-archive:{}/none.tar".format(tmp_path)))
+    message = one_error(keepdocker("--no-progress", f"docker-archive:{tmp_path}/none.tar"))
     assert "none.tar" in message
 
 
@@ -74,14 +74,14 @@ def test_truncated_archive(keepdocker, tmp_path):
     imagebuild.write_docker_archive(str(path), [image])
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    message = one_error(keepdocker("--no-progress", "docker-archive:{}".format(path)))
+    message = one_error(keepdocker("--no-progress", f"docker-archive:{path}"))
     assert str(path) in message
 
 
 def test_not_an_archive(keepdocker, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello\n" * 100)
-    assert str(path) in one_error(keepdocker("--no-progress", "docker-archive:{}".format(path)))
+    assert str(path) in one_error(keepdocker("--no-progress", f"docker-archive:{path}"))
 
 
 def test_wrong_token(keepdocker, unique):
@@ -102,7 +102,7 @@ def test_missing_token(keepdocker, docker_user_env, unique):
 def test_unreachable_api_host(keepdocker, unique):
     from arv_keepdocker_testkit.engines import free_port
     message = one_error(keepdocker("--no-progress", "--retries", "0", unique,
-                                   env={"ARVADOS_API_HOST": "127.0.0.1:{}".format(free_port())}))
+                                   env={"ARVADOS_API_HOST": f"127.0.0.1:{free_port()}"}))
     assert "cannot reach the Arvados API server" in message
 
 

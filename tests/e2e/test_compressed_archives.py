@@ -27,7 +27,7 @@ def saved(engine, name, path, kind):
 @pytest.mark.parametrize("kind", ["gz", "xz"])
 def test_a_compressed_docker_save_uploads_and_loads_with_its_id(
         keepdocker, keepdocker_docker_engine, arv_api, tmp_path, unique, kind):
-    tag = "{}:{}".format(unique, kind)
+    tag = f"{unique}:{kind}"
     image_id = build_layered_image(keepdocker_docker_engine, tag, [
         {"base.bin": bytes(range(256)) * 4096}, {"app.txt": unique.encode()}])
     path = saved(keepdocker_docker_engine, tag, str(tmp_path / ("image.tar." + kind)), kind)
@@ -84,6 +84,6 @@ def test_a_compressed_oci_archive_read_once_loads_with_its_id(
     plain.write_bytes(out.getvalue())
     with open(str(plain) + "." + kind, "wb") as f:
         subprocess.run(COMPRESS[kind] + [str(plain)], stdout=f, check=True)
-    uuid = uploaded_uuid(keepdocker("--no-progress", "oci-archive:{}.{}".format(plain, kind)))
+    uuid = uploaded_uuid(keepdocker("--no-progress", f"oci-archive:{plain}.{kind}"))
     assert list(collection_files(arv_api, uuid)) == [image.image_id + ".tar"]
     assert load_from_keep(arv_api, uuid, keepdocker_docker_engine) == image.image_id

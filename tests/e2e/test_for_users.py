@@ -49,7 +49,7 @@ def built(unique, megabytes=3, tag="1"):
 def oci_archive(tmp_path, unique):
     image = built(unique)
     path = tmp_path / "app2-oci.tar"
-    imagebuild.write_oci_layout(str(path), [("{}:1".format(unique), image)], as_tar=True)
+    imagebuild.write_oci_layout(str(path), [(f"{unique}:1", image)], as_tar=True)
     return path, image
 
 
@@ -77,11 +77,11 @@ def test_batch_progress_reports_an_archives_exact_total(daemonless, tmp_path, un
     path = tmp_path / "image.tar"
     if kind == "oci-archive":
         imagebuild.write_oci_layout(str(path), [(unique + ":1", image)], as_tar=True)
-        ref = "oci-archive:{}".format(path)
+        ref = f"oci-archive:{path}"
     else:
         others = [built(unique + "x", 1)] if kind == "docker-archive-multi" else []
         imagebuild.write_docker_archive(str(path), [image] + others)
-        ref = "docker-archive:{}:@0".format(path)
+        ref = f"docker-archive:{path}:@0"
     proc = daemonless("--batch-progress", ref)
     uuid = uploaded_uuid(proc)
     size = stored_size(arv_api, uuid)
@@ -94,12 +94,12 @@ def test_batch_progress_reports_an_archives_exact_total(daemonless, tmp_path, un
 
 def test_human_progress_shows_total_percentage_and_end(daemonless, oci_archive, arv_api):
     path, image = oci_archive
-    proc = daemonless("--progress", "oci-archive:{}".format(path))
+    proc = daemonless("--progress", f"oci-archive:{path}")
     size = stored_size(arv_api, uploaded_uuid(proc))
     lines = human_lines(proc.stderr)
-    mib = "{}M".format(size >> 20)
-    assert all(re.match(r"^\d+M / {} stored \(\d+\.\d%\)".format(mib), line) for line in lines)
-    assert lines[-1].startswith("{0} / {0} stored (100.0%): ".format(mib))
+    mib = f"{size >> 20}M"
+    assert all(re.match(rf"^\d+M / {mib} stored \(\d+\.\d%\)", line) for line in lines)
+    assert lines[-1].startswith(f"{mib} / {mib} stored (100.0%): ")
 
 
 def test_a_compressed_archives_total_is_an_estimate(daemonless, tmp_path, unique, arv_api):
@@ -107,7 +107,7 @@ def test_a_compressed_archives_total_is_an_estimate(daemonless, tmp_path, unique
     imagebuild.write_docker_archive(str(plain), [built(unique)])
     path = tmp_path / "image.tar.gz"
     path.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=1))
-    proc = daemonless("--progress", "docker-archive:{}".format(path))
+    proc = daemonless("--progress", f"docker-archive:{path}")
     size = stored_size(arv_api, uploaded_uuid(proc))
     lines = human_lines(proc.stderr)
     assert all(re.search(r" / ~\d+M stored \(\d+%\)", line) for line in lines[:-1])
@@ -142,8 +142,8 @@ def test_a_mistyped_transport_gets_a_hint(keepdocker, oci_archive, tmp_path, mon
     assert message == ("no matching image found for oci-arcive:app2-oci.tar "
                        "(did you mean oci-archive:app2-oci.tar?)")
     # A path that cannot be an image name at all.
-    message = one_error(keepdocker("--no-progress", "oci-archiv:{}".format(path)))
-    assert message.endswith("(did you mean oci-archive:{}?)".format(path))
+    message = one_error(keepdocker("--no-progress", f"oci-archiv:{path}"))
+    assert message.endswith(f"(did you mean oci-archive:{path}?)")
     # No near transport, but the tag names a file.
     message = one_error(keepdocker("--no-progress", "myapp:app2-oci.tar"))
     assert message.endswith("(did you mean docker-archive:app2-oci.tar or "
@@ -160,11 +160,11 @@ def test_a_name_like_a_transport_is_still_an_image_name(keepdocker, keepdocker_d
     image_id = build_layered_image(keepdocker_docker_engine, name + ":" + unique, [
         {"f.txt": unique.encode()}])
     try:
-        proc = keepdocker("--no-progress", "{}:{}".format(name, unique))
+        proc = keepdocker("--no-progress", f"{name}:{unique}")
         uuid = uploaded_uuid(proc)
         assert "did you mean" not in proc.stderr
         assert arv_api.collections().get(uuid=uuid).execute()["name"] == (
-            "Docker image {}:{} {}".format(name, unique, image_id[:12]))
+            f"Docker image {name}:{unique} {image_id[:12]}")
     finally:
         keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 
@@ -185,7 +185,7 @@ def test_source_podman_is_containers_storage(keepdocker, podman_image,  # noqa: 
 
 def test_json_says_what_an_upload_did(daemonless, oci_archive, arv_api, project, unique):
     path, image = oci_archive
-    ref = "oci-archive:{}".format(path)
+    ref = f"oci-archive:{path}"
     proc = daemonless("--no-progress", "--json", ref)
     assert proc.returncode == 0, proc.stderr
     stored = json.loads(proc.stdout)  # the whole of stdout is one document
@@ -226,10 +226,10 @@ def test_json_listing_has_every_column_and_what_cwl_runner_picks(
         daemonless, tmp_path, unique, arv_api, keepdocker, arv_keepdocker_321):
     # Two different images under one name and tag: two rows.
     for n in (1, 2):
-        path = tmp_path / "v{}.tar".format(n)
+        path = tmp_path / f"v{n}.tar"
         imagebuild.write_oci_layout(str(path), [(unique + ":v", built(unique, 1, str(n)))],
                                     as_tar=True)
-        uploaded_uuid(daemonless("--no-progress", "oci-archive:{}".format(path)))
+        uploaded_uuid(daemonless("--no-progress", f"oci-archive:{path}"))
     proc = keepdocker("--json")
     assert proc.returncode == 0
     document = json.loads(proc.stdout)
@@ -260,7 +260,7 @@ def test_json_listing_has_every_column_and_what_cwl_runner_picks(
 def test_dry_run_writes_nothing_and_says_whether_it_would(
         daemonless, oci_archive, arvados_state, project, unique, user_env):
     path, image = oci_archive
-    ref = "oci-archive:{}".format(path)
+    ref = f"oci-archive:{path}"
 
     def dry(*args):
         before = arvados_state.snapshot()
@@ -270,7 +270,7 @@ def test_dry_run_writes_nothing_and_says_whether_it_would(
 
     proc = dry(ref)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert "dry run: would upload {} as a new collection".format(image.image_id) in proc.stderr
+    assert f"dry run: would upload {image.image_id} as a new collection" in proc.stderr
     document = json.loads(dry("--json", ref).stdout)
     assert (document["action"], document["writes"], document["collection"]) == (
         "stored", True, None)
@@ -283,7 +283,7 @@ def test_dry_run_writes_nothing_and_says_whether_it_would(
 
     uuid = uploaded_uuid(daemonless("--no-progress", ref))
     proc = dry(ref)
-    assert proc.returncode == 0 and "is stored in {}; nothing to write".format(uuid) in (
+    assert proc.returncode == 0 and f"is stored in {uuid}; nothing to write" in (
         proc.stderr)
     document = json.loads(dry("--json", ref).stdout)
     assert (document["action"], document["collection"]["uuid"]) == ("found", uuid)
@@ -291,10 +291,10 @@ def test_dry_run_writes_nothing_and_says_whether_it_would(
     # Another tag for the same image: links would be added.
     other = path.parent / "other.tar"
     imagebuild.write_oci_layout(str(other), [(unique + ":other", image)], as_tar=True)
-    document = json.loads(dry("--json", "oci-archive:{}".format(other)).stdout)
+    document = json.loads(dry("--json", f"oci-archive:{other}").stdout)
     assert (document["action"], document["writes"]) == ("linked", True)
     assert document["image"]["repo_tag"] == unique + ":other"
-    assert dry("oci-archive:{}".format(other)).returncode == 2
+    assert dry(f"oci-archive:{other}").returncode == 2
     # Another project: a copy would be made.
     proc = dry("--json", "--project-uuid", project, ref)
     document = json.loads(proc.stdout)
@@ -315,8 +315,8 @@ def test_a_rejected_certificate_ends_the_first_request_at_once(user_env, arv_clu
     message = one_error(proc)
     assert message.startswith("cannot reach the Arvados API server: its certificate was "
                               "rejected (")
-    assert message.endswith("; check ARVADOS_API_HOST={} (from the environment)".format(
-        arv_cluster.api_host))
+    assert message.endswith(f"; check ARVADOS_API_HOST={arv_cluster.api_host} (from the "
+                            "environment)")
 
 
 def test_a_5xx_after_the_first_answer_is_retried_and_said_once(keepdocker, arv_cluster,
@@ -326,7 +326,8 @@ def test_a_5xx_after_the_first_answer_is_retried_and_said_once(keepdocker, arv_c
     assert proc.returncode == 0, proc.stderr
     [said] = [line for line in proc.stderr.splitlines() if "arvados.keepdocker" in line]
     assert said.endswith(
-        "Arvados API server at {}: HTTP 503 Service Unavailable; retrying up to 10 times, "
+        f"Arvados API server at {arv_cluster.api_host}: HTTP 503 Service Unavailable; retrying up "
+        "to 10 times, "
         "waiting longer each time (--retries 10); press Ctrl-C to stop, or use --retries 0 "
-        "to fail at once".format(arv_cluster.api_host))
+        "to fail at once")
     assert proc.stdout == arv_keepdocker_321().stdout

@@ -16,7 +16,7 @@ from .conftest import image_links
 def archive(tmp_path, unique):
     image = imagebuild.build_image(
         [{"etc/hello": unique.encode()}, {"bin/app": b"#!/bin/sh\n"}],
-        repo_tags=["{}:1".format(unique)],
+        repo_tags=[f"{unique}:1"],
         labels={"org.opencontainers.image.revision": "abc123", "other": "x"})
     path = tmp_path / "image.tar"
     imagebuild.write_docker_archive(str(path), [image])
@@ -85,15 +85,15 @@ def test_a_registered_plugin_changes_links_and_properties(archive, in_process, a
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(recorder, name="recorder")
     status, outcome, uuid = in_process(pm, "--no-progress", "--recorder-note", "hi",
-                                       "docker-archive:{}".format(path))
+                                       f"docker-archive:{path}")
     assert (status, outcome) == (0, "uploaded")
     properties = arv_api.collections().get(uuid=uuid).execute()["properties"]
-    assert properties == {"docker-image-repo-tag": "{}:1".format(unique),
+    assert properties == {"docker-image-repo-tag": f"{unique}:1",
                           "recorder:note": "hi", "recorder:id": image.image_id}
     assert [l[:2] for l in image_links(arv_api, uuid)] == sorted([
         ("docker_image_hash", image.image_id),
-        ("docker_image_repo+tag", "{}:1".format(unique)),
-        ("recorder_seen", "{}:1".format(unique))])
+        ("docker_image_repo+tag", f"{unique}:1"),
+        ("recorder_seen", f"{unique}:1")])
     assert recorder.after == (uuid, ["docker_image_hash", "docker_image_repo+tag",
                                      "recorder_seen"])
     # Every hook specification was called (the bare-name hook needs a bare name).
@@ -115,7 +115,7 @@ def test_a_failing_link_hook_leaves_nothing_behind(archive, in_process, arvados_
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(BadLinks(), name="bad")
     before = arvados_state.snapshot()
-    status, outcome, out = in_process(pm, "--no-progress", "docker-archive:{}".format(path))
+    status, outcome, out = in_process(pm, "--no-progress", f"docker-archive:{path}")
     assert (status, outcome, out) == (1, "failed", "")
     assert arvados_state.snapshot() == before
 
@@ -131,6 +131,6 @@ def test_a_format_check_plugin_can_refuse(archive, in_process, arvados_state):
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(Strict(), name="strict")
     before = arvados_state.snapshot()
-    status, outcome, out = in_process(pm, "--no-progress", "docker-archive:{}".format(path))
+    status, outcome, out = in_process(pm, "--no-progress", f"docker-archive:{path}")
     assert status == 1 and out == ""
     assert arvados_state.snapshot() == before

@@ -31,7 +31,7 @@ def pseudo_random(seed: str, size: int) -> bytes:
     out = bytearray()
     counter = 0
     while len(out) < size:
-        out += hashlib.sha512("{}:{}".format(seed, counter).encode()).digest() * 64
+        out += hashlib.sha512(f"{seed}:{counter}".encode()).digest() * 64
         counter += 1
     return bytes(out[:size])
 
@@ -41,8 +41,8 @@ def versions(keepdocker_docker_engine):
     """v1 and v2 of one image: two shared layers (1 MiB, 66 MiB), new top layers."""
     base = {"base.bin": pseudo_random("base", MiB)}
     big = {"big.bin": pseudo_random("big", 66 * MiB)}
-    ids = [build_layered_image(keepdocker_docker_engine, "layered:v{}".format(n), [
-        base, big, {"top.bin": pseudo_random("top{}".format(n), 3 * MiB)}]) for n in (1, 2)]
+    ids = [build_layered_image(keepdocker_docker_engine, f"layered:v{n}", [
+        base, big, {"top.bin": pseudo_random(f"top{n}", 3 * MiB)}]) for n in (1, 2)]
     yield ids
     for image_id in ids:
         keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
@@ -109,7 +109,7 @@ def test_archive_on_disk_does_not_read_stored_layers(
     keepdocker_docker_engine.docker("save", "-o", str(archive), "layered:v2")
     uploaded_uuid(fresh("--no-progress", "--force", "layered:v1"))
     before = block_files(arv_cluster)
-    proc = fresh("--batch-progress", "--force", "docker-archive:{}".format(archive))
+    proc = fresh("--batch-progress", "--force", f"docker-archive:{archive}")
     uuid = uploaded_uuid(proc)
     counts = progress_counts(proc.stderr)
     assert counts["written"] == archive.stat().st_size
@@ -155,14 +155,14 @@ def wait_for_journal(path, proc, min_bytes, timeout=120):
                 return done
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
-    pytest.fail("the upload never journalled {} bytes".format(min_bytes))
+    pytest.fail(f"the upload never journalled {min_bytes} bytes")
 
 
 @pytest.fixture(scope="module")
 def many_layers(keepdocker_docker_engine):
     """Twelve 1 MiB layers: at least twelve blocks, so a run can be caught mid-way."""
     image_id = build_layered_image(keepdocker_docker_engine, "many-layers:v1", [
-        {"layer{}.bin".format(n): pseudo_random("many{}".format(n), MiB)} for n in range(12)])
+        {f"layer{n}.bin": pseudo_random(f"many{n}", MiB)} for n in range(12)])
     yield image_id
     keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
 

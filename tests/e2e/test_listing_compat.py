@@ -16,8 +16,8 @@ from .test_upload_docker import uploaded_uuid
 def two_images(keepdocker_docker_engine, unique):
     ids = []
     for n in (1, 2):
-        ids.append(build_layered_image(keepdocker_docker_engine, "{}:v{}".format(unique, n), [
-            {"f.txt": "{} {}".format(unique, n).encode()}]))
+        ids.append(build_layered_image(keepdocker_docker_engine, f"{unique}:v{n}", [
+            {"f.txt": f"{unique} {n}".encode()}]))
     yield unique, ids
     for image_id in ids:
         keepdocker_docker_engine.docker("rmi", "-f", image_id, check=False)
@@ -58,7 +58,7 @@ def test_image_stored_by_arv_keepdocker_is_listed_and_reused(
     # 3.2.1's copy holds no record of this tool's: it is read back and checked, once,
     # which leaves one record of the user's own: no hash or repo+tag link, so the
     # listing does not change (docs/trust.md).
-    assert "checking {} before reusing it".format(theirs) in proc.stderr
+    assert f"checking {theirs} before reusing it" in proc.stderr
     after = arvados_state.snapshot()
     assert after[0] == before[0]
     made = arv_api.links().list(filters=[["uuid", "in", sorted(after[1] - before[1])]]

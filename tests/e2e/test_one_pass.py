@@ -127,7 +127,7 @@ def tar_bytes(api, uuid):
                                                  ("docker25", False)])
 def test_one_pass_stores_the_archive_and_a_second_run_uploads_nothing(
         run, arv_api, keep_dir, tmp_path, unique, kind, layout, config_first):
-    tag = "{}/{}:{}".format(unique, kind, layout)
+    tag = f"{unique}/{kind}:{layout}"
     image_id, data = built([{"base.bin": noise(1, 300 * 1024)},
                             {"app.txt": unique.encode() * 50000}], tag, layout, config_first)
     path = write(tmp_path, "image.tar" + SUFFIX[kind], compress(data, kind))
@@ -196,9 +196,9 @@ def test_a_name_the_archive_does_not_hold_leaves_nothing(run, nothing_written, t
                                                          unique):
     data = plain_archive(tmp_path, "image", [{"a.bin": b"x" * 1000}], unique + ":1")
     path = write(tmp_path, "image.tar.gz", compress(data, "gzip"))
-    proc = run("--no-progress", "docker-archive:{}:{}:2".format(path, unique))
+    proc = run("--no-progress", f"docker-archive:{path}:{unique}:2")
     assert proc.returncode == 1
-    assert "no image tagged {}:2".format(unique) in proc.stderr
+    assert f"no image tagged {unique}:2" in proc.stderr
 
 
 def test_one_image_of_a_compressed_multi_image_archive_is_read_twice(
@@ -208,7 +208,7 @@ def test_one_image_of_a_compressed_multi_image_archive_is_read_twice(
     buf = io.BytesIO()
     ib.write_docker_archive(buf, [one, two])
     path = write(tmp_path, "both.tar.gz", compress(buf.getvalue(), "gzip"))
-    uuid = uuid_of(run("--no-progress", "docker-archive:{}:{}:two".format(path, unique)))
+    uuid = uuid_of(run("--no-progress", f"docker-archive:{path}:{unique}:two"))
     assert list(collection_files(arv_api, uuid)) == [two.image_id + ".tar"]
 
 
@@ -309,7 +309,7 @@ def test_an_oci_layout_given_as_a_compressed_docker_archive_is_named(run, nothin
     assert proc.returncode == 1
     lines = error_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].endswith(
-        "{0}: no manifest.json: this is an OCI layout, use oci-archive:{0}".format(path)), lines
+        f"{path}: no manifest.json: this is an OCI layout, use oci-archive:{path}"), lines
 
 
 def test_a_dry_run_of_a_compressed_archive_reads_it_and_writes_nothing(

@@ -59,7 +59,7 @@ def venv(tmp_path):
     site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     outer = sysconfig.get_paths()["purelib"]
     Path(site.stdout.strip(), "_outer_environment.pth").write_text(
-        "import site; site.addsitedir({!r})\n".format(outer))
+        f"import site; site.addsitedir({outer!r})\n")
     return python
 
 

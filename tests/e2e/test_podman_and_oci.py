@@ -17,7 +17,7 @@ from .test_upload_docker import uploaded_uuid
 
 @pytest.fixture
 def podman_image(keepdocker_podman_store, unique):
-    tag = "{}:p1".format(unique)
+    tag = f"{unique}:p1"
     image_id = build_layered_image(keepdocker_podman_store, tag, [
         {"base.txt": b"podman base"}, {"mid/data": bytes(range(256)) * 64},
         {"top.txt": unique.encode()}])
@@ -36,7 +36,7 @@ def daemonless(user_env, tmp_path):
 def test_containers_storage_upload_loads_in_docker_with_podmans_id(
         keepdocker, podman_image, keepdocker_podman_store, arv_api, keepdocker_docker_engine):
     name, image_id = podman_image
-    uuid = uploaded_uuid(keepdocker("--no-progress", "containers-storage:{}:p1".format(name),
+    uuid = uploaded_uuid(keepdocker("--no-progress", f"containers-storage:{name}:p1",
                                     "--podman-root", keepdocker_podman_store.root,
                                     "--podman-runroot", keepdocker_podman_store.runroot,
                                     "--podman-storage-driver", keepdocker_podman_store.driver))
@@ -54,7 +54,7 @@ def test_bare_name_means_podman_when_no_docker_engine_answers(
         "DOCKER_HOST": "unix:///nonexistent/docker.sock",
         "CONTAINERS_STORAGE_CONF": keepdocker_podman_store.storage_conf}))
     assert arv_api.collections().get(uuid=uuid).execute()["name"] == (
-        "Docker image {}:p1 {}".format(name, image_id[:12]))
+        f"Docker image {name}:p1 {image_id[:12]}")
 
 
 def test_source_flag_forces_podman_even_with_docker_running(
@@ -75,8 +75,8 @@ def test_podman_save_formats_upload_with_no_daemon(
         keepdocker_docker_engine, tmp_path, nothing_written_but_the_upload):
     name, image_id = podman_image
     saved = tmp_path / ("saved." + fmt)
-    keepdocker_podman_store.podman("save", "--format", fmt, "-o", str(saved), "{}:p1".format(name))
-    proc = daemonless("--no-progress", "{}:{}:{}:p1".format(transport, saved, name))
+    keepdocker_podman_store.podman("save", "--format", fmt, "-o", str(saved), f"{name}:p1")
+    proc = daemonless("--no-progress", f"{transport}:{saved}:{name}:p1")
     uuid = uploaded_uuid(proc)
     nothing_written_but_the_upload(uuid)
     [hash_link] = [l for l in image_links(arv_api, uuid) if l[0] == "docker_image_hash"]
@@ -106,7 +106,7 @@ def test_multi_platform_index_takes_platform(
     layout = tmp_path / "multi"
     imagebuild.write_oci_layout(str(layout), [("1.0", imagebuild.build_index([amd, arm]))],
                                 as_tar=False)
-    ref = "oci:{}:1.0".format(layout)
+    ref = f"oci:{layout}:1.0"
     uuid = uploaded_uuid(daemonless("--no-progress", "--platform", "linux/arm64/v8", ref))
     assert [l[1] for l in image_links(arv_api, uuid) if l[0] == "docker_image_hash"] == [
         arm.image_id]
@@ -139,7 +139,7 @@ def test_bad_oci_archives_are_refused_and_leave_no_trace(daemonless, tmp_path, d
     if damage == "dotdot":
         members.append(("../escape", b"x"))
     imagebuild.write_tar(str(archive), members)
-    message = one_error(daemonless("--no-progress", "oci-archive:{}:1".format(archive)))
+    message = one_error(daemonless("--no-progress", f"oci-archive:{archive}:1"))
     assert str(archive) in message
 
 
@@ -154,7 +154,7 @@ def test_shared_hello_world_pair_uploads_to_one_image_id(daemonless, arv_api, sh
 
 def test_pull_with_podman_from_a_registry(
         keepdocker, keepdocker_podman_store, keepdocker_registry, unique, arv_api):
-    remote = "{}/{}/podpull:v1".format(keepdocker_registry.address, unique)
+    remote = f"{keepdocker_registry.address}/{unique}/podpull:v1"
     image_id = build_layered_image(keepdocker_podman_store, remote, [{"p.txt": unique.encode()}])
     keepdocker_podman_store.podman("push", "--tls-verify=false", remote)
     keepdocker_podman_store.podman("rmi", "-f", image_id)

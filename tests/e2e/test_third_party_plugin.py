@@ -40,7 +40,7 @@ class SiteStore(ImageSource):
         try:
             built = self.catalogue[reference.repo_tag]
         except KeyError:
-            raise ImageNotFound("site store has no {}".format(reference.repo_tag)) from None
+            raise ImageNotFound(f"site store has no {reference.repo_tag}") from None
         archive = io.BytesIO()
         imagebuild.write_docker_archive(archive, [built])
         data = archive.getvalue()
@@ -87,9 +87,9 @@ class Hijacker:
 def catalogue(unique):
     def build(tag, **labels):
         return imagebuild.build_image([{"etc/" + unique: tag.encode()}],
-                                      repo_tags=["{}:{}".format(unique, tag)], labels=labels)
-    return {"{}:1".format(unique): build("1"),
-            "{}:bad".format(unique): build("bad", **{"site.forbidden": "yes"})}
+                                      repo_tags=[f"{unique}:{tag}"], labels=labels)
+    return {f"{unique}:1": build("1"),
+            f"{unique}:bad": build("bad", **{"site.forbidden": "yes"})}
 
 
 @pytest.fixture
@@ -113,37 +113,37 @@ def run(monkeypatch, tmp_path, arv_api):
 
 def test_upload_through_the_plugin_s_source_gets_its_links(site_pm, run, arv_api, catalogue,
                                                            unique, arvados_state):
-    image = catalogue["{}:1".format(unique)]
-    status, outcome, uuid = run(site_pm, "site-store:{}:1".format(unique))
+    image = catalogue[f"{unique}:1"]
+    status, outcome, uuid = run(site_pm, f"site-store:{unique}:1")
     assert (status, outcome) == (0, "uploaded")
     assert [l[:2] for l in image_links(arv_api, uuid)] == sorted([
         ("docker_image_hash", image.image_id),
-        ("docker_image_repo+tag", "{}:1".format(unique)),
+        ("docker_image_repo+tag", f"{unique}:1"),
         ("site_audit", image.image_id)])
     properties = arv_api.collections().get(uuid=uuid).execute()["properties"]
-    assert properties == {"docker-image-repo-tag": "{}:1".format(unique), "site:audited": True}
+    assert properties == {"docker-image-repo-tag": f"{unique}:1", "site:audited": True}
     # Run again: reused, nothing written.
     before = arvados_state.snapshot()
-    assert run(site_pm, "site-store:{}:1".format(unique)) == (0, "reused", uuid)
+    assert run(site_pm, f"site-store:{unique}:1") == (0, "reused", uuid)
     assert arvados_state.snapshot() == before
 
 
 def test_reuse_into_a_project_makes_the_plugin_s_links_too(site_pm, run, arv_api, catalogue,
                                                            unique, project):
-    image = catalogue["{}:1".format(unique)]
-    first = run(site_pm, "site-store:{}:1".format(unique))[2]
+    image = catalogue[f"{unique}:1"]
+    first = run(site_pm, f"site-store:{unique}:1")[2]
     status, outcome, copy = run(site_pm, "--project-uuid", project,
-                                "site-store:{}:1".format(unique))
+                                f"site-store:{unique}:1")
     assert (status, outcome) == (0, "reused") and copy != first
     links = image_links(arv_api, copy)
     assert [l[:3] for l in links] == sorted([
         ("docker_image_hash", image.image_id, project),
-        ("docker_image_repo+tag", "{}:1".format(unique), project),
+        ("docker_image_repo+tag", f"{unique}:1", project),
         ("site_audit", image.image_id, project)])
     properties = arv_api.collections().get(uuid=copy).execute()["properties"]
     assert properties["site:audited"] is True
     # And once more into the project: nothing new.
-    assert run(site_pm, "--project-uuid", project, "site-store:{}:1".format(unique)) == (
+    assert run(site_pm, "--project-uuid", project, f"site-store:{unique}:1") == (
         0, "reused", copy)
     assert image_links(arv_api, copy) == links
 
@@ -151,14 +151,14 @@ def test_reuse_into_a_project_makes_the_plugin_s_links_too(site_pm, run, arv_api
 def test_the_plugin_s_refusal_stops_an_upload(site_pm, run, unique, arvados_state, caplog):
     before = arvados_state.snapshot()
     with caplog.at_level(logging.ERROR, logger="arvados.keepdocker"):
-        status, outcome, out = run(site_pm, "site-store:{}:bad".format(unique))
+        status, outcome, out = run(site_pm, f"site-store:{unique}:bad")
     assert (status, outcome, out) == (1, "failed", "")
     assert "site policy: image is labelled site.forbidden" in caplog.text
     assert "refusing to store incompatible format" in caplog.text
     assert arvados_state.snapshot() == before
     # --force-image-format is the only way past a refusal.
     status, outcome, uuid = run(site_pm, "--force-image-format",
-                                "site-store:{}:bad".format(unique))
+                                f"site-store:{unique}:bad")
     assert (status, outcome) == (0, "uploaded")
 
 
@@ -173,11 +173,11 @@ def test_the_plugin_s_refusal_also_stops_a_reuse(site_pm, run, catalogue, unique
             register(SiteStore(catalogue))
 
     source_only.register(SourceOnly(), name="site-source")
-    assert run(source_only, "site-store:{}:bad".format(unique))[:2] == (0, "uploaded")
+    assert run(source_only, f"site-store:{unique}:bad")[:2] == (0, "uploaded")
     # ... the rule now refuses to copy or link it anywhere.
     before = arvados_state.snapshot()
     status, outcome, out = run(site_pm, "--project-uuid", project,
-                               "site-store:{}:bad".format(unique))
+                               f"site-store:{unique}:bad")
     assert (status, outcome, out) == (1, "failed", "")
     assert arvados_state.snapshot() == before
 
@@ -186,8 +186,8 @@ def test_a_plugin_cannot_add_or_rename_the_core_links(site_pm, run, arv_api, cat
                                                       unique, caplog):
     site_pm.register(Hijacker(), name="hijacker")
     with caplog.at_level(logging.WARNING, logger="arvados.keepdocker"):
-        status, outcome, uuid = run(site_pm, "site-store:{}:1".format(unique))
+        status, outcome, uuid = run(site_pm, f"site-store:{unique}:1")
     assert (status, outcome) == (0, "uploaded")
     hashes = [l[1] for l in image_links(arv_api, uuid) if l[0] == "docker_image_hash"]
-    assert hashes == [catalogue["{}:1".format(unique)].image_id]
+    assert hashes == [catalogue[f"{unique}:1"].image_id]
     assert "only the default links plugin makes those" in caplog.text

@@ -19,7 +19,7 @@ UUID = re.compile(r"^[a-z0-9]{5}-4zz18-[a-z0-9]{15}$")
 @pytest.fixture
 def image(keepdocker_docker_engine, unique):
     """A fresh 3-layer image ``<unique>:v1`` sharing nothing with other tests."""
-    tag = "{}:v1".format(unique)
+    tag = f"{unique}:v1"
     image_id = build_layered_image(keepdocker_docker_engine, tag, [
         {"base.txt": b"base " + unique.encode()},
         {"lib/data.bin": bytes(range(256)) * 512},
@@ -42,7 +42,7 @@ def test_upload_by_name_stores_one_tar_links_and_properties(
     uuid = uploaded_uuid(keepdocker("--no-progress", name + ":v1"))
 
     record = arv_api.collections().get(uuid=uuid).execute()
-    assert record["name"] == "Docker image {}:v1 {}".format(name, image_id[:12])
+    assert record["name"] == f"Docker image {name}:v1 {image_id[:12]}"
     assert record["properties"] == {"docker-image-repo-tag": name + ":v1"}
     assert list(collection_files(arv_api, uuid)) == [image_id + ".tar"]
     created = keepdocker_docker_engine.docker("image", "inspect", "--format", "{{.Created}}",
@@ -77,7 +77,7 @@ def test_upload_by_id_links_only_the_hash(keepdocker, image, arv_api):
     name, image_id = image
     uuid = uploaded_uuid(keepdocker("--no-progress", image_id))
     record = arv_api.collections().get(uuid=uuid).execute()
-    assert record["name"] == "Docker image {}".format(image_id[:12])
+    assert record["name"] == f"Docker image {image_id[:12]}"
     assert record["properties"] == {"docker-image-repo-tag": None}
     assert [l[:2] for l in image_links(arv_api, uuid)] == [("docker_image_hash", image_id)]
 
@@ -155,7 +155,7 @@ def test_batch_progress_lines_and_silent(keepdocker, image):
 
 def test_pull_fetches_a_missing_image_from_a_registry(
         keepdocker, keepdocker_docker_engine, keepdocker_registry, unique, arv_api):
-    remote = "{}/{}/app:v1".format(keepdocker_registry.address, unique)
+    remote = f"{keepdocker_registry.address}/{unique}/app:v1"
     image_id = build_layered_image(keepdocker_docker_engine, remote,
                                    [{"pulled.txt": unique.encode()}])
     keepdocker_docker_engine.docker("push", remote)
@@ -171,7 +171,7 @@ def test_pull_fetches_a_missing_image_from_a_registry(
 def test_pulled_image_is_found_by_its_manifest_digest_too(
         keepdocker, keepdocker_docker_engine, keepdocker_registry, unique, arv_api):
     from arv_keepdocker_plugin import compat
-    remote = "{}/{}/dig:v1".format(keepdocker_registry.address, unique)
+    remote = f"{keepdocker_registry.address}/{unique}/dig:v1"
     image_id = build_layered_image(keepdocker_docker_engine, remote, [{"d.txt": unique.encode()}])
     pushed = keepdocker_docker_engine.docker("push", remote, text=True).stdout
     manifest_digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed).group(1)

@@ -71,7 +71,7 @@ def test_readme_install_gives_arv_keepdocker_the_cluster_and_the_demo(tmp_path):
                                capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "arv keepdocker {}\n".format(__version__) in out
+    assert f"arv keepdocker {__version__}\n" in out
     assert "(arv-keepdocker-plugin's): `arv keepdocker` runs this tool" in out
     assert out.count("REPOSITORY                      TAG         IMAGE ID") >= 2  # listings
     assert "demo/hello                      1.0         sha256:" in out

@@ -37,7 +37,6 @@ import shutil
 import ssl
 import tempfile
 import textwrap
-from typing import Dict, List, Optional
 
 import pytest
 import trustme
@@ -73,7 +72,7 @@ class PushedImage:
     name: str
     digest: str
     built: object = None
-    layer_digest: Optional[str] = None
+    layer_digest: str | None = None
 
 
 @dataclasses.dataclass
@@ -81,7 +80,7 @@ class Images:
     plain: harness.RegistryServer
     storage: str
     workdir: str
-    images: Dict[str, PushedImage]
+    images: dict[str, PushedImage]
 
 
 @dataclasses.dataclass
@@ -155,7 +154,7 @@ def registry_images(registry_workdir):
                      "docker-registry")
     try:
         address = plain.address
-        images: Dict[str, PushedImage] = {}
+        images: dict[str, PushedImage] = {}
         try:
             oci = ib.build_image([{"etc/a": b"a\n"}, {"app/b": b"b\n" * 100}],
                                  compression="gzip", labels={"k": "oci"})
@@ -244,7 +243,7 @@ def registry_mtls(registry_images, registry_ca, registry_server_cert):
 
 @dataclasses.dataclass
 class TokenRegistry(SecureRegistry):
-    tokens: Optional[TokenServer] = None
+    tokens: TokenServer | None = None
     identity_token: str = ""
 
 
@@ -302,8 +301,8 @@ def registry_options(registry_env, registry_sleeps, tmp_path):
     ``conf`` is registries.conf text (the machine's files are never read);
     retries are immediate (the delays go to ``registry_sleeps``).
     """
-    def make(conf: str = "", certs_d=(), credentials: Optional[CredentialOptions] = None,
-             tls_verify: bool = True, cert_dir: Optional[str] = None, **kwargs) -> PullOptions:
+    def make(conf: str = "", certs_d=(), credentials: CredentialOptions | None = None,
+             tls_verify: bool = True, cert_dir: str | None = None, **kwargs) -> PullOptions:
         path = tmp_path / ("registries-%d.conf" % len(list(tmp_path.glob("registries-*"))))
         path.write_text(textwrap.dedent(conf))
         registries = load_registries_conf(str(path), system_path=str(tmp_path / "none.conf"),
@@ -340,7 +339,7 @@ def ssl_context_for(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def one_line_without(text: str, secrets: List[str]) -> None:
+def one_line_without(text: str, secrets: list[str]) -> None:
     """Assert ``text`` is one line holding none of ``secrets``."""
     assert "\n" not in text, text
     for secret in secrets:

@@ -26,7 +26,6 @@ import http.server
 import socket
 import ssl
 import threading
-from typing import Dict, List, Optional
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade",
                "proxy-authorization", "proxy-authenticate", "trailer", "host"}
@@ -42,7 +41,7 @@ class _Base:
     """A threaded HTTP server on 127.0.0.1 that records what it sees."""
 
     def __init__(self, handler_class) -> None:
-        self.seen: List[Dict[str, object]] = []
+        self.seen: list[dict[str, object]] = []
         self.lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), handler_class)
         self.httpd.owner = self  # type: ignore[attr-defined]
@@ -60,7 +59,7 @@ class _Base:
                               "range": handler.headers.get("Range"),
                               "authorization": "Authorization" in handler.headers})
 
-    def requests(self, contains: str = "") -> List[Dict[str, object]]:
+    def requests(self, contains: str = "") -> list[dict[str, object]]:
         with self.lock:
             return [r for r in self.seen if contains in str(r["path"])]
 
@@ -92,17 +91,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FaultProxy(_Base):
     """Forwards to ``upstream`` (``HOST:PORT``), HTTPS when ``context`` is given."""
 
-    def __init__(self, upstream: str, context: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(self, upstream: str, context: ssl.SSLContext | None = None) -> None:
         self.upstream = upstream
         self.context = context
-        self._corrupt: List[str] = []
-        self._drop: Dict[str, List[int]] = {}
-        self._ignore_range: List[str] = []
-        self._bad_range: List[str] = []
-        self._statuses: Dict[str, List[int]] = {}
-        self._redirect: Optional["BlobStore"] = None
-        self._replace: Dict[str, tuple] = {}
-        self._stall: Dict[str, threading.Event] = {}
+        self._corrupt: list[str] = []
+        self._drop: dict[str, list[int]] = {}
+        self._ignore_range: list[str] = []
+        self._bad_range: list[str] = []
+        self._statuses: dict[str, list[int]] = {}
+        self._redirect: BlobStore | None = None
+        self._replace: dict[str, tuple] = {}
+        self._stall: dict[str, threading.Event] = {}
         proxy = self
 
         class Handler(_Handler):
@@ -135,7 +134,7 @@ class FaultProxy(_Base):
         with self.lock:
             self._bad_range.append(contains)
 
-    def statuses(self, contains: str, codes: List[int]) -> None:
+    def statuses(self, contains: str, codes: list[int]) -> None:
         with self.lock:
             self._statuses[contains] = list(codes)
 
@@ -146,11 +145,11 @@ class FaultProxy(_Base):
             self._stall[contains] = event
         return event
 
-    def replace(self, contains: str, body: bytes, headers: Dict[str, str]) -> None:
+    def replace(self, contains: str, body: bytes, headers: dict[str, str]) -> None:
         with self.lock:
             self._replace[contains] = (body, dict(headers))
 
-    def redirect_blobs(self, store: "BlobStore") -> None:
+    def redirect_blobs(self, store: BlobStore) -> None:
         with self.lock:
             self._redirect = store
 
@@ -165,7 +164,7 @@ class FaultProxy(_Base):
 
     # -- forwarding -----------------------------------------------------------
 
-    def _match(self, items, path: str) -> Optional[str]:
+    def _match(self, items, path: str) -> str | None:
         for item in items:
             if item in path:
                 return item
@@ -255,7 +254,7 @@ class FaultProxy(_Base):
         finally:
             connection.close()
 
-    def _relay(self, handler, response, size: Optional[int], drop_after: Optional[int],
+    def _relay(self, handler, response, size: int | None, drop_after: int | None,
                corrupt: bool) -> None:
         sent = 0
         flip_at = (size // 2) if (corrupt and size) else None
@@ -287,8 +286,8 @@ class BlobStore(_Base):
     ``challenge``, it answers every request 401 with that ``WWW-Authenticate``.
     """
 
-    def __init__(self, upstream: str, context: Optional[ssl.SSLContext] = None,
-                 auth_header: Optional[str] = None, challenge: Optional[str] = None) -> None:
+    def __init__(self, upstream: str, context: ssl.SSLContext | None = None,
+                 auth_header: str | None = None, challenge: str | None = None) -> None:
         self.upstream = upstream
         self.context = context
         self.auth_header = auth_header

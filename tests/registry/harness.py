@@ -26,7 +26,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 import requests
@@ -75,9 +75,9 @@ class RegistryServer:
     :param token: ``{"realm", "service", "issuer", "rootcertbundle"}``: token auth.
     """
 
-    def __init__(self, directory: str, storage: str, *, tls: Optional[Tuple[str, str]] = None,
-                 client_cas: Sequence[str] = (), htpasswd: Optional[str] = None,
-                 token: Optional[Dict[str, str]] = None, port: Optional[int] = None) -> None:
+    def __init__(self, directory: str, storage: str, *, tls: tuple[str, str] | None = None,
+                 client_cas: Sequence[str] = (), htpasswd: str | None = None,
+                 token: dict[str, str] | None = None, port: int | None = None) -> None:
         self.dir = directory
         self.storage = storage
         self.tls = tls
@@ -86,7 +86,7 @@ class RegistryServer:
         self.token = dict(token) if token else None
         self.port = port or free_port()
         self.log = os.path.join(directory, "registry.log")
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen | None = None
         os.makedirs(directory, exist_ok=True)
 
     @property
@@ -117,7 +117,7 @@ class RegistryServer:
             f.write("\n".join(lines) + "\n")
         return path
 
-    def start(self, timeout: float = 30) -> "RegistryServer":
+    def start(self, timeout: float = 30) -> RegistryServer:
         binary = shutil.which("docker-registry")
         if binary is None:
             raise StartError("docker-registry not found in PATH (install docker-registry)")
@@ -170,7 +170,7 @@ class RegistryServer:
             process.kill()
             process.wait(timeout=10)
 
-    def restart(self, **changes) -> "RegistryServer":
+    def restart(self, **changes) -> RegistryServer:
         """Stop, change attributes (``token=...``), start again on the same port."""
         self.stop()
         for name, value in changes.items():
@@ -178,7 +178,7 @@ class RegistryServer:
         return self.start()
 
 
-def write_htpasswd(path: str, users: Dict[str, str]) -> str:
+def write_htpasswd(path: str, users: dict[str, str]) -> str:
     """A bcrypt htpasswd file (``$2b$`` hashes; distribution accepts them)."""
     import bcrypt
 
@@ -233,7 +233,7 @@ def push_docker_archive(workdir: str, address: str, name: str, image, *options: 
 class ApiPusher:
     """Push through the registry API: monolithic blob uploads, manifests by tag or digest."""
 
-    def __init__(self, base_url: str, auth: Optional[Tuple[str, str]] = None,
+    def __init__(self, base_url: str, auth: tuple[str, str] | None = None,
                  verify=False) -> None:
         self.base = base_url.rstrip("/")
         self.session = requests.Session()
@@ -268,7 +268,7 @@ def pattern_chunks(size: int, seed: int = 7, chunk: int = 1 << 20) -> Iterator[b
         left -= n
 
 
-def digest_of_chunks(chunks: Iterable[bytes]) -> Tuple[str, int]:
+def digest_of_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
     """``(sha256 digest, size)`` of chunks."""
     h, size = hashlib.sha256(), 0
     for data in chunks:
@@ -277,6 +277,6 @@ def digest_of_chunks(chunks: Iterable[bytes]) -> Tuple[str, int]:
     return "sha256:" + h.hexdigest(), size
 
 
-def logs_of(servers: List[RegistryServer]) -> str:
+def logs_of(servers: list[RegistryServer]) -> str:
     """The end of each server's log, for assertion messages."""
     return "\n".join("%s:\n%s" % (s.address, _tail(s.log)) for s in servers)

@@ -5,7 +5,6 @@ import json
 import os
 import stat
 import sys
-from typing import Dict, Optional, Tuple
 
 
 def basic(user: str, password: str) -> str:
@@ -23,8 +22,8 @@ def write_json(path, content) -> str:
 
 
 def write_credential_helper(bin_dir, name: str,
-                            answers: Dict[str, Tuple[str, str]],
-                            fail_with: Optional[str] = None) -> str:
+                            answers: dict[str, tuple[str, str]],
+                            fail_with: str | None = None) -> str:
     """Write ``docker-credential-NAME`` into ``bin_dir``.
 
     It answers ``get`` for the server URLs in ``answers`` with

@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from typing import Dict, List, Optional
 
 import pytest
 from e2e.conftest import (  # noqa: F401
@@ -48,7 +47,7 @@ MiB = 1 << 20
 class SourceRun:
     """Runs the command as alice with a private HOME and registries.conf."""
 
-    def __init__(self, env: Dict[str, str], home: str) -> None:
+    def __init__(self, env: dict[str, str], home: str) -> None:
         self.env = env
         self.home = home
         self.conf_path = os.path.join(home, "registries.conf")
@@ -58,7 +57,7 @@ class SourceRun:
         self.policy_path = os.path.join(home, ".config", "containers", "policy.json")
         self.policy({"default": [{"type": "insecureAcceptAnything"}]})
 
-    def policy(self, document: Dict) -> str:
+    def policy(self, document: dict) -> str:
         """Use ``document`` as the user's policy.json from now on; return its path."""
         os.makedirs(os.path.dirname(self.policy_path), exist_ok=True)
         with open(self.policy_path, "w") as f:
@@ -75,10 +74,10 @@ class SourceRun:
         self.conf("".join('[[registry]]\nlocation = "%s"\ninsecure = true\n' % a
                           for a in addresses))
 
-    def command(self, *args: str) -> List[str]:
+    def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "arv_keepdocker_plugin", *args]
 
-    def __call__(self, *args: str, env: Optional[Dict[str, str]] = None,
+    def __call__(self, *args: str, env: dict[str, str] | None = None,
                  timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args), env=dict(self.env, **(env or {})),
                               capture_output=True, text=True, timeout=timeout,
@@ -138,7 +137,7 @@ def one_error(proc: subprocess.CompletedProcess) -> str:
     return match.group(1)
 
 
-def counts(stderr: str) -> Dict[str, int]:
+def counts(stderr: str) -> dict[str, int]:
     """The last ``--batch-progress`` line's ``<number> <word>`` pairs after ``total``."""
     line = [l for l in stderr.splitlines() if re.search(r" written -?\d+ total ", l)][-1]
     head, total, rest = re.split(r" written (-?\d+) total ", line)
@@ -149,7 +148,7 @@ def counts(stderr: str) -> Dict[str, int]:
     return found
 
 
-def links_of(api, uuid: str) -> Dict[tuple, dict]:
+def links_of(api, uuid: str) -> dict[tuple, dict]:
     """``{(link_class, name): properties}`` of the image links on a collection.
 
     The properties leave out the writer rule's stamp on the hash link
@@ -173,7 +172,7 @@ def tar_bytes(api, uuid: str) -> bytes:
         return f.read()
 
 
-def blob_gets(proxy, since: int = 0) -> List[str]:
+def blob_gets(proxy, since: int = 0) -> list[str]:
     """Digests of the blobs GET through ``proxy`` since its ``since``-th request."""
     with proxy.lock:
         seen = list(proxy.seen[since:])

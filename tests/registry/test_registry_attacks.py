@@ -31,7 +31,7 @@ def test_planted_layer_records_never_reach_a_registry_upload(
     alice_project = new_project(arv_api, "alice's images")
     assert_potent(arv_api, [(l.digest, l.size) for l in image.layers], bob_project)
     source_run.insecure(address)
-    reference = "{}/victim/{}:1".format(address, unique)
+    reference = f"{address}/victim/{unique}:1"
     uuid = uploaded(source_run("--no-progress", "--project-uuid", alice_project,
                                "docker://" + reference))
     assert check_end_state(arv_api_admin, arv_api, alice_project, image.image_id,

@@ -257,7 +257,7 @@ def test_a_64_mib_plus_1_layer_spans_two_blocks_in_bounded_memory(
     # flight and the SDK's copies of them); the export's own memory is
     # asserted in test_the_export_holds_a_chunk_at_a_time.
     record_property("big_layer_peak_rss_bytes", usage.ru_maxrss * 1024)
-    print("\n64 MiB + 1 layer: peak RSS {} MiB".format(usage.ru_maxrss // 1024))
+    print(f"\n64 MiB + 1 layer: peak RSS {usage.ru_maxrss // 1024} MiB")
 
 
 def test_the_export_holds_a_chunk_at_a_time(registry_images, tmp_path, monkeypatch):

@@ -126,7 +126,7 @@ def test_the_password_never_appears_in_anything_the_runs_wrote(
     finally:
         proxy.close()
 
-    places = {"output of run {}".format(n): text for n, text in enumerate(outputs)}
+    places = {f"output of run {n}": text for n, text in enumerate(outputs)}
     for root in (source_run.home, str(tmp_path)):
         for directory, _dirs, files in os.walk(root):
             for name in files:

@@ -25,7 +25,6 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Dict, List, Optional, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -93,17 +92,17 @@ class TokenServer:
     :ivar requests: ``(method, user or None, scope)`` of every token request.
     """
 
-    def __init__(self, directory: str, tls: Optional[Tuple[str, str]], users: Dict[str, str],
-                 identity_tokens: Optional[Dict[str, str]] = None,
-                 anonymous_pull: Tuple[str, ...] = ()) -> None:
+    def __init__(self, directory: str, tls: tuple[str, str] | None, users: dict[str, str],
+                 identity_tokens: dict[str, str] | None = None,
+                 anonymous_pull: tuple[str, ...] = ()) -> None:
         self.dir = directory
         self.users = dict(users)
         self.identity_tokens = dict(identity_tokens or {})
         self.anonymous_pull = anonymous_pull
-        self.requests: List[Tuple[str, Optional[str], str]] = []
-        self.raw: List[bytes] = []
-        self._redirect: Optional[Tuple[int, str]] = None
-        self._body: Optional[bytes] = None
+        self.requests: list[tuple[str, str | None, str]] = []
+        self.raw: list[bytes] = []
+        self._redirect: tuple[int, str] | None = None
+        self._body: bytes | None = None
         self.scheme = "https" if tls else "http"
         self.generation = 0
         self.keys = SigningKeys(directory, self.generation)
@@ -168,17 +167,17 @@ class TokenServer:
     def realm(self) -> str:
         return "%s://127.0.0.1:%d/token" % (self.scheme, self.port)
 
-    def redirect(self, location: Optional[str], status: int = 307) -> None:
+    def redirect(self, location: str | None, status: int = 307) -> None:
         """Answer every token request with ``status`` to ``location`` (``None``: stop)."""
         with self._lock:
             self._redirect = (status, location) if location else None
 
-    def answer_with(self, body: Optional[bytes]) -> None:
+    def answer_with(self, body: bytes | None) -> None:
         """Answer every token request 200 with ``body`` (``None``: real tokens again)."""
         with self._lock:
             self._body = body
 
-    def raw_requests(self) -> List[bytes]:
+    def raw_requests(self) -> list[bytes]:
         """Every request received: request line, headers and body."""
         with self._lock:
             return list(self.raw)
@@ -210,7 +209,7 @@ class TokenServer:
     def bundle(self) -> str:
         return self.keys.bundle
 
-    def registry_config(self) -> Dict[str, str]:
+    def registry_config(self) -> dict[str, str]:
         """The registry's ``auth: token`` settings for the current keys."""
         return {"realm": self.realm, "service": SERVICE, "issuer": ISSUER,
                 "rootcertbundle": self.bundle}
@@ -221,11 +220,11 @@ class TokenServer:
             self.generation += 1
             self.keys = SigningKeys(self.dir, self.generation)
 
-    def token_requests(self) -> List[Tuple[str, Optional[str], str]]:
+    def token_requests(self) -> list[tuple[str, str | None, str]]:
         with self._lock:
             return list(self.requests)
 
-    def _answer(self, handler, method: str, user, params: Dict[str, List[str]]) -> None:
+    def _answer(self, handler, method: str, user, params: dict[str, list[str]]) -> None:
         scope = (params.get("scope") or [""])[0]
         with self._lock:
             self.requests.append((method, user or None, scope))

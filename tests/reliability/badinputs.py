@@ -14,12 +14,12 @@ import json
 import os
 import random
 import tarfile
-from typing import Iterator, List, Tuple
+from collections.abc import Iterator
 
 from arv_keepdocker_testkit import imagebuild as ib
 
 SEED = 20261130
-Case = Tuple[str, List[str], Tuple[int, ...]]
+Case = tuple[str, list[str], tuple[int, ...]]
 
 
 def small_image(tag="bad/input:1"):
@@ -52,7 +52,7 @@ def rebuild(members, fmt=tarfile.PAX_FORMAT) -> bytes:
     return out.getvalue()
 
 
-def reg(name: str, payload: bytes) -> Tuple[tarfile.TarInfo, bytes]:
+def reg(name: str, payload: bytes) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
     return info, payload
@@ -71,19 +71,19 @@ def references(root: str) -> Iterator[Case]:
     fixed = [
         ("empty-transport-path", ["docker-archive:"], (1,)),
         ("oci-empty-path", ["oci-archive:"], (1,)),
-        ("bad-index", ["docker-archive:{}/x.tar:@x".format(root)], (1,)),
-        ("index-and-tag", ["docker-archive:{}/x.tar:@0".format(root), "t"], (1,)),
+        ("bad-index", [f"docker-archive:{root}/x.tar:@x"], (1,)),
+        ("index-and-tag", [f"docker-archive:{root}/x.tar:@0", "t"], (1,)),
         ("tag-twice", ["app:1", "2"], (1,)),
         ("unknown-source", ["--source", "nope", "app:1"], (1,)),
         ("upper-case-name", ["docker-daemon:Upper/Case:1"], (1,)),
         ("double-slash", ["docker-daemon:a//b:1"], (1,)),
-        ("bad-platform", ["--platform", "linux", "oci-archive:{}/x.tar".format(root)], (1,)),
-        ("bad-platform-4", ["--platform", "a/b/c/d", "oci-archive:{}/x.tar".format(root)],
+        ("bad-platform", ["--platform", "linux", f"oci-archive:{root}/x.tar"], (1,)),
+        ("bad-platform-4", ["--platform", "a/b/c/d", f"oci-archive:{root}/x.tar"],
          (1,)),
         ("bad-project", ["--project-uuid", "not-a-uuid", "docker-archive:/x"], (1,)),
         ("unknown-flag", ["--no-such-flag", "x"], (2,)),
         ("retries-not-int", ["--retries", "many", "x"], (2,)),
-        ("oci-tag-arg", ["oci-archive:{}/x.tar".format(root), "tag"], (1,)),
+        ("oci-tag-arg", [f"oci-archive:{root}/x.tar", "tag"], (1,)),
     ]
     yield from fixed
     alphabet = "aZ09:/@._-\x1b\x00\n\t\u202e%\\ "
@@ -97,8 +97,8 @@ def references(root: str) -> Iterator[Case]:
         if transport in ("docker-daemon", "containers-storage"):
             text = "\x1b[31m" + text + "\x07"
         else:
-            text = "{}/missing-{}{}".format(root, n, text)
-        yield ("random-ref-{}".format(n), ["{}:{}".format(transport, text)], (1,))
+            text = f"{root}/missing-{n}{text}"
+        yield (f"random-ref-{n}", [f"{transport}:{text}"], (1,))
 
 
 # -- archives ---------------------------------------------------------------------
@@ -114,9 +114,9 @@ def truncated(root: str) -> Iterator[Case]:
     rng = random.Random(SEED + 1)
     for layout in ("classic", "docker25"):
         for n in range(30):
-            data = archive_bytes(small_image("bad/truncated{}:{}".format(n, layout)), layout)
+            data = archive_bytes(small_image(f"bad/truncated{n}:{layout}"), layout)
             cut = rng.randrange(1, data_end(data))
-            yield _file(root, "truncated-{}-{}".format(layout, n), data[:cut])
+            yield _file(root, f"truncated-{layout}-{n}", data[:cut])
 
 
 def bit_flipped(root: str) -> Iterator[Case]:
@@ -129,7 +129,7 @@ def bit_flipped(root: str) -> Iterator[Case]:
     for layout in ("classic", "docker25"):
         for n in range(50):
             image = ib.build_image([{"etc/a": b"a" * 3000}, {"n": str(n).encode() * 100}],
-                                   repo_tags=["bad/flip:{}-{}".format(layout, n)])
+                                   repo_tags=[f"bad/flip:{layout}-{n}"])
             data = archive_bytes(image, layout)
             manifest = json.loads(next(p for i, p in members_of(data)
                                        if i.name == "manifest.json"))[0]
@@ -141,7 +141,7 @@ def bit_flipped(root: str) -> Iterator[Case]:
             at = offset + rng.randrange(size)
             flipped = bytearray(data)
             flipped[at] ^= 1 << rng.randrange(8)
-            yield _file(root, "bitflip-{}-{}-{}".format(layout, n, at), bytes(flipped))
+            yield _file(root, f"bitflip-{layout}-{n}-{at}", bytes(flipped))
 
 
 def hostile_members(root: str) -> Iterator[Case]:
@@ -218,7 +218,7 @@ def hostile_json(root: str) -> Iterator[Case]:
             "root-member": [dict(entry, Config=".")],
         }
         for name, body in variants.items():
-            yield _file(root, "json-{}-manifest-{}".format(layout, name),
+            yield _file(root, f"json-{layout}-manifest-{name}",
                         with_manifest(base, body))
         configs = {
             "deep": b"[" * 1_000_000 + b"]" * 1_000_000,
@@ -235,7 +235,7 @@ def hostile_json(root: str) -> Iterator[Case]:
             # A config member renamed to its new digest would be another image;
             # keep the old name so digest-named configs are caught too.
             members = [(i, body if i.name == config_name else p) for i, p in base]
-            yield _file(root, "json-{}-config-{}".format(layout, name), rebuild(members))
+            yield _file(root, f"json-{layout}-config-{name}", rebuild(members))
 
 
 def oci_variants(root: str) -> Iterator[Case]:
@@ -264,8 +264,8 @@ def oci_variants(root: str) -> Iterator[Case]:
         yield _file(root, "oci-" + name, rebuild(members), transport="oci-archive")
 
 
-def all_cases(root: str) -> List[Case]:
-    cases: List[Case] = []
+def all_cases(root: str) -> list[Case]:
+    cases: list[Case] = []
     for generate in (references, truncated, bit_flipped, hostile_members, hostile_json,
                      oci_variants):
         cases.extend(generate(root))
@@ -278,7 +278,7 @@ def _file(root: str, name: str, data: bytes, transport: str = "docker-archive") 
     path = os.path.join(root, name + ".tar")
     with open(path, "wb") as f:
         f.write(data)
-    return (name, ["{}:{}".format(transport, path)], (1,))
+    return (name, [f"{transport}:{path}"], (1,))
 
 
 def _fix_checksum(header: bytearray) -> None:
@@ -317,7 +317,7 @@ def _many_members(base, count: int) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for n in range(count):
-            info = tarfile.TarInfo("m/{}".format(n))
+            info = tarfile.TarInfo(f"m/{n}")
             info.size = 1
             tar.addfile(info, io.BytesIO(b"x"))
         for info, payload in base:

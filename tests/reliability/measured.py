@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from runmeasure import RunResult, run_measured  # noqa: E402  (bench/ is not a package)
@@ -29,7 +29,7 @@ ADDRESS_SPACE_KIB = 1_600_000
 LOG_LINE = re.compile(r"^\S+ \S+ arvados\.keepdocker\[\d+\] ERROR: (.*)$")
 
 
-def run(argv: Sequence[str], env: Dict[str, str], log_prefix: str) -> RunResult:
+def run(argv: Sequence[str], env: dict[str, str], log_prefix: str) -> RunResult:
     """Run ``argv`` to its end under the address-space limit; measured."""
     limited = ["sh", "-c", 'ulimit -v %d && exec "$@"' % ADDRESS_SPACE_KIB, "sh", *argv]
     return run_measured(limited, env, log_prefix, interval=0.02)

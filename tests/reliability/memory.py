@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Dict, List, Optional, Tuple
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 #: ``python -m arv_keepdocker_plugin ...`` (also under ``unshare``); the console script.
@@ -28,7 +27,7 @@ def is_tool(cmdline: bytes) -> bool:
     return TOOL_MODULE in cmdline or argv0.endswith(TOOL_SCRIPT)
 
 
-def _processes() -> Dict[int, Tuple[int, str]]:
+def _processes() -> dict[int, tuple[int, str]]:
     """``{pid: (parent pid, start time)}`` of every process."""
     found = {}
     for name in os.listdir("/proc"):
@@ -58,9 +57,9 @@ class ToolMemory(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.halt = threading.Event()
-        self.peak: Optional[int] = None
+        self.peak: int | None = None
         self.own_peak = 0
-        self._is_tool: Dict[Tuple[int, str], bool] = {}
+        self._is_tool: dict[tuple[int, str], bool] = {}
         self._me = os.getpid()
 
     def _tool(self, pid: int, start: str) -> bool:
@@ -74,7 +73,7 @@ class ToolMemory(threading.Thread):
             self._is_tool[key] = pid != self._me and is_tool(cmdline)
         return self._is_tool[key]
 
-    def _mine(self, pid: int, processes: Dict[int, Tuple[int, str]]) -> bool:
+    def _mine(self, pid: int, processes: dict[int, tuple[int, str]]) -> bool:
         seen = set()
         while pid in processes and pid not in seen:
             if pid == self._me:
@@ -86,7 +85,7 @@ class ToolMemory(threading.Thread):
     def sample(self) -> None:
         self.own_peak = max(self.own_peak, _rss(self._me))
         processes = _processes()
-        children: Dict[int, List[int]] = {}
+        children: dict[int, list[int]] = {}
         for pid, (parent, _) in processes.items():
             children.setdefault(parent, []).append(pid)
         for pid, (parent, start) in processes.items():
@@ -109,7 +108,7 @@ class ToolMemory(threading.Thread):
             self.sample()
             self.halt.wait(self.interval)
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         self.halt.set()
         self.join()
         return self.peak

@@ -76,7 +76,7 @@ def test_planted_layer_records_never_reach_an_archive_upload(
         plant_for_every_layer(arv_api_bob, bob_project, image, "digest")
     assert_potent(arv_api, [(l.diff_id, l.size) for l in image.layers], bob_project)
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
-                        "docker-archive:{}".format(path)))
+                        f"docker-archive:{path}"))
     check_end_state(arv_api_admin, arv_api, alice_project, image.image_id, unique + ":1")
 
 
@@ -91,7 +91,7 @@ def test_planted_layer_records_never_reach_an_oci_upload(
     plant_for_every_layer(arv_api_bob, bob_project, image, "diff_id")
     assert_potent(arv_api, [(l.digest, l.size) for l in image.layers], bob_project)
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
-                        "{}:{}:{}:1".format(transport, path, unique)))
+                        f"{transport}:{path}:{unique}:1"))
     check_end_state(arv_api_admin, arv_api, alice_project, image.image_id, unique + ":1")
 
 
@@ -104,12 +104,12 @@ def test_a_planted_record_newer_than_alices_own_copy_loses(
                         repo_tags=[unique + ":2"])
     assert v2.layers[0].diff_id == v1.layers[0].diff_id
     for version, image in (("1", v1), ("2", v2)):
-        path = tmp_path / "v{}.tar".format(version)
+        path = tmp_path / f"v{version}.tar"
         ib.write_docker_archive(str(path), [image])
         if version == "2":
             plant_for_every_layer(arv_api_bob, bob_project, v1, "diff_id")
         proc = keepdocker("--batch-progress", "--project-uuid", alice_project,
-                          "docker-archive:{}".format(path))
+                          f"docker-archive:{path}")
         uploaded(proc)
     check_end_state(arv_api_admin, arv_api, alice_project, v2.image_id, unique + ":2")
     # The base layer came from alice's own copy, unread: the fast path held.
@@ -170,7 +170,7 @@ def test_a_planted_hash_link_over_junk_is_checked_and_skipped(
     path = tmp_path / "image.tar"
     ib.write_docker_archive(str(path), [image])
     proc = keepdocker("--no-progress", "--project-uuid", alice_project,
-                      "docker-archive:{}".format(path))
+                      f"docker-archive:{path}")
     uuid = uploaded(proc)
     assert uuid != planted["uuid"]
     assert "not reusing collection {}".format(planted["uuid"]) in proc.stderr
@@ -245,7 +245,7 @@ def corrupt_archive(image, path):
         member = next(m for m in tar if m.name.endswith("layer.tar"))
     raw[member.offset_data + 1000] ^= 0x40
     path.write_bytes(bytes(raw))
-    return "docker-archive:{}".format(path)
+    return f"docker-archive:{path}"
 
 
 def test_a_corrupt_layer_tar_is_refused_and_indexes_nothing(
@@ -266,7 +266,7 @@ def test_a_corrupt_layer_tar_is_refused_and_indexes_nothing(
     path = tmp_path / "clean.tar"
     ib.write_docker_archive(str(path), [image])
     uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,
-                        "docker-archive:{}".format(path)))
+                        f"docker-archive:{path}"))
     v2 = ib.build_image([{"usr/lib/base.bin": bytes(range(256)) * (8 << 10)},
                          {"app": b"v2 " + unique.encode()}], repo_tags=[unique + ":2"])
     uuid = uploaded(keepdocker("--no-progress", "--project-uuid", alice_project,

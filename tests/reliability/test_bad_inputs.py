@@ -36,7 +36,7 @@ def run_in_process(args, api, capsys):
     out = io.StringIO()
 
     def alarm(signum, frame):
-        raise Timeout("no answer within {}s".format(CASE_TIMEOUT))
+        raise Timeout(f"no answer within {CASE_TIMEOUT}s")
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(CASE_TIMEOUT)
@@ -77,27 +77,27 @@ def test_every_generated_bad_input_fails_cleanly(cases, arv_api, arvados_state, 
         try:
             status, lines, usage, out, peak = run_in_process(args, arv_api, capsys)
         except Exception as error:  # a traceback is a failure of its own
-            failures.append("{}: raised {!r}".format(case_id, error))
+            failures.append(f"{case_id}: raised {error!r}")
             continue
         peaks.append(peak)
         if status not in exits:
-            failures.append("{}: exit {} (wanted {}): {}".format(case_id, status, exits, lines))
+            failures.append(f"{case_id}: exit {status} (wanted {exits}): {lines}")
         elif status == 1 and len(lines) != 1:
-            failures.append("{}: {} lines: {}".format(case_id, len(lines), lines))
+            failures.append(f"{case_id}: {len(lines)} lines: {lines}")
         elif status == 2 and "error:" not in usage:
-            failures.append("{}: exit 2 without argparse's error line".format(case_id))
+            failures.append(f"{case_id}: exit 2 without argparse's error line")
         elif out:
-            failures.append("{}: printed {!r} on stdout".format(case_id, out))
+            failures.append(f"{case_id}: printed {out!r} on stdout")
         elif peak > MEMORY_LIMIT:
-            failures.append("{}: peak memory {} MiB".format(case_id, peak >> 20))
+            failures.append(f"{case_id}: peak memory {peak >> 20} MiB")
         elif any(c in line for line in lines for c in "\x1b\x00\x07\n\u202e"):
-            failures.append("{}: unescaped control character in {!r}".format(case_id, lines))
+            failures.append(f"{case_id}: unescaped control character in {lines!r}")
     assert failures == [], "\n".join(failures)
     assert arvados_state.snapshot() == before, "a bad input left something in Arvados"
     record_property("cases", len(cases))
     record_property("peak_traced_mib", max(peaks) >> 20)
-    print("\nbad inputs: {} tried, {} held; peak traced memory {} MiB".format(
-        len(cases), len(cases) - len(failures), max(peaks) >> 20))
+    print(f"\nbad inputs: {len(cases)} tried, {len(cases) - len(failures)} held; peak traced "
+          f"memory {max(peaks) >> 20} MiB")
 
 
 def test_the_real_command_prints_one_line(cases, keepdocker, arvados_state):

@@ -82,7 +82,7 @@ def lab_image(unique, own_base=False):
 def archive(tmp_path, image, name="image.tar"):
     path = tmp_path / name
     ib.write_docker_archive(str(path), [image])
-    return "docker-archive:{}".format(path)
+    return f"docker-archive:{path}"
 
 
 def uploaded(proc):
@@ -175,7 +175,7 @@ def test_a_colleagues_copy_is_read_back_once_then_trusted_until_it_changes(
     listing = alice().stdout
     proc = alice("--no-progress", "--project-uuid", project, path)
     assert uploaded(proc) == theirs, proc.stderr
-    assert "checking {} before reusing it".format(theirs) in proc.stderr
+    assert f"checking {theirs} before reusing it" in proc.stderr
     checked = links_written_by(arv_api_admin, arv_cluster.user_uuid("alice"), head_uuid=theirs)
     assert [(l["link_class"], l["head_uuid"], l["owner_uuid"]) for l in checked] == [
         ("docker_image_checked", theirs, arv_cluster.user_uuid("alice"))]
@@ -189,7 +189,7 @@ def test_a_colleagues_copy_is_read_back_once_then_trusted_until_it_changes(
         "manifest_text": junk_manifest(arv_api_bob, image.image_id + ".tar", 4096)}).execute()
     proc = alice("--no-progress", "--project-uuid", project, path)
     mine = uploaded(proc)
-    assert mine != theirs and "not reusing collection {}".format(theirs) in proc.stderr
+    assert mine != theirs and f"not reusing collection {theirs}" in proc.stderr
     assert check_end_state(arv_api_admin, arv_api, project, image.image_id, unique + ":1",
                            planted=[theirs]) == mine
 
@@ -244,7 +244,7 @@ def test_a_pending_marker_bob_adds_is_no_licence_to_trash(
     proc = alice("--no-progress", "--force", "--project-uuid", project, path)
     second = uploaded(proc)
     for uuid in (first, decoy["uuid"]):
-        assert "leaving collection {} alone".format(uuid) in proc.stderr
+        assert f"leaving collection {uuid} alone" in proc.stderr
     assert "last modified by {}".format(arv_api_bob.users().current().execute()["uuid"]) \
         in proc.stderr
     record = arv_api_admin.collections().get(uuid=first).execute()

@@ -39,8 +39,8 @@ def test_five_homes_one_image_one_collection(arv_cluster, arv_api, arv_api_admin
     path = tmp_path / "image.tar"
     ib.write_docker_archive(str(path), [image])
     project = new_project(arv_api, "five homes")
-    runs = [start(home_env(base_env, arv_cluster, tmp_path, "home{}".format(n)),
-                  "--project-uuid", project, "docker-archive:{}".format(path))
+    runs = [start(home_env(base_env, arv_cluster, tmp_path, f"home{n}"),
+                  "--project-uuid", project, f"docker-archive:{path}")
             for n in range(5)]
     results = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0] * 5, [err for _, err in results]
@@ -55,18 +55,18 @@ def test_five_homes_one_image_one_collection(arv_cluster, arv_api, arv_api_admin
 def test_three_images_sharing_a_base_at_once(arv_cluster, arv_api, arv_api_admin, base_env,
                                              tmp_path, unique):
     base = {"base.bin": random.Random(unique).randbytes(8 * MiB)}
-    images = [ib.build_image([base, {"top": "{}{}".format(unique, n).encode()}],
-                             repo_tags=["{}:{}".format(unique, n)]) for n in range(3)]
+    images = [ib.build_image([base, {"top": f"{unique}{n}".encode()}],
+                             repo_tags=[f"{unique}:{n}"]) for n in range(3)]
     project = new_project(arv_api, "shared base")
     runs = []
     for n, image in enumerate(images):
-        path = tmp_path / "image{}.tar".format(n)
+        path = tmp_path / f"image{n}.tar"
         ib.write_docker_archive(str(path), [image])
-        runs.append(start(home_env(base_env, arv_cluster, tmp_path, "h{}".format(n)),
-                          "--project-uuid", project, "docker-archive:{}".format(path)))
+        runs.append(start(home_env(base_env, arv_cluster, tmp_path, f"h{n}"),
+                          "--project-uuid", project, f"docker-archive:{path}"))
     results = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0] * 3, [err for _, err in results]
     for n, image in enumerate(images):
         uuid = check_end_state(arv_api_admin, arv_api, project, image.image_id,
-                               "{}:{}".format(unique, n))
+                               f"{unique}:{n}")
         assert results[n][0].strip() == uuid

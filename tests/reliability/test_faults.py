@@ -100,7 +100,7 @@ def test_api_failing_one_write(setting, arv_cluster, arv_api_admin, what, target
     image, project, run, recovers = setting
     arv_cluster.inject_fault(target, 1, status=status, skip=skip)
     lines = failed_cleanly(run())
-    assert lines[-1].startswith("arv keepdocker") or "API error {}".format(status) in lines[-1]
+    assert lines[-1].startswith("arv keepdocker") or f"API error {status}" in lines[-1]
     assert len([l for l in lines if "ERROR" in l]) == 1
     nothing_half_written(arv_api_admin, project, image.image_id)
     recovers()

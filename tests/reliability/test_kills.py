@@ -26,7 +26,7 @@ RANDOM_KILLS = 20
 def big_image(tmp_path_factory):
     """A ~300 MB docker-archive on disk: three 100 MB layers of seeded random bytes."""
     rng = random.Random(SEED)
-    layers = [{"layer{}.bin".format(n): rng.randbytes(100 * MiB)} for n in range(3)]
+    layers = [{f"layer{n}.bin": rng.randbytes(100 * MiB)} for n in range(3)]
     image = ib.build_image(layers, repo_tags=["reliability/big:1"])
     path = tmp_path_factory.mktemp("big") / "big.tar"
     ib.write_docker_archive(str(path), [image])
@@ -44,7 +44,7 @@ def start(env, *args):
 
 
 def fresh_env(base_env, arv_cluster, tmp_path, n):
-    home = tmp_path / "home{}".format(n)
+    home = tmp_path / f"home{n}"
     (home / ".cache").mkdir(parents=True)
     return dict(base_env, HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
                 **arv_cluster.env("alice"))
@@ -81,10 +81,9 @@ def test_sigkill_at_random_points(big_image, project, base_env, arv_cluster, arv
         proc.communicate(timeout=60)
         rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
         held += 1
-    record_property("random_kills", "{} tried, {} held; full upload {:.1f}s".format(
-        len(points), held, full))
-    print("\nrandom kills: {} tried, {} held (points {:.2f}..{:.2f}s of {:.1f}s)".format(
-        len(points), held, points[0], points[-1], full))
+    record_property("random_kills", f"{len(points)} tried, {held} held; full upload {full:.1f}s")
+    print(f"\nrandom kills: {len(points)} tried, {held} held (points "
+          f"{points[0]:.2f}..{points[-1]:.2f}s of {full:.1f}s)")
 
 
 #: (step, fault target, requests let through first, whether the stalled request
@@ -139,7 +138,7 @@ def compressed_image(tmp_path_factory):
     """A gzip docker-archive (read once: steps/one_pass.py): three 24 MiB layers."""
     import gzip
     rng = random.Random(SEED + 1)
-    layers = [{"layer{}.bin".format(n): rng.randbytes(24 * MiB)} for n in range(3)]
+    layers = [{f"layer{n}.bin": rng.randbytes(24 * MiB)} for n in range(3)]
     image = ib.build_image(layers, repo_tags=["reliability/big:1"])
     plain = tmp_path_factory.mktemp("gz") / "big.tar"
     ib.write_docker_archive(str(plain), [image])
@@ -169,11 +168,11 @@ def test_sigkill_while_a_compressed_archive_is_read_once(
     points = sorted(rng.uniform(0.05, full) for _ in range(6))
     for n, point in enumerate(points):
         clean_up(arv_api_admin, project, image.image_id)
-        env = fresh_env(base_env, arv_cluster, tmp_path, "gz{}".format(n))
+        env = fresh_env(base_env, arv_cluster, tmp_path, f"gz{n}")
         proc = start(env, *args)
         time.sleep(point)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
-    record_property("compressed_kills", "{} tried, {} held; full upload {:.1f}s".format(
-        len(points), len(points), full))
+    record_property("compressed_kills", f"{len(points)} tried, {len(points)} held; full upload "
+                                        f"{full:.1f}s")

@@ -55,23 +55,23 @@ def test_no_token_secret_in_output_files_or_records(secrets, arv_cluster, arv_ap
 
     # An interrupted upload leaves a journal and a lock file behind.
     slow = subprocess.Popen([sys.executable, "-m", "arv_keepdocker_plugin", "--no-progress",
-                             "docker-archive:{}".format(path)], env=env,
+                             f"docker-archive:{path}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     arv_cluster.inject_fault("keep_put", 1000, stall=0.3)
     time.sleep(1.0)
     slow.send_signal(signal.SIGKILL)
     outputs.append("".join(slow.communicate()))
     arv_cluster.clear_faults()
-    run("--batch-progress", "docker-archive:{}".format(path), extra={"ARVADOS_DEBUG": "1"})
-    run("--batch-progress", "docker-archive:{}".format(path))
-    run("--no-progress", "--project-uuid", project, "docker-archive:{}".format(path))
-    run("--no-progress", "docker-archive:{}".format(bad))
+    run("--batch-progress", f"docker-archive:{path}", extra={"ARVADOS_DEBUG": "1"})
+    run("--batch-progress", f"docker-archive:{path}")
+    run("--no-progress", "--project-uuid", project, f"docker-archive:{path}")
+    run("--no-progress", f"docker-archive:{bad}")
     run("images", extra={"ARVADOS_DEBUG": "1"})
     run("--list-plugins", "--json")
-    run("--no-progress", "--retries", "0", "docker-archive:{}".format(path), "--force",
+    run("--no-progress", "--retries", "0", f"docker-archive:{path}", "--force",
         extra={"ARVADOS_API_TOKEN": env["ARVADOS_API_TOKEN"] + "x"})  # a refused token
 
-    places = {"output of run {}".format(n): text for n, text in enumerate(outputs)}
+    places = {f"output of run {n}": text for n, text in enumerate(outputs)}
     scanned = 0
     for root, _dirs, files in os.walk(str(tmp_path_factory.getbasetemp())):
         for name in files:
@@ -87,10 +87,10 @@ def test_no_token_secret_in_output_files_or_records(secrets, arv_cluster, arv_ap
             getattr(arv_api_admin, kind)().list, include_trash=True)
             if kind == "collections" else arvados.util.keyset_list_all(
                 arv_api_admin.links().list))
-        places["all {} ({})".format(kind, len(records))] = json.dumps(records)
+        places[f"all {kind} ({len(records)})"] = json.dumps(records)
     leaks = [(where, user) for where, text in places.items()
              for user, secret in secrets.items() if secret in text]
-    print("\nsecrets: {} outputs, {} files, every collection and link scanned; "
-          "{} leaks".format(len(outputs), scanned, len(leaks)))
-    record_property("secret_scan", "{} outputs, {} files".format(len(outputs), scanned))
+    print(f"\nsecrets: {len(outputs)} outputs, {scanned} files, every collection and link scanned; "
+          f"{len(leaks)} leaks")
+    record_property("secret_scan", f"{len(outputs)} outputs, {scanned} files")
     assert leaks == []

@@ -17,7 +17,7 @@ import io
 import json
 import tarfile
 import uuid as uuidlib
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 import arvados.collection
 import arvados.util
@@ -29,7 +29,7 @@ from arv_keepdocker_plugin.steps.verify import problem_with
 
 
 def new_project(api, label: str) -> str:
-    body = {"name": "{} {}".format(label, uuidlib.uuid4().hex[:10]), "group_class": "project"}
+    body = {"name": f"{label} {uuidlib.uuid4().hex[:10]}", "group_class": "project"}
     return api.groups().create(body=body).execute()["uuid"]
 
 
@@ -40,7 +40,7 @@ def share(owner_api, project_uuid: str, user_uuid: str) -> None:
         "tail_uuid": user_uuid}).execute()
 
 
-def junk_collection(api, owner: str, name: str, sizes: List[int], filename: str) -> Dict:
+def junk_collection(api, owner: str, name: str, sizes: list[int], filename: str) -> dict:
     """A one-file collection of ``filename`` made of junk blocks of ``sizes``."""
     collection = arvados.collection.Collection(api_client=api)
     with collection.open(filename, "wb") as f:
@@ -52,7 +52,7 @@ def junk_collection(api, owner: str, name: str, sizes: List[int], filename: str)
 
 
 def plant_layer_record(api, owner: str, digest: str, diff_id: str, size: int,
-                       stamped: bool = True) -> Dict:
+                       stamped: bool = True) -> dict:
     """bob's attack: a checked-looking index record for ``digest`` over junk blocks,
     stamped as this tool stamps its own (marker and the junk's real content hash), or
     (``stamped=False``) marked as records were before the writer rule."""
@@ -66,7 +66,7 @@ def plant_layer_record(api, owner: str, digest: str, diff_id: str, size: int,
     ).execute()
 
 
-def tar_with(members: Dict[str, bytes]) -> bytes:
+def tar_with(members: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in members.items():
@@ -77,7 +77,7 @@ def tar_with(members: Dict[str, bytes]) -> bytes:
 
 
 def plant_image(api, owner: str, image_id: str, tar_bytes: bytes,
-                properties: Optional[Dict] = None, name: Optional[str] = None) -> Dict:
+                properties: dict | None = None, name: str | None = None) -> dict:
     """bob's attack: a collection ``<image_id>.tar`` of his bytes and a hash link to it,
     stamped as this tool stamps its own (marker and the collection's content hash)."""
     collection = arvados.collection.Collection(api_client=api)
@@ -95,7 +95,7 @@ def plant_image(api, owner: str, image_id: str, tar_bytes: bytes,
     return record
 
 
-def image_collections(admin, owner: str, image_id: str, include_trash=False) -> List[Dict]:
+def image_collections(admin, owner: str, image_id: str, include_trash=False) -> list[dict]:
     """The owner's collections holding ``<image_id>.tar``."""
     return [c for c in arvados.util.keyset_list_all(
         admin.collections().list, include_trash=include_trash,
@@ -104,7 +104,7 @@ def image_collections(admin, owner: str, image_id: str, include_trash=False) -> 
         if tar_name(c.get("manifest_text") or "") == image_id + ".tar"]
 
 
-def check_end_state(admin, api, owner: str, image_id: str, repo_tag: Optional[str] = None,
+def check_end_state(admin, api, owner: str, image_id: str, repo_tag: str | None = None,
                     retries: int = 0, planted: Iterable[str] = ()) -> str:
     """Assert the end state (module docstring); return the image collection's UUID.
 
@@ -160,11 +160,11 @@ def clean_up(admin, owner: str, image_id: str) -> None:
             admin.collections().delete(uuid=collection["uuid"]).execute()
 
 
-def layer_digests(image) -> List[str]:
+def layer_digests(image) -> list[str]:
     return [layer.digest for layer in image.layers]
 
 
-def config_json(image) -> Dict:
+def config_json(image) -> dict:
     return json.loads(image.config_bytes)
 
 

@@ -73,19 +73,19 @@ def test_docker_archive_names_follow_docker(tmp_path, sources, image, layout):
     ib.write_docker_archive(str(path), [image], layout=layout)
     with pytest.raises(ImageNotFound, match="no image tagged a/b:1; it holds @0 "
                        r"\(docker.io/library/a/b:1\)"):
-        resolve(sources, "docker-archive:{}:a/b:1".format(path))
+        resolve(sources, f"docker-archive:{path}:a/b:1")
     # As the user typed it, when it names the image.
     for typed in ("library/a/b:1", DEEP):
-        found = resolve(sources, "docker-archive:{}:{}".format(path, typed))
+        found = resolve(sources, f"docker-archive:{path}:{typed}")
         assert (found.image_id, found.repo_tag) == (image.image_id, typed)
     # Named by the archive alone: Docker's familiar form.
-    assert resolve(sources, "docker-archive:{}".format(path)).repo_tag == "library/a/b:1"
+    assert resolve(sources, f"docker-archive:{path}").repo_tag == "library/a/b:1"
 
 
 def test_oci_layout_names_follow_docker(tmp_path, sources, image):
     path = tmp_path / "deep.tar"  # a Docker 25 archive is also an OCI layout
     ib.write_docker_archive(str(path), [image], layout="docker25")
-    found = resolve(sources, "oci-archive:{}".format(path))
+    found = resolve(sources, f"oci-archive:{path}")
     assert (found.image_id, found.repo_tag) == (image.image_id, "library/a/b:1")
 
 

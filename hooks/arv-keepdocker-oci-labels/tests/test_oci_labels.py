@@ -55,7 +55,7 @@ def run_keepdocker(arv_cluster, tmp_path, *args, **extra_env):
 def test_upload_records_oci_labels_as_properties(arv_cluster, arv_api, labelled_archive,
                                                  tmp_path):
     proc = run_keepdocker(arv_cluster, tmp_path, "--force",
-                          "docker-archive:{}".format(labelled_archive))
+                          f"docker-archive:{labelled_archive}")
     assert proc.returncode == 0, proc.stderr
     uuid = proc.stdout.strip()
     assert arv_api.collections().get(uuid=uuid).execute()["properties"] == {
@@ -70,7 +70,7 @@ def test_upload_records_oci_labels_as_properties(arv_cluster, arv_api, labelled_
 
 def test_disabled_by_name(arv_cluster, arv_api, labelled_archive, tmp_path):
     proc = run_keepdocker(arv_cluster, tmp_path, "--force",
-                          "docker-archive:{}".format(labelled_archive),
+                          f"docker-archive:{labelled_archive}",
                           ARV_KEEPDOCKER_DISABLE_PLUGINS="oci_labels")
     assert proc.returncode == 0, proc.stderr
     properties = arv_api.collections().get(uuid=proc.stdout.strip()).execute()["properties"]

@@ -229,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         if _KEEP_PATH_RE.match(path) and method in ("GET", "HEAD", "PUT"):
             try:
                 return self._keep(method)
-            except (ConnectionError, socket.timeout):
+            except (TimeoutError, ConnectionError):
                 self.close_connection = True
             except Exception as err:  # a keepstore bug: 422 (if still possible), never 5xx
                 log.error("internal error on %s %s:\n%s", method, self.path,
@@ -252,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "Path not found: %s" % path)
         except ApiError as err:
             self._send_error(err.status, err.message, request_id)
-        except (ConnectionError, socket.timeout):
+        except (TimeoutError, ConnectionError):
             self.close_connection = True
         except Exception as err:  # a server bug: 422, never 5xx (the SDK retries 5xx)
             log.error("internal error on %s %s:\n%s", method, self.path, traceback.format_exc())
