@@ -21,13 +21,15 @@ package's own ``__init__``), and per stage wall, CPU (of the thread that ran
 it) and count, medians over ``--repeat`` runs; then the marks (export start,
 first byte) in seconds after spawn. Stages overlap (Keep PUTs run in two
 threads beside the stream) and do not add up to the wall time.
-Nothing is written to ``bench/RESULTS.md``; everything started is stopped
-and every temporary directory removed.
+With ``--write-results`` the report replaces its section of
+``bench/RESULTS.md``; everything started is stopped and every temporary
+directory removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -47,8 +49,11 @@ sys.path.insert(0, str(HERE))
 
 from arv_keepdocker_testkit.cluster import Cluster  # noqa: E402
 from arv_keepdocker_testkit.engines import DockerEngine, Registry  # noqa: E402
-from keepdocker_vs_321 import compile_ours, copy_cluster_dir, log  # noqa: E402
+from keepdocker_vs_321 import code_version, compile_ours, copy_cluster_dir, log, machine  # noqa: E402
 from randimages import LayerPlan, build_images  # noqa: E402
+from resultsfile import replace_section  # noqa: E402
+
+SECTION = "## Where the time goes, stage by stage"
 
 REPO_NAME = "akd-stages/img"
 PATHS = ("engine", "stored cold", "stored warm", "archive", "registry")
@@ -221,6 +226,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size-mib", type=int, default=330,
                         help="image size in MiB, three random layers (330)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per path (1)")
+    parser.add_argument("--write-results", action="store_true",
+                        help="record the report in bench/RESULTS.md")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.size_mib < 16:
         parser.error("--repeat must be >= 1 and --size-mib >= 16")
@@ -234,10 +241,16 @@ def main(argv=None) -> int:
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)
-    print("Image: %d MiB in three random layers; command: python bench/stage_breakdown.py"
-          " --size-mib %d --repeat %d" % (bench.plan.total, args.size_mib, args.repeat))
+    command = f"python bench/stage_breakdown.py --size-mib {args.size_mib} --repeat {args.repeat}"
+    table = report(bench.runs).rstrip("\n")
+    print(f"Image: {bench.plan.total} MiB in three random layers; command: {command}")
     print()
-    print(report(bench.runs))
+    print(table)
+    if args.write_results:
+        when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        body = (f"Command: `{command} --write-results`\n\nDate: {when}. Machine: {machine()}. "
+                f"Code: {code_version()}.\n\n```\n{table}\n```")
+        replace_section(str(Path(__file__).resolve().parent / "RESULTS.md"), SECTION, body)
     return 1 if any(run.returncode != 0 for run in bench.runs) else 0
 
 
