@@ -53,6 +53,8 @@ ROWS = [
      r"test_kills\.py::test_sigkill_at_random_points", "random_kills"),
     ("SIGKILL at every step boundary, then a rerun",
      r"test_kills\.py::test_sigkill_at_each_step_boundary", "test"),
+    ("SIGKILL at 6 seeded random points while a gzip archive is read once, then a rerun",
+     r"test_kills\.py::test_sigkill_while_a_compressed_archive", "test"),
     ("Keep PUT failures (500, 503) and stalls, then a rerun",
      r"test_faults\.py::test_keep_", "test"),
     ("API 5xx at each write (collection create, each link, trash clear), then a rerun",
