@@ -129,7 +129,6 @@ class Watch:
     def _timed(self, send, *args: Any, **kwargs: Any):
         """:meth:`_request`, its time recorded as stage ``api`` and by method and path."""
         import time
-        import urllib.parse
 
         wall, cpu = time.monotonic(), time.thread_time()
         try:
@@ -138,8 +137,7 @@ class Watch:
             wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
             stagetimes.add("api", wall, cpu)
             method = kwargs.get("method") or (args[1] if len(args) > 1 else "GET")
-            path = urllib.parse.urlsplit(str(kwargs.get("uri") or args[0])).path
-            stagetimes.add(f"api {method} {path}", wall, cpu)
+            stagetimes.add(request_kind(method, str(kwargs.get("uri") or args[0])), wall, cpu)
         if getattr(response, "fromcache", False):
             stagetimes.add("api from cache", 0.0)
         return response, content
@@ -252,3 +250,15 @@ def unreachable_line(error: BaseException) -> str:
     """The one line for a network error that escaped the retries (or ``--retries 0``)."""
     reason = retried(error) or str(error).splitlines()[0]
     return str(Unreachable(reason, api_setting()))
+
+
+def request_kind(method: str, uri: str) -> str:
+    """``api METHOD PATH`` with record identifiers as ``{uuid}``: one stage per kind of
+    request (``api PUT /arvados/v1/collections/{uuid}``), not one per record."""
+    import re
+    import urllib.parse
+
+    path = urllib.parse.urlsplit(uri).path
+    path = re.sub(r"/(?:[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15}|[0-9a-f]{32}\+\d+)(?=/|$)",
+                  "/{uuid}", path)
+    return f"api {method} {path}"

@@ -44,3 +44,15 @@ def test_an_unwritable_file_never_fails_the_run(tmp_path):
         env={"ARV_KEEPDOCKER_STAGE_TIMES": str(tmp_path / "no" / "such" / "dir"),
              "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_api_requests_are_counted_by_kind_not_by_record():
+    from arv_keepdocker_plugin.steps.connect import request_kind
+
+    base = "https://h:1/arvados/v1/collections/"
+    assert request_kind("PUT", base + "zzzzz-4zz18-0123456789abcde?x=1") == \
+        "api PUT /arvados/v1/collections/{uuid}"
+    assert request_kind("GET", base + "d41d8cd98f00b204e9800998ecf8427e+0") == \
+        "api GET /arvados/v1/collections/{uuid}"
+    assert request_kind("GET", "https://h:1/arvados/v1/users/current") == \
+        "api GET /arvados/v1/users/current"
