@@ -40,9 +40,20 @@ def resolve(text):
 
 
 def members(stream) -> dict:
-    """The archive's small members (not the layers), by name."""
+    """The archive's small members (not the layers), by name.
+
+    Read up to the archive's end-of-archive blocks, not to the end of the
+    stream, as the product does: Docker 20.10 was seen to keep the socket's
+    chunked answer open for minutes after the whole tar had been sent.
+    """
+    data = bytearray()
+    while not (len(data) >= 1024 and len(data) % 512 == 0 and not any(data[-1024:])):
+        piece = stream.read(1 << 16)
+        if not piece:
+            break
+        data += piece
     found = {}
-    with tarfile.open(fileobj=io.BytesIO(stream.read()), mode="r:") as archive:
+    with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as archive:
         for member in archive:
             if member.isfile() and not member.name.endswith("layer.tar"):
                 found[member.name] = archive.extractfile(member).read()
