@@ -112,31 +112,27 @@ def run(api, pm, options: argparse.Namespace,
                 return recorder.reused(image, record, repo_tag)
         if image.export is None and ctx.force:
             raise KeepdockerError(f"image {image.image_id} is only available from Arvados, so it "
-                                  "cannot be "
-                                  "uploaded again with --force")
+                                  "cannot be uploaded again with --force")
         if image.export is None:
             raise KeepdockerError(f"no copy of image {image.image_id} in Arvados can be used (see "
-                                  "the "
-                                  "warnings above), and no source has it")
+                                  "the warnings above), and no source has it")
         if dry_run:
             return Outcome(STORED, image, None, repo_tag, dry_run=True)
-        if pending is not None:
+        with contextlib.ExitStack() as exporting:
+            source_image = image
+            if pending is None:
+                image = start_export(exporting, image)
             if not image.provisional_id:
+                # A collection named like the lock that is no lease must cost
+                # seconds, not the upload: refuse it before any block is stored
+                # (a compressed archive read once: before its blocks are kept).
                 ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
                             ctx.user_uuid).check()
-            progress = pending.progress
-            with stagetimes.stage("last blocks"):
-                tar = pending.commit()
-            image = tar.stored_image(image)
-        else:
-            with contextlib.ExitStack() as exporting:
-                source_image = image
-                image = start_export(exporting, image)
-                if not image.provisional_id:
-                    # A collection named like the lock that is no lease must cost
-                    # seconds, not the upload: refuse it before any block is stored.
-                    ArvadosLock(api, ctx.owner_uuid, image.image_id, ctx.retries,
-                                ctx.user_uuid).check()
+            if pending is not None:
+                progress = pending.progress
+                with stagetimes.stage("last blocks"):
+                    tar = pending.commit()
+            else:
                 rule = trust_rule(ctx, image)
                 with stagetimes.stage("layer trust"):
                     reusable = find_reusable_layers(ctx, image, rule)
