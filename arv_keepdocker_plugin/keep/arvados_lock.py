@@ -52,6 +52,10 @@ SWEEP_GRACE = 180
 LEASE_SLACK = 60
 #: Between two tries.
 POLL = 1.0
+#: A refused create followed by no record of the lock's name, this many times running,
+#: is a refusal for another reason than the name. Once is ordinary among several
+#: runs: the holder released it and a third run took it between our two calls.
+UNEXPLAINED_REFUSALS = 5
 HOLDER_PROPERTY = "arv_keepdocker_lock_holder"
 
 
@@ -183,7 +187,7 @@ class ArvadosLock:
                 return self
             record = self._current()
             if record is None:
-                unexplained += 1  # released meanwhile: try again at once
+                unexplained += 1  # released meanwhile (or taken again): try again at once
                 continue
             unexplained = 0
             if self._not_a_lease(record):
@@ -241,7 +245,8 @@ class ArvadosLock:
             record = self.api.collections().create(body=body).execute(
                 num_retries=self.retries)
         except arvados.errors.ApiError as error:
-            if getattr(getattr(error, "resp", None), "status", None) != 422 or unexplained:
+            if (getattr(getattr(error, "resp", None), "status", None) != 422
+                    or unexplained >= UNEXPLAINED_REFUSALS):
                 raise  # refused for another reason than the name
             return False
         self.uuid = record["uuid"]

@@ -13,8 +13,10 @@ squatter. Also: two runs in separate PID namespaces on one host.
 import datetime
 import hashlib
 import io
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import arvados.collection
@@ -24,7 +26,7 @@ from e2e.conftest import Runner
 
 from arv_keepdocker_plugin import LayerRecord
 from arv_keepdocker_plugin.image import Layer
-from arv_keepdocker_plugin.keep.arvados_lock import HOLDER_PROPERTY, lock_name
+from arv_keepdocker_plugin.keep.arvados_lock import HOLDER_PROPERTY, ArvadosLock, lock_name
 from arv_keepdocker_plugin.keep.layer_links import locators_for_range
 from arv_keepdocker_plugin.keep.locators import block_key
 from arv_keepdocker_plugin.keep.trust_records import WriterRule, stamp
@@ -376,6 +378,48 @@ def test_a_lease_held_on_another_host_is_waited_for(alice, arv_api, arv_api_bob,
     assert "waiting for another upload" in proc.stderr and "bobs-laptop" in proc.stderr
     assert check_end_state(arv_api_admin, arv_api, project, image.image_id,
                            unique + ":1") == uuid
+
+
+def test_a_lock_released_and_retaken_between_two_calls_is_waited_for(
+        arv_api, arv_api_bob, arv_cluster, project, unique, caplog):
+    """Among several runs, the holder releases the lock and a third run takes it
+    between alice's refused create and her look at who holds it: she waits for the
+    new holder, as for any other (this interleaving once failed a five-run upload
+    with the server's 422 as its one line)."""
+    name = lock_name("sha256:" + hashlib.sha256(unique.encode()).hexdigest())
+
+    def lease(host):
+        return arv_api_bob.collections().create(body={
+            "owner_uuid": project, "name": name, "trash_at": ahead(60),
+            "properties": {HOLDER_PROPERTY: holder(host=host)}}).execute()
+
+    first = lease("first-holder")
+    retaken = []
+    release = threading.Timer(1.5, lambda: arv_api_bob.collections().delete(
+        uuid=retaken[0]["uuid"]).execute())
+
+    class Interleaved(ArvadosLock):
+        def _current(self):
+            if retaken:
+                return super()._current()
+            arv_api_bob.collections().delete(uuid=first["uuid"]).execute()
+            seen = super()._current()  # released: nothing of that name
+            retaken.append(lease("third-run"))
+            release.start()
+            return seen
+
+    caplog.set_level("INFO", logger="arvados.keepdocker")
+    lock = Interleaved(arv_api, project, name.rsplit(" ", 1)[1], 0,
+                       arv_cluster.user_uuid("alice"), wait=60)
+    try:
+        with lock:
+            held = arv_api.collections().get(uuid=lock.uuid).execute()
+            assert held["properties"][HOLDER_PROPERTY]["pid"] == os.getpid()
+    finally:
+        release.cancel()
+    assert "third-run" in caplog.text and "waiting for another upload" in caplog.text
+    assert arv_api.collections().list(filters=[
+        ["owner_uuid", "=", project], ["name", "=", name]]).execute()["items"] == []
 
 
 # -- two containers on one host ---------------------------------------------------------
