@@ -86,6 +86,12 @@ def zstd_available() -> bool:
     return zstd_module() is not None
 
 
+def too_much_memory(kind: str) -> str:
+    """The one line for a stream whose decoder would need more than :data:`DECODER_MEMORY`."""
+    return (f"{kind} data that needs more than {DECODER_MEMORY >> 20} MiB to decompress, "
+            "which is not accepted here: compress it at a lower level")
+
+
 class _Bounded:
     """A zlib, bz2, lzma or zstd object asked for at most :data:`OUT_CHUNK` bytes a call.
 
@@ -184,10 +190,7 @@ class Decompressor:
                 yield from self._d.feed(data)
             except self._errors as error:
                 if "memory" in str(error).lower():  # zstd's and liblzma's words for it
-                    raise CompressionError(
-                        f"{self.kind} data that needs more than {DECODER_MEMORY >> 20} MiB to "
-                        "decompress, which is not "
-                        "accepted here: compress it at a lower level") from None
+                    raise CompressionError(too_much_memory(self.kind)) from None
                 raise CompressionError(f"corrupt {self.kind} data ({error})") from None
             data = self._d.unused if self._d.eof else b""
 

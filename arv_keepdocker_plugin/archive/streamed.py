@@ -27,14 +27,16 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from typing import IO
 
 from ..image import ByteStream
-from . import safety
+from . import safety, xz_threads
 from .compression import SNIFF_BYTES, CompressionError, Decompressor, sniff
 from .members import Member, MemberIndex, TarMembers, open_regular_file
 from .safety import bad
 from .streams import ChunkReader
 from .tarheaders import BLOCK, Extensions, check_extension, is_extension, padding, parse_block
+from .xz_threads import XzProcess
 
 #: Compressed bytes read per call.
 READ_CHUNK = 1 << 20
@@ -103,6 +105,7 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
     what the reader does with the bytes (hashing, storing) share two cores.
     """
     f = open_regular_file(path)
+    processes: list[XzProcess] = []
     pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
     stop = threading.Event()
 
@@ -117,16 +120,10 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
 
     def produce() -> None:
         try:
-            decompressor = Decompressor(kind)
-            while not stop.is_set():
-                data = f.read(READ_CHUNK)
-                if not data:
-                    decompressor.end()
-                    put(None)
+            for piece in decompress_file(f, kind, processes):
+                if not put(piece):
                     return
-                for piece in decompressor.feed(data):
-                    if not put(piece):
-                        return
+            put(None)
         except CompressionError as error:
             put(bad(path, str(error)))
         except BaseException as error:  # noqa: BLE001 - handed to the reader
@@ -148,9 +145,33 @@ def decompressed(path: str, kind: str) -> Iterator[ByteStream]:
         yield reader
     finally:
         stop.set()
+        for process in list(processes):
+            process.close()  # a reader that stopped early: xz stops too
         reader.close()
         thread.join()
         f.close()
+
+
+def decompress_file(f: IO[bytes], kind: str, processes: list[XzProcess]) -> Iterator[bytes]:
+    """The decompressed pieces of the open file ``f``; a corrupt or truncated stream fails.
+
+    xz goes to the ``xz`` command where it can decompress on every core
+    (:mod:`.xz_threads`, which is added to ``processes`` for the caller to
+    stop); everything else, and xz without that command, to :class:`Decompressor`.
+    """
+    argv = xz_threads.command() if kind == "xz" else None
+    if argv is not None:
+        process = XzProcess(f, argv)
+        processes.append(process)
+        yield from process.pieces()
+        return
+    decompressor = Decompressor(kind)
+    while True:
+        data = f.read(READ_CHUNK)
+        if not data:
+            decompressor.end()
+            return
+        yield from decompressor.feed(data)
 
 
 @dataclasses.dataclass

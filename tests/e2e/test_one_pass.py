@@ -231,15 +231,22 @@ def in_process(monkeypatch, tmp_path, arv_api):
 
 @pytest.fixture
 def decompressions(monkeypatch):
-    """How many times an archive stream is decompressed (each starts a Decompressor)."""
-    from arv_keepdocker_plugin.archive import compression, streamed
+    """How many times an archive stream is decompressed (each starts a Decompressor,
+    or for xz the xz command)."""
+    from arv_keepdocker_plugin.archive import compression, streamed, xz_threads
     started = []
 
     class Counted(compression.Decompressor):
         def __init__(self, kind):
             started.append(kind)
             super().__init__(kind)
+
+    class CountedProcess(xz_threads.XzProcess):
+        def __init__(self, source, argv):
+            started.append("xz")
+            super().__init__(source, argv)
     monkeypatch.setattr(streamed, "Decompressor", Counted)
+    monkeypatch.setattr(streamed, "XzProcess", CountedProcess)
     return started
 
 
