@@ -28,8 +28,9 @@ from .. import hookimpl, stagetimes
 from ..errors import EngineUnavailable, ImageNotFound, SourceError
 from ..image import Image, ImageSource, Reference
 from ..names import checked_image_id, familiar, parse_engine_reference
-from .engine_api import EngineApi
+from .engine_api import EngineApi, uses_containerd_store
 from .engine_cli import exporting, first_line, image_from_inspect, inspected
+from .engine_files import engine_files, exporters
 
 #: How long ``available()`` waits for the engine to answer.
 PROBE_TIMEOUT = 5
@@ -118,8 +119,8 @@ class DockerDaemonSource(ImageSource):
 
     def __init__(self) -> None:
         self._containerd: bool | None = None
-        #: ``GET /info`` on the socket, asked in the background once the
-        #: engine answers (it takes the engine several milliseconds).
+        #: ``GET /info`` on the socket (its record), asked in the background once
+        #: the engine answers (it takes the engine several milliseconds).
         self._store_query: concurrent.futures.Future | None = None
 
     # -- the CLI ----------------------------------------------------------
@@ -192,26 +193,39 @@ class DockerDaemonSource(ImageSource):
         target = reference.engine_target
         self._ask_store(engine)
         info = engine.inspect(target)
-        if self._containerd is None:
-            assert self._store_query is not None
-            self._containerd = self._store_query.result()
+        assert self._store_query is not None
+        engine_info = self._store_query.result()
+        self._containerd = uses_containerd_store(engine_info)
         image_id = checked_image_id(info.get("Id"))
 
         def export():
             stagetimes.mark("export start")
             return engine.export(image_id)
 
-        return self._image(info, reference, image_id, export, self._containerd)
+        image = self._image(info, reference, image_id, export, self._containerd)
+        files = None if self._containerd else engine_files(engine_info, image_id)
+        if files is None:
+            return image
+        # The engine's own files, read here: no wait for docker save to stage
+        # the whole export, and stored layers are not read (engine_files.py).
+        from_files, pieces = exporters(files, export)
+
+        def export_from_files():
+            stagetimes.mark("export start")
+            return from_files()
+
+        return dataclasses.replace(image, export=export_from_files, export_pieces=pieces)
 
     def _ask_store(self, engine: EngineApi) -> None:
-        """Start asking the engine which image store it uses, unless asked already."""
-        if self._containerd is not None or self._store_query is not None:
+        """Start asking the engine for ``docker info`` (which image store, which data
+        root), unless asked already."""
+        if self._store_query is not None:
             return
         query: concurrent.futures.Future = concurrent.futures.Future()
 
         def ask() -> None:
             try:
-                query.set_result(engine.containerd_store())
+                query.set_result(engine.info())
             except BaseException as error:
                 query.set_exception(error)
 

@@ -50,6 +50,11 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+def uses_containerd_store(info: dict[str, Any]) -> bool:
+    """Whether ``docker info``'s record says images live in containerd's store."""
+    return "io.containerd.snapshotter" in json.dumps(info.get("DriverStatus") or [])
+
+
 def image_path(name: str, what: str) -> str:
     """``/images/{name}/{what}``: a name keeps its slashes, as the CLI sends it."""
     return "/images/{}/{}".format(urllib.parse.quote(name, safe="/:@"), what)
@@ -113,12 +118,16 @@ class EngineApi:
             raise SourceError(f"docker image inspect failed: {message(body, status)}")
         return body
 
-    def containerd_store(self) -> bool:
-        """Whether the engine keeps images in containerd's store (``docker info``)."""
+    def info(self) -> dict[str, Any]:
+        """``docker info``'s record (``GET /info``)."""
         status, body = self.get_json("/info")
         if status != 200 or not isinstance(body, dict):
             raise SourceError(f"docker info failed: {message(body, status)}")
-        return "io.containerd.snapshotter" in json.dumps(body.get("DriverStatus") or [])
+        return body
+
+    def containerd_store(self) -> bool:
+        """Whether the engine keeps images in containerd's store (``docker info``)."""
+        return uses_containerd_store(self.info())
 
     @contextlib.contextmanager
     def export(self, image_id: str) -> Iterator[ByteStream]:

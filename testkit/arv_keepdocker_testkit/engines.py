@@ -119,8 +119,10 @@ class DockerEngine:
     must be short: the socket path must fit a unix socket (under 108 bytes).
     """
 
-    def __init__(self, dir: str):
+    def __init__(self, dir: str, storage_driver: str = "vfs"):
         self.dir = os.path.abspath(dir)
+        #: ``vfs`` (works anywhere) or ``overlay2`` (needs overlayfs mounts: root).
+        self.storage_driver = storage_driver
         self.socket = os.path.join(self.dir, "docker.sock")
         self.pidfile = os.path.join(self.dir, "dockerd.pid")
         self.log = os.path.join(self.dir, "dockerd.log")
@@ -152,7 +154,7 @@ class DockerEngine:
                 "-H", self.host,
                 "--pidfile", self.pidfile,
                 "--iptables=false", "--ip6tables=false",
-                "--bridge=none", "--storage-driver=vfs"]
+                "--bridge=none", "--storage-driver=" + self.storage_driver]
 
     def _dockerd_env(self) -> dict[str, str] | None:
         """``dockerd``'s environment (None: this process's)."""

@@ -7,6 +7,9 @@ Session fixtures (started once per test session, stopped and removed after):
     networking). Use ``keepdocker_docker_engine.docker("images")``,
     ``keepdocker_docker_engine.host`` (a ``DOCKER_HOST`` value),
     ``keepdocker_docker_engine.env()``.
+``keepdocker_docker_overlay2``
+    The same engine with the ``overlay2`` storage driver (the usual one on
+    servers; it mounts overlayfs, so it needs root).
 ``keepdocker_docker26``, ``keepdocker_docker26_containerd``
     A :class:`~.engines.Docker26Engine`: Docker 26 with a containerd of its
     own, in the classic image store (vfs) or in the containerd image store
@@ -48,6 +51,7 @@ import pytest
 
 __all__ = [
     "keepdocker_docker_engine",
+    "keepdocker_docker_overlay2",
     "keepdocker_docker26",
     "keepdocker_docker26_containerd",
     "keepdocker_podman_store",
@@ -101,6 +105,13 @@ def _running(class_name: str, kind: str, what: str, **options):
 def keepdocker_docker_engine():
     """A private Docker engine for the session (see the module docstring)."""
     yield from _running("DockerEngine", "d", "Docker engine")
+
+
+@pytest.fixture(scope="session")
+def keepdocker_docker_overlay2():
+    """A private Docker engine (20.10) with the ``overlay2`` storage driver, for the session."""
+    yield from _running("DockerEngine", "do", "Docker engine (overlay2)",
+                        storage_driver="overlay2")
 
 
 @pytest.fixture(scope="session")

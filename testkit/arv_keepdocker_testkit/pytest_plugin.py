@@ -36,6 +36,7 @@ from .engines_fixtures import *  # noqa: F401,F403
 #: Fixtures that start a real engine: a test using any of them is marked ``engines``.
 ENGINE_FIXTURES = frozenset({
     "keepdocker_docker_engine",
+    "keepdocker_docker_overlay2",
     "keepdocker_docker26",
     "keepdocker_docker26_containerd",
     "keepdocker_podman_store",
