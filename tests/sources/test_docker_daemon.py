@@ -172,7 +172,11 @@ def test_export_streams_an_archive_a_fresh_engine_loads_with_the_same_id(
     assert second_engine.image_id(loaded) == images.child
 
 
-def test_export_is_a_docker_archive_of_the_image_by_id(keepdocker_docker_env, images):
+@pytest.mark.parametrize("read_from", ["engine files", "engine export"])
+def test_export_is_a_docker_archive_of_the_image_by_id(keepdocker_docker_env, images,
+                                                       monkeypatch, read_from):
+    monkeypatch.setenv("ARV_KEEPDOCKER_ENGINE_FILES", "1" if read_from == "engine files"
+                       else "0")
     image = resolve(images.app + ":2.0")
     with image.export() as stream:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
@@ -182,7 +186,10 @@ def test_export_is_a_docker_archive_of_the_image_by_id(keepdocker_docker_env, im
                     members[member.name] = archive.extractfile(member).read()
     manifest = json.loads(members["manifest.json"])
     assert len(manifest) == 1
-    assert manifest[0]["Config"] == images.child[len("sha256:"):] + ".json"
+    hex_id = images.child[len("sha256:"):]
+    # docker save's classic layout, or the Docker 25 layout written from the files.
+    assert manifest[0]["Config"] == (hex_id + ".json" if read_from == "engine export"
+                                     else "blobs/sha256/" + hex_id)
     assert len(manifest[0]["Layers"]) == 4
     assert not manifest[0].get("RepoTags")  # saved by id, as arv-keepdocker 3.2.1 does
 

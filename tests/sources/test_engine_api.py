@@ -105,6 +105,7 @@ def test_export_of_a_missing_image_is_a_source_error_at_the_first_read(
 
 def test_socket_and_cli_give_the_same_image_and_archive(
         keepdocker_docker_env, image, monkeypatch):
+    monkeypatch.setenv("ARV_KEEPDOCKER_ENGINE_FILES", "0")  # the export, both ways
     on_socket = resolve(image.name)
     with on_socket.export() as stream:
         socket_members = members(stream)
