@@ -140,8 +140,11 @@ class EngineFilesImage(DocumentDigests):
                 raise Unusable(f"layer {chain_id} has cache id {cache_id!r}")
             record = os.path.join(entry, "tar-split.json.gz")
             directory = layer_dir(root, cache_id)
-            if not os.path.isfile(record) or not os.path.isdir(directory):
-                raise Unusable(f"layer {diff_id} of {image_id} has no tar-split or files here")
+            if not (os.path.isfile(record) and os.path.isdir(directory)
+                    and os.access(record, os.R_OK)
+                    and os.access(directory, os.R_OK | os.X_OK)):
+                raise Unusable(f"layer {diff_id} of {image_id}: no readable tar-split or "
+                               "files here")
             self.layers.append(LayerFiles(diff_id, record, directory))
         self._planned: list[PlannedLayer] | None = None
         self._manifest: bytes | None = None
