@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import uuid
 
@@ -271,3 +272,25 @@ def test_a_hand_made_record_rebuilds_its_tar(tmp_path):
     (tmp_path / "layer" / "a").write_bytes(b"A" * 10)  # shorter than its member
     with pytest.raises(TarSplitError, match="shorter"):
         b"".join(tar_split.assemble(str(record), str(tmp_path / "layer")))
+
+
+def test_a_user_who_cannot_read_the_data_root_gets_the_export(loaded):
+    """Who may use the engine's socket but not read its data root (a docker group
+    member, a container given only the socket) is not offered the files: run as
+    ``nobody`` against the same engine record."""
+    engine, image, _ = loaded
+    info = EngineApi(socket_of(engine)).info()
+    probe = ("import json, sys\n"
+             "from arv_keepdocker_plugin.sources.engine_files import engine_files\n"
+             "print(engine_files(json.loads(sys.argv[1]), sys.argv[2]) is None)\n")
+    as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as nobody")
+    if subprocess.run(as_nobody + [sys.executable, "-c", "import arv_keepdocker_plugin"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("nobody cannot import this checkout here")
+    assert os.stat(info["DockerRootDir"]).st_mode & 0o007 == 0  # dockerd makes it 0710
+    done = subprocess.run(as_nobody + [sys.executable, "-c", probe, json.dumps(info),
+                                       image.image_id], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+    assert engine_files.engine_files(info, image.image_id) is not None  # root may
