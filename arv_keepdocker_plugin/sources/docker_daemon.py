@@ -9,6 +9,10 @@ through the ``docker`` CLI (``docker.io`` when ``docker`` is missing, as
 arv-keepdocker 3.2.1 does), so ``DOCKER_HOST``, contexts and the user's docker
 configuration apply unchanged; the image is then exported with ``docker save
 <id>`` streamed from the CLI's stdout. Never through a temp file.
+
+On a local socket, an engine in the classic image store whose data root this
+process may read (root on the engine's machine) is not asked for its export
+at all: the archive is written from its own files (:mod:`.engine_files`).
 """
 
 from __future__ import annotations
