@@ -55,6 +55,9 @@ ROWS = [
      r"test_kills\.py::test_sigkill_at_each_step_boundary", "test"),
     ("SIGKILL at 6 seeded random points while a gzip archive is read once, then a rerun",
      r"test_kills\.py::test_sigkill_while_a_compressed_archive", "test"),
+    ("SIGKILL at 4 seeded random points of an upload from the Docker engine's own files, "
+     "then a rerun",
+     r"test_kills\.py::test_sigkill_while_the_engines_files", "engine_files_kills"),
     ("Keep PUT failures (500, 503) and stalls, then a rerun",
      r"test_faults\.py::test_keep_", "test"),
     ("API 5xx at each write (collection create, each link, trash clear), then a rerun",

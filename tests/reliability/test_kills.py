@@ -176,3 +176,35 @@ def test_sigkill_while_a_compressed_archive_is_read_once(
         rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
     record_property("compressed_kills", f"{len(points)} tried, {len(points)} held; full upload "
                                         f"{full:.1f}s")
+
+
+def test_sigkill_while_the_engines_files_are_read(
+        big_image, keepdocker_docker_engine, project, base_env, arv_cluster, arv_api,
+        arv_api_admin, tmp_path, record_property):
+    """From the Docker engine, whose files (root may read them) stand in for its
+    export: killed anywhere, the run again ends with one complete image."""
+    image, path = big_image
+    keepdocker_docker_engine.docker("load", "-i", path)
+    args = ["--no-progress", "--project-uuid", project, "reliability/big:1"]
+    engine_env = {"DOCKER_HOST": keepdocker_docker_engine.host,
+                  "ARV_KEEPDOCKER_ENGINE_FILES": "1"}
+    try:
+        clean_up(arv_api_admin, project, image.image_id)
+        started = time.monotonic()
+        rerun_and_check(dict(fresh_env(base_env, arv_cluster, tmp_path, "e"), **engine_env),
+                        args, arv_api_admin, arv_api, project, image.image_id)
+        full = time.monotonic() - started
+        rng = random.Random(SEED + 3)
+        points = sorted(rng.uniform(0.05, full) for _ in range(4))
+        for n, point in enumerate(points):
+            clean_up(arv_api_admin, project, image.image_id)
+            env = dict(fresh_env(base_env, arv_cluster, tmp_path, f"e{n}"), **engine_env)
+            proc = start(env, *args)
+            time.sleep(point)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            rerun_and_check(env, args, arv_api_admin, arv_api, project, image.image_id)
+    finally:
+        keepdocker_docker_engine.docker("rmi", "-f", image.image_id)
+    record_property("engine_files_kills", f"{len(points)} tried, {len(points)} held; full "
+                                          f"upload {full:.1f}s")
