@@ -267,6 +267,11 @@ def checked_image_id(text: object) -> str:
     return text
 
 
+def sha256_digest(text: object) -> bool:
+    """Whether ``text`` is a whole ``sha256:<64 lowercase hex>`` digest."""
+    return isinstance(text, str) and bool(_DIGEST.match(text))
+
+
 def looks_like_image_id(text: str) -> bool:
     return bool(_IMAGE_ID.match(text))
 

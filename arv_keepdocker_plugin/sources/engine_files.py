@@ -57,6 +57,7 @@ from ..archive.streams import ChunkReader
 from ..archive.tar_split import TarSplitError, assemble, tar_length
 from ..errors import SourceError
 from ..image import ByteStream, LayerSizes, Piece
+from ..names import sha256_digest
 
 logger = logging.getLogger("arvados.keepdocker")
 
@@ -85,12 +86,10 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return chain
 
 
-def _hex(digest: str) -> str:
-    algorithm, _, hex_part = digest.partition(":")
-    if algorithm != "sha256" or len(hex_part) != 64 or not all(
-            c in "0123456789abcdef" for c in hex_part):
+def _hex(digest: object) -> str:
+    if not sha256_digest(digest):
         raise Unusable(f"unexpected digest {digest!r}")
-    return hex_part
+    return cast(str, digest).split(":", 1)[1]
 
 
 def _read(path: str, limit: int = 1 << 20) -> bytes:
@@ -128,7 +127,7 @@ class EngineFilesImage(DocumentDigests):
         except (ValueError, KeyError, TypeError):
             raise Unusable(f"the engine's stored config of {image_id} names no layers") from None
         for diff_id in diff_ids:
-            _hex(diff_id if isinstance(diff_id, str) else "")
+            _hex(diff_id)
         layer_dir = LAYER_DIRS[driver]
         self.layers: list[LayerFiles] = []
         for diff_id, chain_id in zip(diff_ids, chain_ids(diff_ids), strict=True):
