@@ -202,23 +202,22 @@ class DockerDaemonSource(ImageSource):
         self._containerd = uses_containerd_store(engine_info)
         image_id = checked_image_id(info.get("Id"))
 
-        def export():
-            stagetimes.mark("export start")
+        def engine_export():
             return engine.export(image_id)
 
-        image = self._image(info, reference, image_id, export, self._containerd)
+        opened, pieces = engine_export, None
         files = None if self._containerd else engine_files(engine_info, image_id)
-        if files is None:
-            return image
-        # The engine's own files, read here: no wait for docker save to stage
-        # the whole export, and stored layers are not read (engine_files.py).
-        from_files, pieces = exporters(files, export)
+        if files is not None:
+            # The engine's own files: no wait for docker save to stage the whole
+            # export, and stored layers are not read (engine_files.py).
+            opened, pieces = exporters(files, engine_export)
 
-        def export_from_files():
+        def export():
             stagetimes.mark("export start")
-            return from_files()
+            return opened()
 
-        return dataclasses.replace(image, export=export_from_files, export_pieces=pieces)
+        image = self._image(info, reference, image_id, export, self._containerd)
+        return image if pieces is None else dataclasses.replace(image, export_pieces=pieces)
 
     def _ask_store(self, engine: EngineApi) -> None:
         """Start asking the engine for ``docker info`` (which image store, which data

@@ -125,10 +125,6 @@ class EngineApi:
             raise SourceError(f"docker info failed: {message(body, status)}")
         return body
 
-    def containerd_store(self) -> bool:
-        """Whether the engine keeps images in containerd's store (``docker info``)."""
-        return uses_containerd_store(self.info())
-
     @contextlib.contextmanager
     def export(self, image_id: str) -> Iterator[ByteStream]:
         """``docker save IMAGE_ID``'s tar as a stream (``GET /images/get``).

@@ -17,7 +17,7 @@ from arv_keepdocker_testkit.engines import build_layered_image
 from arv_keepdocker_plugin.errors import EngineUnavailable, ImageNotFound, SourceError
 from arv_keepdocker_plugin.sources import docker_daemon
 from arv_keepdocker_plugin.sources.docker_daemon import DockerDaemonSource
-from arv_keepdocker_plugin.sources.engine_api import EngineApi, image_path
+from arv_keepdocker_plugin.sources.engine_api import EngineApi, image_path, uses_containerd_store
 
 OPTIONS = argparse.Namespace()
 
@@ -88,11 +88,12 @@ def test_a_socket_nobody_listens_on_is_engine_unavailable(tmp_path):
 
 
 def test_classic_store_is_not_containerds(keepdocker_docker_engine):
-    assert EngineApi(socket_of(keepdocker_docker_engine)).containerd_store() is False
+    assert uses_containerd_store(EngineApi(socket_of(keepdocker_docker_engine)).info()) is False
 
 
 def test_containerd_store_is_recognised(keepdocker_docker26_containerd):
-    assert EngineApi(socket_of(keepdocker_docker26_containerd)).containerd_store() is True
+    assert uses_containerd_store(
+        EngineApi(socket_of(keepdocker_docker26_containerd)).info()) is True
 
 
 def test_export_of_a_missing_image_is_a_source_error_at_the_first_read(
